@@ -1,0 +1,281 @@
+//! Composition: state, routes, start-up order and shutdown.
+
+use std::{path::PathBuf, sync::Arc};
+
+use poem::{
+    get, listener::TcpAcceptor, middleware::Tracing, EndpointExt, IntoEndpoint, Route, Server,
+};
+use poem_openapi::{OpenApiService, Tags};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    config::Config,
+    error::ApiError,
+    events::EventBus,
+    media::{self, MediaDirs, MediaError, MediaRow},
+    queue::{self, Queue},
+    storage::{StorageError, Store},
+    web,
+};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Health, version and storage facts
+    Service,
+    /// Uploads, originals and depth maps
+    Media,
+    /// The processing queue
+    Queue,
+}
+
+/// What every route handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub queue: Queue,
+    pub dirs: MediaDirs,
+    uploads: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// A slot for one upload; 429 when all are taken.
+    pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            let mut e = ApiError::new(
+                poem::http::StatusCode::TOO_MANY_REQUESTS,
+                "Too many uploads",
+                format!(
+                    "At most {} uploads are received at once (UPLOAD_CONCURRENCY); try again shortly",
+                    self.config.upload_concurrency
+                ),
+            );
+            e.retry_after = Some(1);
+            e
+        })
+    }
+
+    pub async fn media(&self, id: Uuid) -> Result<MediaRow, MediaError> {
+        self.store
+            .read(move |txn| media::store::get(txn, id)?.ok_or(MediaError::NotFound(id)))
+            .await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("directory {path} is not usable: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Storage { path: PathBuf, source: StorageError },
+    #[error("cannot recover in-flight items: {0}")]
+    Recover(#[from] queue::QueueError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn ensure_dir(path: &PathBuf) -> Result<(), StartError> {
+    let probe = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path)?;
+        let test = path.join(format!(".tmp-probe-{}", Uuid::new_v4()));
+        std::fs::write(&test, b"")?;
+        std::fs::remove_file(&test)
+    };
+    probe().map_err(|source| StartError::Dir {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// The OpenAPI service; also what `immichvr openapi` prints.
+pub fn api_service(
+    state: Arc<AppState>,
+) -> OpenApiService<
+    (
+        web::service::ServiceApi,
+        media::routes::MediaApi,
+        queue::routes::QueueApi,
+    ),
+    (),
+> {
+    OpenApiService::new(
+        (
+            web::service::ServiceApi { state: state.clone() },
+            media::routes::MediaApi { state: state.clone() },
+            queue::routes::QueueApi { state },
+        ),
+        "ImmichVR backend",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Uploads photos and videos, queues them, turns them into depth maps with the AI service, and serves the results.")
+}
+
+/// The spec as YAML, for `immichvr openapi` and the drift test.
+pub async fn spec_yaml(config: Config) -> Result<String, StartError> {
+    let dir = tempdir_for_spec()?;
+    let mut config = config;
+    config.data_dir = dir.clone();
+    config.upload_dir = None;
+    config.depth_maps_dir = None;
+    let state = open_state(config).await?;
+    let yaml = api_service(state).spec_yaml();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(yaml)
+}
+
+fn tempdir_for_spec() -> Result<PathBuf, StartError> {
+    let dir = std::env::temp_dir().join(format!("immichvr-spec-{}", Uuid::new_v4()));
+    ensure_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Directories, database and start-up recovery, in that order.
+pub async fn open_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    let dirs = MediaDirs {
+        uploads: config.upload_dir(),
+        depth_maps: config.depth_maps_dir(),
+    };
+    for d in [&config.data_dir, &dirs.uploads, &dirs.depth_maps] {
+        ensure_dir(d)?;
+    }
+    let db_path = config.database_path();
+    let store = {
+        let p = db_path.clone();
+        tokio::task::spawn_blocking(move || {
+            Store::open(&p, &[media::store::init, queue::store::init])
+        })
+        .await
+        .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(|source| StartError::Storage {
+            path: db_path.clone(),
+            source,
+        })?
+    };
+    for d in [&dirs.uploads, &dirs.depth_maps] {
+        let n = media::upload::remove_temp_files(d).map_err(|source| StartError::Dir {
+            path: d.clone(),
+            source,
+        })?;
+        if n > 0 {
+            tracing::info!(dir = %d.display(), files = n, "removed unfinished temporary files");
+        }
+    }
+    let queue = Queue::new(store.clone(), EventBus::new(1024));
+    let requeued = queue.requeue_in_flight().await?;
+    if !requeued.is_empty() {
+        tracing::warn!(
+            items = requeued.len(),
+            "items found processing at start-up returned to the queue"
+        );
+    }
+    Ok(Arc::new(AppState {
+        uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
+        config,
+        store,
+        queue,
+        dirs,
+    }))
+}
+
+/// Builds every route on top of the state.
+pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
+    let api = api_service(state.clone());
+    let spec_json = api.spec();
+    let spec_yaml = api.spec_yaml();
+    Route::new()
+        .at("/api/openapi.json", get(StaticText::json(spec_json)))
+        .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
+        .at("/api/docs", get(web::docs::docs_redirect))
+        .at("/api/docs/", get(web::docs::docs_index))
+        .at("/api/docs/*path", get(web::docs::docs_file))
+        .nest("/", api.into_endpoint())
+        .catch_all_error(|err| async move {
+            poem::error::ResponseError::as_response(&ApiError::from_poem(err))
+        })
+        .with(Tracing)
+}
+
+/// A fixed body served with its content type.
+struct StaticText {
+    body: String,
+    content_type: &'static str,
+}
+
+impl StaticText {
+    fn json(body: String) -> Self {
+        StaticText {
+            body,
+            content_type: "application/json; charset=utf-8",
+        }
+    }
+    fn yaml(body: String) -> Self {
+        StaticText {
+            body,
+            content_type: "application/yaml; charset=utf-8",
+        }
+    }
+}
+
+impl poem::Endpoint for StaticText {
+    type Output = poem::Response;
+    async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
+        Ok(poem::Response::builder()
+            .content_type(self.content_type)
+            .body(self.body.clone()))
+    }
+}
+
+/// Runs the service on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let state = open_state(config).await?;
+    {
+        let state = state.clone();
+        spawn_named("orphan-cleanup", async move {
+            let store = state.store.clone();
+            let dirs = state.dirs.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let a = media::upload::remove_orphans(&dirs.uploads, &store)?;
+                let b = media::upload::remove_orphans(&dirs.depth_maps, &store)?;
+                Ok::<_, MediaError>(a + b)
+            })
+            .await;
+            match r {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(files = n, "removed files that no row names"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "orphan cleanup failed"),
+                Err(e) => tracing::warn!(error = %e, "orphan cleanup panicked"),
+            }
+        });
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    let app = routes(state.clone());
+    let token = shutdown.clone();
+    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(
+            app,
+            async move { token.cancelled().await },
+            Some(std::time::Duration::from_secs(5)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Spawns a task inside a span carrying its name, so its log lines say
+/// which task wrote them.
+pub fn spawn_named<F>(name: &'static str, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use tracing::Instrument;
+    tokio::spawn(fut.instrument(tracing::info_span!("task", name)))
+}

@@ -1,0 +1,169 @@
+//! Configuration: every option is an environment variable and a flag.
+//!
+//! The environment names are the original backend's, so an existing
+//! `.env` keeps working.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
+
+use clap::{Args, Parser, Subcommand};
+
+/// A value that must never reach a log line or a response.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "immichvr",
+    version,
+    about = "ImmichVR backend: depth maps for your Immich library, in one binary"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Print the OpenAPI spec (YAML) that the server serves.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// TCP port of the HTTP server.
+    #[arg(long = "port", env = "BACKEND_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address to bind (0.0.0.0 = every interface).
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0")]
+    pub bind_addr: IpAddr,
+
+    /// Directory holding the database (immichvr.redb), and by default uploads and depth maps.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Directory for uploaded originals [default: DATA_DIR/uploads].
+    #[arg(long, env = "UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+
+    /// Directory for generated depth maps [default: DATA_DIR/depth_maps].
+    #[arg(long, env = "DEPTH_MAPS_DIR")]
+    pub depth_maps_dir: Option<PathBuf>,
+
+    /// Largest accepted upload, in bytes (413 beyond it).
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Uploads received at the same time at most; more get 429.
+    #[arg(long, env = "UPLOAD_CONCURRENCY", default_value_t = 4)]
+    pub upload_concurrency: usize,
+
+    /// AI service base URL; several may be given, comma-separated.
+    #[arg(long, env = "AI_SERVICE_URL", default_value = "http://localhost:5000")]
+    pub ai_service_url: String,
+
+    /// Requests in flight at most per AI service URL.
+    #[arg(long, env = "AI_CONCURRENCY", default_value_t = 1)]
+    pub ai_concurrency: usize,
+
+    /// Whole-request timeout of one AI call, in seconds.
+    #[arg(long, env = "AI_TIMEOUT_SECS", default_value_t = 120)]
+    pub ai_timeout_secs: u64,
+
+    /// Largest accepted AI answer, in bytes.
+    #[arg(long, env = "AI_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub ai_max_response_bytes: u64,
+
+    /// Model name recorded with each depth map (unless the AI service names one).
+    #[arg(long, env = "AI_MODEL_NAME", default_value = "Depth-Anything-V2")]
+    pub ai_model_name: String,
+
+    /// Model version recorded with each depth map.
+    #[arg(long, env = "AI_MODEL_VERSION", default_value = "small")]
+    pub ai_model_version: String,
+
+    /// Frames per second sampled from videos.
+    #[arg(long, env = "VIDEO_FPS", default_value_t = 1)]
+    pub video_fps: u32,
+
+    /// Most frames sampled from one video.
+    #[arg(long, env = "VIDEO_MAX_FRAMES", default_value_t = 30)]
+    pub video_max_frames: u32,
+
+    /// First retry delay after a failed attempt, in seconds (doubles each attempt, capped at 5 minutes).
+    #[arg(long, env = "RETRY_BASE_SECS", default_value_t = 2.0)]
+    pub retry_base_secs: f64,
+
+    /// Start the processing worker at boot.
+    #[arg(long, env = "AUTO_START_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_start_worker: bool,
+
+    /// Seconds in-flight items get to finish on shutdown before they return to the queue.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// Immich server URL (with or without a trailing /api).
+    #[arg(long, env = "IMMICH_URL")]
+    pub immich_url: Option<String>,
+
+    /// Immich API key (never logged).
+    #[arg(long, env = "IMMICH_API_KEY", hide_env_values = true)]
+    pub immich_api_key: Option<Secret>,
+}
+
+impl Config {
+    /// Defaults with the data directory set: what tests and embedders start from.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut cli = Cli::parse_from(["immichvr"]);
+        cli.config.data_dir = data_dir.into();
+        cli.config
+    }
+
+    pub fn upload_dir(&self) -> PathBuf {
+        self.upload_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("uploads"))
+    }
+
+    pub fn depth_maps_dir(&self) -> PathBuf {
+        self.depth_maps_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("depth_maps"))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("immichvr.redb")
+    }
+
+    /// The AI service URLs, trimmed, without trailing slashes.
+    pub fn ai_urls(&self) -> Vec<String> {
+        self.ai_service_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+}

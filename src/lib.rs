@@ -1,0 +1,15 @@
+//! ImmichVR backend: uploads and Immich imports are queued by priority,
+//! turned into depth maps by the AI service, stored and served.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod media;
+pub mod queue;
+pub mod storage;
+pub mod web;
+
+pub use app::serve;
+pub use config::Config;

@@ -1,0 +1,129 @@
+//! Media items: uploaded or imported originals, their files on disk, their
+//! depth maps, and the routes that serve them.
+
+pub mod files;
+pub mod routes;
+pub mod store;
+pub mod upload;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{queue::QueueError, storage::StorageError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum MediaType {
+    Photo,
+    Video,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Upload,
+    Immich,
+}
+
+/// A media item row, with the contract's field names.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(rename = "MediaItem")]
+pub struct MediaRow {
+    pub id: Uuid,
+    /// The client's file name: metadata only, never a path on disk.
+    pub original_filename: String,
+    pub media_type: MediaType,
+    pub file_path: String,
+    pub file_size: u64,
+    pub mime_type: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_seconds: Option<f64>,
+    pub frame_rate: Option<f64>,
+    /// SHA-256 of the bytes, hex.
+    pub checksum: String,
+    pub captured_at: Option<DateTime<Utc>>,
+    pub uploaded_at: DateTime<Utc>,
+    pub source: Source,
+    pub immich_asset_id: Option<String>,
+    /// For Immich imports: `original` or `preview` (when the original is a format the AI service cannot read).
+    pub immich_variant: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Upload order, for newest-first listing.
+    #[oai(skip)]
+    pub seq: u64,
+}
+
+/// The record of a generated depth map.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(rename = "DepthMap")]
+pub struct DepthMap {
+    pub id: Uuid,
+    pub media_item_id: Uuid,
+    pub file_path: String,
+    pub file_size: u64,
+    /// `png` for photos, `zip` (PNG frames) for videos.
+    pub format: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub model_name: String,
+    pub model_version: String,
+    pub checksum: String,
+    pub generated_at: DateTime<Utc>,
+    pub accessed_at: Option<DateTime<Utc>>,
+    pub access_count: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("No media item with id {0}")]
+    NotFound(Uuid),
+    #[error("Media item {0} has no depth map yet; it appears once processing completes")]
+    DepthNotReady(Uuid),
+    #[error("Media item {0} is being processed; try again when it is done")]
+    Processing(Uuid),
+    #[error("Send the file in the multipart field 'media'")]
+    MissingField,
+    #[error("The uploaded file is empty")]
+    EmptyFile,
+    #[error("The multipart body could not be read: {0}")]
+    BadMultipart(String),
+    #[error("The file is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES)")]
+    TooLarge { limit: u64 },
+    #[error("Only photos and videos are accepted; the file's content looks like {detected}")]
+    Unsupported { detected: String },
+    #[error("Not enough disk space to store the file; free some space and try again")]
+    DiskFull,
+    #[error("File system error: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<std::io::Error> for MediaError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            MediaError::DiskFull
+        } else {
+            MediaError::Io(e)
+        }
+    }
+}
+
+crate::redb_errors_into!(MediaError);
+
+/// Where media files live.
+#[derive(Debug, Clone)]
+pub struct MediaDirs {
+    pub uploads: PathBuf,
+    pub depth_maps: PathBuf,
+}

@@ -1,0 +1,219 @@
+//! `/api/media/*`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::StaticFileRequest;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Object, OpenApi,
+};
+use uuid::Uuid;
+
+use super::{files::FileBody, store, upload, DepthMap, MediaError, MediaRow, MediaType};
+use crate::{
+    app::{ApiTags, AppState},
+    error::ApiError,
+    queue::Status,
+};
+
+pub struct MediaApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UploadResult {
+    pub success: bool,
+    pub message: String,
+    pub media_item_id: Uuid,
+    pub queue_id: Uuid,
+    /// The client's file name (metadata only).
+    pub filename: String,
+    pub size: u64,
+    #[oai(rename = "type")]
+    pub media_type: MediaType,
+    /// True when the same bytes were already stored: nothing new was written.
+    pub duplicate: bool,
+}
+
+#[derive(ApiResponse)]
+pub enum UploadResponse {
+    /// Stored and queued: the bytes and rows are on disk.
+    #[oai(status = 201)]
+    Created(Json<UploadResult>),
+    /// The same bytes were uploaded before; the existing ids are returned.
+    #[oai(status = 200)]
+    Duplicate(Json<UploadResult>),
+}
+
+#[derive(Debug, Object)]
+pub struct MediaStatusRow {
+    pub media_id: Uuid,
+    pub original_filename: String,
+    pub media_type: MediaType,
+    pub uploaded_at: DateTime<Utc>,
+    pub processing_status: Option<Status>,
+    pub processing_attempts: Option<u32>,
+    pub last_error: Option<String>,
+    pub depth_map_id: Option<Uuid>,
+    pub depth_map_path: Option<String>,
+    pub depth_map_generated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+pub struct MediaStatusList {
+    pub count: u64,
+    pub media: Vec<MediaStatusRow>,
+}
+
+#[derive(Debug, Object)]
+pub struct Deleted {
+    pub success: bool,
+    pub message: String,
+}
+
+const MAX_LIMIT: u32 = 1000;
+
+#[OpenApi(prefix_path = "/api/media", tag = "ApiTags::Media")]
+impl MediaApi {
+    /// Upload a photo or video
+    ///
+    /// Streams the file in field `media` to disk, types it by its bytes,
+    /// stores it and queues it, all before answering 201.
+    #[oai(path = "/upload", method = "post", operation_id = "uploadMedia")]
+    async fn upload(&self, form: upload::UploadForm) -> Result<UploadResponse, ApiError> {
+        let s = &self.state;
+        let _permit = s.upload_permit()?;
+        let rx = upload::receive_form(form.0, &s.dirs.uploads, s.config.max_upload_bytes).await?;
+        let filename = rx.original_filename.clone();
+        let stored =
+            upload::store_received(&s.store, &s.dirs.uploads, rx, Default::default()).await?;
+        let result = UploadResult {
+            success: true,
+            message: if stored.duplicate {
+                "Identical file already uploaded; returning the existing item".into()
+            } else {
+                "Media uploaded and queued for processing".into()
+            },
+            media_item_id: stored.media.id,
+            queue_id: stored.queue.id,
+            filename,
+            size: stored.media.file_size,
+            media_type: stored.media.media_type,
+            duplicate: stored.duplicate,
+        };
+        if stored.duplicate {
+            return Ok(UploadResponse::Duplicate(Json(result)));
+        }
+        s.queue.announce(&stored.queue);
+        Ok(UploadResponse::Created(Json(result)))
+    }
+
+    /// Media items with their processing status, newest first
+    #[oai(path = "/status", method = "get", operation_id = "listMediaStatus")]
+    async fn status(
+        &self,
+        /// Rows per page (default 100; more than 1000 is capped to 1000).
+        #[oai(default = "default_limit", validator(minimum(value = "1")))]
+        limit: Query<u32>,
+        #[oai(default)] offset: Query<u32>,
+    ) -> Result<Json<MediaStatusList>, ApiError> {
+        let (limit, offset) = (limit.0.min(MAX_LIMIT) as usize, offset.0 as usize);
+        let rows = self
+            .state
+            .store
+            .read(move |txn| Ok::<_, ApiError>(store::list_recent(txn, limit, offset)?))
+            .await?;
+        let media: Vec<MediaStatusRow> = rows
+            .into_iter()
+            .map(|(m, q, d)| MediaStatusRow {
+                media_id: m.id,
+                original_filename: m.original_filename,
+                media_type: m.media_type,
+                uploaded_at: m.uploaded_at,
+                processing_status: q.as_ref().map(|q| q.status),
+                processing_attempts: q.as_ref().map(|q| q.attempts),
+                last_error: q.and_then(|q| q.last_error),
+                depth_map_id: d.as_ref().map(|d| d.id),
+                depth_map_path: d.as_ref().map(|d| d.file_path.clone()),
+                depth_map_generated_at: d.map(|d| d.generated_at),
+            })
+            .collect();
+        Ok(Json(MediaStatusList {
+            count: media.len() as u64,
+            media,
+        }))
+    }
+
+    /// One media item
+    #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
+    async fn get(&self, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
+        Ok(Json(self.state.media(id.0).await?))
+    }
+
+    /// The original file
+    #[oai(path = "/:id/file", method = "get", operation_id = "getMediaFile")]
+    async fn file(&self, id: Path<Uuid>, req: StaticFileRequest) -> Result<FileBody, ApiError> {
+        let m = self.state.media(id.0).await?;
+        FileBody::serve(req, std::path::Path::new(&m.file_path), &m.mime_type)
+    }
+
+    /// The depth map (PNG for photos, ZIP of PNG frames for videos)
+    #[oai(path = "/:id/depth", method = "get", operation_id = "getMediaDepth")]
+    async fn depth(&self, id: Path<Uuid>, req: StaticFileRequest) -> Result<FileBody, ApiError> {
+        let id = id.0;
+        let depth = self
+            .state
+            .store
+            .write(move |txn| -> Result<DepthMap, MediaError> {
+                store::get_w(txn, id)?.ok_or(MediaError::NotFound(id))?;
+                let mut d = store::depth_w(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
+                d.access_count += 1;
+                d.accessed_at = Some(Utc::now());
+                store::put_depth(txn, &d)?;
+                Ok(d)
+            })
+            .await?;
+        let mime = if depth.format == "zip" {
+            "application/zip"
+        } else {
+            "image/png"
+        };
+        FileBody::serve(req, std::path::Path::new(&depth.file_path), mime)
+    }
+
+    /// Delete a media item, its queue entry, its files and its depth map
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteMedia")]
+    async fn delete(&self, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
+        let id = id.0;
+        let removed = self
+            .state
+            .store
+            .write(move |txn| match store::delete(txn, id) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(MediaError::NotFound(id)),
+                Err(crate::queue::QueueError::InvalidTransition { .. }) => {
+                    Err(MediaError::Processing(id))
+                }
+                Err(e) => Err(e.into()),
+            })
+            .await?;
+        // Files go after the commit: a crash in between leaves an orphan
+        // file (cleaned at start-up), never a row without its file.
+        let (row, depth) = removed;
+        let _ = tokio::fs::remove_file(&row.file_path).await;
+        if let Some(d) = depth {
+            let _ = tokio::fs::remove_file(&d.file_path).await;
+        }
+        Ok(Json(Deleted {
+            success: true,
+            message: "Media item deleted".into(),
+        }))
+    }
+}
+
+fn default_limit() -> u32 {
+    100
+}

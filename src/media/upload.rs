@@ -1,0 +1,353 @@
+//! Receiving files: streamed to a temporary file while hashed and counted,
+//! typed by magic bytes, fsynced, renamed, then recorded in one transaction.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use poem::{web::Multipart, Request, RequestBody};
+use poem_openapi::{
+    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef},
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use super::{store, MediaError, MediaRow, MediaType, Source};
+use crate::{queue::QueueRow, storage::Store};
+
+/// Bytes kept from the start of a file for type sniffing.
+const HEAD_BYTES: usize = 8192;
+/// A form with more parts than this is refused rather than walked.
+const MAX_FIELDS: usize = 16;
+const CHUNK: usize = 256 * 1024;
+
+/// A file under a temporary name in the upload directory; removed on drop
+/// unless it was renamed into place.
+pub struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    pub fn new(dir: &Path) -> Self {
+        TempFile {
+            path: dir.join(format!(".tmp-{}", Uuid::new_v4())),
+            armed: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames into place and fsyncs the directory so the name survives a crash.
+    pub fn persist(mut self, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.armed = false;
+        if let Some(dir) = to.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A file received in full, fsynced, not yet recorded.
+pub struct Received {
+    pub file: TempFile,
+    pub original_filename: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub head: Vec<u8>,
+}
+
+/// Streams `reader` into a temporary file in `dir`, at most `limit` bytes.
+pub async fn receive(
+    reader: impl AsyncRead,
+    dir: &Path,
+    original_filename: String,
+    limit: u64,
+) -> Result<Received, MediaError> {
+    tokio::pin!(reader);
+    let tmp = TempFile::new(dir);
+    let mut out = tokio::fs::File::create(tmp.path()).await?;
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    let mut size: u64 = 0;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| MediaError::BadMultipart(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limit {
+            return Err(MediaError::TooLarge { limit });
+        }
+        let chunk = &buf[..n];
+        if head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - head.len()).min(n);
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(chunk);
+        out.write_all(chunk).await?;
+    }
+    out.sync_all().await?;
+    drop(out);
+    Ok(Received {
+        file: tmp,
+        original_filename,
+        size,
+        sha256: hasher.finalize().into(),
+        head,
+    })
+}
+
+/// Reads the multipart body, streaming the `media` field to disk.
+pub async fn receive_form(
+    mut form: Multipart,
+    dir: &Path,
+    limit: u64,
+) -> Result<Received, MediaError> {
+    let mut received = None;
+    let mut fields = 0;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| MediaError::BadMultipart(e.to_string()))?
+    {
+        fields += 1;
+        if fields > MAX_FIELDS {
+            return Err(MediaError::BadMultipart(format!(
+                "more than {MAX_FIELDS} parts"
+            )));
+        }
+        if field.name() == Some("media") && received.is_none() {
+            let name = field.file_name().unwrap_or("upload").to_string();
+            received = Some(receive(field.into_async_read(), dir, name, limit).await?);
+        } else {
+            // Other parts are read and dropped, bounded like the file.
+            let sink = field.into_async_read().take(64 * 1024);
+            tokio::pin!(sink);
+            let mut skip = Vec::new();
+            sink.read_to_end(&mut skip)
+                .await
+                .map_err(|e| MediaError::BadMultipart(e.to_string()))?;
+        }
+    }
+    let received = received.ok_or(MediaError::MissingField)?;
+    if received.size == 0 {
+        return Err(MediaError::EmptyFile);
+    }
+    Ok(received)
+}
+
+/// Photo or video, by magic bytes; the client's Content-Type is ignored.
+pub fn sniff(head: &[u8]) -> Result<(MediaType, &'static str, &'static str), MediaError> {
+    match infer::get(head) {
+        Some(k) if k.matcher_type() == infer::MatcherType::Image => {
+            Ok((MediaType::Photo, k.mime_type(), k.extension()))
+        }
+        Some(k) if k.matcher_type() == infer::MatcherType::Video => {
+            Ok((MediaType::Video, k.mime_type(), k.extension()))
+        }
+        Some(k) => Err(MediaError::Unsupported {
+            detected: k.mime_type().to_string(),
+        }),
+        None => Err(MediaError::Unsupported {
+            detected: "unknown data".to_string(),
+        }),
+    }
+}
+
+/// Where a new item came from, beyond the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub immich_asset_id: Option<String>,
+    pub immich_variant: Option<String>,
+    pub captured_at: Option<chrono::DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+}
+
+pub struct Stored {
+    pub media: MediaRow,
+    pub queue: QueueRow,
+    pub duplicate: bool,
+}
+
+/// Types, renames and records a received file. A byte-identical file
+/// already stored wins: the new copy is dropped and the old ids returned.
+pub async fn store_received(
+    store: &Store,
+    dir: &Path,
+    rx: Received,
+    origin: Origin,
+) -> Result<Stored, MediaError> {
+    let (media_type, mime, ext) = sniff(&rx.head)?;
+    let store = store.clone();
+    let dir = dir.to_path_buf();
+    let task = tokio::task::spawn_blocking(move || -> Result<Stored, MediaError> {
+        let dup = |s: &Store| -> Result<Option<Stored>, MediaError> {
+            s.write_blocking(|txn| Ok::<_, MediaError>(store::find_checksum(txn, &rx.sha256)?))
+                .map(|found| {
+                    found.and_then(|(media, q)| {
+                        q.map(|queue| Stored {
+                            media,
+                            queue,
+                            duplicate: true,
+                        })
+                    })
+                })
+        };
+        if let Some(found) = dup(&store)? {
+            return Ok(found);
+        }
+        let (width, height) = match media_type {
+            MediaType::Photo => imagesize::size(rx.file.path())
+                .map(|d| (Some(d.width as u32), Some(d.height as u32)))
+                .unwrap_or((None, None)),
+            MediaType::Video => (None, None),
+        };
+        let id = Uuid::now_v7();
+        let final_path = dir.join(format!("{id}.{ext}"));
+        rx.file.persist(&final_path)?;
+        let now = Utc::now();
+        let row = MediaRow {
+            id,
+            original_filename: rx.original_filename,
+            media_type,
+            file_path: final_path.to_string_lossy().into_owned(),
+            file_size: rx.size,
+            mime_type: mime.to_string(),
+            width,
+            height,
+            duration_seconds: origin.duration_seconds,
+            frame_rate: None,
+            checksum: hex::encode(rx.sha256),
+            captured_at: origin.captured_at,
+            uploaded_at: now,
+            source: if origin.immich_asset_id.is_some() {
+                Source::Immich
+            } else {
+                Source::Upload
+            },
+            immich_asset_id: origin.immich_asset_id,
+            immich_variant: origin.immich_variant,
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+        };
+        let sha = rx.sha256;
+        let result = store.write_blocking(
+            move |txn| -> Result<Option<(MediaRow, QueueRow)>, MediaError> {
+                // Checked again inside the transaction: two identical uploads may race.
+                if store::find_checksum(txn, &sha)?.is_some() {
+                    return Ok(None);
+                }
+                Ok(Some(store::insert(txn, row, &sha)?))
+            },
+        );
+        match result {
+            Ok(Some((media, queue))) => Ok(Stored {
+                media,
+                queue,
+                duplicate: false,
+            }),
+            Ok(None) => {
+                let _ = std::fs::remove_file(&final_path);
+                dup(&store)?.ok_or(MediaError::Io(std::io::Error::other("duplicate vanished")))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&final_path);
+                Err(e)
+            }
+        }
+    });
+    task.await
+        .map_err(|e| MediaError::Io(std::io::Error::other(e.to_string())))?
+}
+
+/// Removes temporary files left by a crash mid-upload. Runs before the
+/// server accepts requests.
+pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            std::fs::remove_file(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Removes files no row names: left when the process died between the
+/// rename and the commit. Runs in the background after start-up.
+pub fn remove_orphans(dir: &Path, store: &Store) -> Result<usize, MediaError> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name.split('.').next().unwrap_or("");
+        let Ok(id) = Uuid::parse_str(stem) else {
+            continue;
+        };
+        let known = store.read_blocking(|txn| Ok::<_, MediaError>(store::id_known(txn, id)?))?;
+        if !known {
+            std::fs::remove_file(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The upload body: `multipart/form-data` with the file in field `media`.
+/// Declared by hand so the spec documents the form while the handler
+/// streams it (poem-openapi's own `Upload` buffers the file first).
+pub struct UploadForm(pub Multipart);
+
+impl<'a> ApiExtractor<'a> for UploadForm {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn request_meta() -> Option<MetaRequest> {
+        let file = MetaSchema {
+            description: Some("The photo or video. Its type is read from its bytes."),
+            ..MetaSchema::new_with_format("string", "binary")
+        };
+        Some(MetaRequest {
+            description: Some("One file in the multipart field `media`."),
+            content: vec![MetaMediaType {
+                content_type: "multipart/form-data",
+                schema: MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    required: vec!["media"],
+                    properties: vec![("media", MetaSchemaRef::Inline(Box::new(file)))],
+                    ..MetaSchema::new("object")
+                })),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(UploadForm(
+            <Multipart as poem::FromRequest>::from_request(request, body).await?,
+        ))
+    }
+}

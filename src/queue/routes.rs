@@ -1,0 +1,302 @@
+//! `/api/queue/*` (without the worker routes, which live in `worker`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Enum, Object, OpenApi,
+};
+use uuid::Uuid;
+
+use super::{query, ListOrder, ListQuery, QueueError, QueueRow, Status, DEFAULT_MAX_ATTEMPTS};
+use crate::{
+    app::{ApiTags, AppState},
+    error::ApiError,
+    media,
+    web::body::OptionalJson,
+};
+
+pub struct QueueApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+pub struct StatsCounts {
+    pub queued: u64,
+    pub processing: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub pending: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct StatsResponse {
+    pub stats: StatsCounts,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<super::Stats> for StatsCounts {
+    fn from(s: super::Stats) -> Self {
+        StatsCounts {
+            queued: s.queued,
+            processing: s.processing,
+            completed: s.completed,
+            failed: s.failed,
+            cancelled: s.cancelled,
+            pending: s.pending,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct SummaryRow {
+    pub status: Status,
+    pub count: u64,
+    pub avg_attempts: f64,
+    pub avg_processing_time_seconds: Option<f64>,
+}
+
+#[derive(Debug, Object)]
+pub struct SummaryResponse {
+    pub summary: Vec<SummaryRow>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum OrderBy {
+    Priority,
+    QueuedAt,
+    StartedAt,
+    CompletedAt,
+    Attempts,
+    FileSize,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+pub enum OrderDirection {
+    #[oai(rename = "ASC")]
+    Asc,
+    #[oai(rename = "DESC")]
+    Desc,
+}
+
+#[derive(Debug, Object)]
+pub struct Pagination {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+#[derive(Debug, Object)]
+pub struct ItemList {
+    pub count: u64,
+    pub total: u64,
+    pub items: Vec<QueueRow>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Object)]
+pub struct ItemDetail {
+    #[oai(flatten)]
+    pub item: QueueRow,
+    pub file_path: Option<String>,
+    pub error_count: u32,
+    pub processing_duration_seconds: Option<f64>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct EnqueueBody {
+    /// Attempts before the item is marked failed (1..20, default 3).
+    #[oai(validator(minimum(value = "1"), maximum(value = "20")))]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct EnqueueResult {
+    pub success: bool,
+    pub message: String,
+    pub queue_id: Uuid,
+    pub media_item_id: Uuid,
+}
+
+#[derive(ApiResponse)]
+pub enum EnqueueResponse {
+    #[oai(status = 201)]
+    Created(Json<EnqueueResult>),
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ActionResult {
+    pub success: bool,
+    pub message: String,
+    pub queue_id: Uuid,
+}
+
+#[OpenApi(prefix_path = "/api/queue", tag = "ApiTags::Queue")]
+impl QueueApi {
+    /// Number of items per status (read from counters, never a scan)
+    #[oai(path = "/stats", method = "get", operation_id = "getQueueStats")]
+    async fn stats(&self) -> Result<Json<StatsResponse>, ApiError> {
+        let stats = self.state.queue.stats().await?;
+        Ok(Json(StatsResponse {
+            stats: stats.into(),
+            timestamp: Utc::now(),
+        }))
+    }
+
+    /// Count, average attempts and average processing time per status
+    #[oai(path = "/summary", method = "get", operation_id = "getQueueSummary")]
+    async fn summary(&self) -> Result<Json<SummaryResponse>, ApiError> {
+        let rows = self
+            .state
+            .store
+            .read(|txn| Ok::<_, ApiError>(query::summary(txn)?))
+            .await?;
+        let summary = rows
+            .into_iter()
+            .map(|r| SummaryRow {
+                status: r.status,
+                count: r.count,
+                avg_attempts: r.avg_attempts,
+                avg_processing_time_seconds: r.avg_processing_time_seconds,
+            })
+            .collect();
+        Ok(Json(SummaryResponse { summary }))
+    }
+
+    /// List queue items
+    ///
+    /// `orderBy` priority and queued_at walk an index; the other orders sort
+    /// the filtered rows in memory.
+    #[oai(path = "/items", method = "get", operation_id = "listQueueItems")]
+    #[allow(clippy::too_many_arguments)]
+    async fn items(
+        &self,
+        status: Query<Option<Status>>,
+        /// Rows per page (default 50; more than 1000 is capped to 1000).
+        #[oai(default = "default_limit", validator(minimum(value = "1")))]
+        limit: Query<u32>,
+        #[oai(default)] offset: Query<u32>,
+        #[oai(name = "orderBy")] order_by: Query<Option<OrderBy>>,
+        #[oai(name = "orderDirection")] order_direction: Query<Option<OrderDirection>>,
+    ) -> Result<Json<ItemList>, ApiError> {
+        let q = ListQuery {
+            status: status.0,
+            order: match order_by.0.unwrap_or(OrderBy::Priority) {
+                OrderBy::Priority => ListOrder::Priority,
+                OrderBy::QueuedAt => ListOrder::QueuedAt,
+                OrderBy::StartedAt => ListOrder::StartedAt,
+                OrderBy::CompletedAt => ListOrder::CompletedAt,
+                OrderBy::Attempts => ListOrder::Attempts,
+                OrderBy::FileSize => ListOrder::FileSize,
+            },
+            descending: matches!(order_direction.0, Some(OrderDirection::Desc)),
+            limit: limit.0.min(1000) as usize,
+            offset: offset.0 as usize,
+        };
+        let (limit, offset) = (limit.0.min(1000), offset.0);
+        let (items, total) = self
+            .state
+            .store
+            .read(move |txn| Ok::<_, ApiError>(query::list(txn, &q)?))
+            .await?;
+        Ok(Json(ItemList {
+            count: items.len() as u64,
+            total,
+            items,
+            pagination: Pagination { limit, offset },
+        }))
+    }
+
+    /// One queue item with its file path and error history
+    #[oai(path = "/items/:id", method = "get", operation_id = "getQueueItem")]
+    async fn item(&self, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
+        let id = id.0;
+        let (item, media) = self
+            .state
+            .store
+            .read(move |txn| -> Result<_, ApiError> {
+                let item = super::store::get(txn, id)?.ok_or(QueueError::NotFound(id))?;
+                let media = media::store::get(txn, item.media_item_id)?;
+                Ok((item, media))
+            })
+            .await?;
+        Ok(Json(ItemDetail {
+            file_path: media.map(|m| m.file_path),
+            error_count: item.error_count,
+            processing_duration_seconds: item.processing_duration_seconds,
+            item,
+        }))
+    }
+
+    /// Queue a media item
+    ///
+    /// Failed or cancelled entries are requeued under the same id; a
+    /// completed one only with `force=true`.
+    #[oai(
+        path = "/enqueue/:mediaItemId",
+        method = "post",
+        operation_id = "enqueueMedia"
+    )]
+    async fn enqueue(
+        &self,
+        #[oai(name = "mediaItemId")] media_item_id: Path<Uuid>,
+        #[oai(default)] force: Query<bool>,
+        body: OptionalJson<EnqueueBody>,
+    ) -> Result<EnqueueResponse, ApiError> {
+        let max = body
+            .0
+            .and_then(|b| b.max_attempts)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        let row = self
+            .state
+            .queue
+            .enqueue(media_item_id.0, max, force.0)
+            .await?;
+        Ok(EnqueueResponse::Created(Json(EnqueueResult {
+            success: true,
+            message: "Media item added to queue".into(),
+            queue_id: row.id,
+            media_item_id: row.media_item_id,
+        })))
+    }
+
+    /// Cancel a queued or pending item
+    #[oai(
+        path = "/items/:id/cancel",
+        method = "post",
+        operation_id = "cancelQueueItem"
+    )]
+    async fn cancel(&self, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+        let row = self.state.queue.cancel(id.0).await?;
+        Ok(Json(ActionResult {
+            success: true,
+            message: "Queue item cancelled".into(),
+            queue_id: row.id,
+        }))
+    }
+
+    /// Retry a failed or cancelled item (attempts reset)
+    #[oai(
+        path = "/items/:id/retry",
+        method = "post",
+        operation_id = "retryQueueItem"
+    )]
+    async fn retry(&self, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+        let row = self.state.queue.retry(id.0).await?;
+        Ok(Json(ActionResult {
+            success: true,
+            message: "Queue item will be retried".into(),
+            queue_id: row.id,
+        }))
+    }
+}
+
+fn default_limit() -> u32 {
+    50
+}

@@ -1,0 +1,193 @@
+//! The one redb file: opening it, its schema version, and running
+//! transactions off the async executor.
+//!
+//! Each domain declares its own tables next to its types (`media::store`,
+//! `queue::store`); this module only owns the `meta` table.
+
+use std::{path::Path, sync::Arc};
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+
+/// name -> value: the schema version and monotonic counters.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Bump when a table's key or value layout changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored row could not be read: {0}")]
+    Corrupt(String),
+    #[error("the database was written by a newer ImmichVR (schema {found}, this binary knows {supported}); upgrade the binary or restore a backup")]
+    SchemaTooNew { found: u64, supported: u64 },
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Lets `?` lift redb's error types into a domain error through
+/// `StorageError`.
+#[macro_export]
+macro_rules! redb_errors_into {
+    ($target:ty) => {
+        $crate::redb_errors_into!(@one $target, redb::TransactionError);
+        $crate::redb_errors_into!(@one $target, redb::TableError);
+        $crate::redb_errors_into!(@one $target, redb::StorageError);
+        $crate::redb_errors_into!(@one $target, redb::CommitError);
+        $crate::redb_errors_into!(@one $target, redb::DatabaseError);
+    };
+    (@one $target:ty, $src:ty) => {
+        impl From<$src> for $target {
+            fn from(e: $src) -> Self {
+                $crate::storage::StorageError::Db(e.into()).into()
+            }
+        }
+    };
+}
+redb_errors_into!(StorageError);
+
+/// Row values are stored as JSON: readable with any redb tool, and the
+/// rows are small next to the fsync that every commit pays.
+pub fn encode<T: serde::Serialize>(row: &T) -> Vec<u8> {
+    serde_json::to_vec(row).expect("rows always serialize")
+}
+
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+/// Called at open with the write transaction that creates every table.
+pub type TableInit = fn(&WriteTransaction) -> Result<(), StorageError>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the database, refuses a newer schema and creates
+    /// every domain's tables so that readers never meet a missing table.
+    pub fn open(path: &Path, inits: &[TableInit]) -> Result<Self, StorageError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StorageError::SchemaTooNew {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+        }
+        for init in inits {
+            init(&txn)?;
+        }
+        txn.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Runs `f` in a read transaction on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read().map_err(StorageError::from)?;
+            f(&txn)
+        })
+        .await
+    }
+
+    /// Runs `f` in a write transaction on the blocking pool and commits
+    /// (durably) only when it returns `Ok`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || write_now(&db, f)).await
+    }
+
+    /// The same as [`Store::write`], for code already on a blocking thread.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StorageError>,
+        F: FnOnce(&WriteTransaction) -> Result<T, E>,
+    {
+        write_now(&self.db, f)
+    }
+
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StorageError>,
+        F: FnOnce(&ReadTransaction) -> Result<T, E>,
+    {
+        let txn = self.db.begin_read().map_err(StorageError::from)?;
+        f(&txn)
+    }
+}
+
+fn write_now<T, E, F>(db: &Database, f: F) -> Result<T, E>
+where
+    E: From<StorageError>,
+    F: FnOnce(&WriteTransaction) -> Result<T, E>,
+{
+    let txn = db.begin_write().map_err(StorageError::from)?;
+    let out = f(&txn)?;
+    txn.commit().map_err(StorageError::from)?;
+    Ok(out)
+}
+
+async fn blocking<T, E, F>(f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StorageError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(StorageError::Task(e.to_string()).into()),
+    }
+}
+
+/// Next value of a monotonic counter kept in `meta`, in the caller's transaction.
+pub fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StorageError> {
+    let mut meta = txn.open_table(META)?;
+    let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+/// Names and row counts of every table, for `/api/db/info`.
+pub fn table_counts(txn: &ReadTransaction) -> Result<Vec<(String, u64)>, StorageError> {
+    let mut out = Vec::new();
+    for handle in txn.list_tables()? {
+        let name = redb::TableHandle::name(&handle).to_string();
+        let len = txn
+            .open_untyped_table(handle)
+            .map_err(StorageError::from)?
+            .len()?;
+        out.push((name, len));
+    }
+    Ok(out)
+}

@@ -1,0 +1,6 @@
+//! What is served to people and tools rather than API clients: the
+//! service routes, the Swagger UI and the admin page.
+
+pub mod body;
+pub mod docs;
+pub mod service;
