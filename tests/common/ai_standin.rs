@@ -1,0 +1,299 @@
+//! A stand-in for the AI service that keeps its contract
+//! (`shared/spec/ai-service.md`): same paths, multipart field names,
+//! status codes and content types, real PNG and ZIP bytes. Tests steer it
+//! with [`Mode`] and read what it saw.
+
+use std::{
+    io::{Cursor, Write},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use poem::{
+    handler, http::StatusCode, listener::TcpAcceptor, post, get, web::{Data, Multipart, Query}, EndpointExt,
+    IntoResponse, Response, Route, Server,
+};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Ok,
+    /// Answer after a delay.
+    Delay(Duration),
+    /// Always answer this status with a JSON error.
+    Status(u16),
+    /// The first `n` requests get `status`, then normal answers.
+    FailFirst(usize, u16),
+    /// 200 with bytes that are not a PNG/ZIP.
+    Garbage,
+    /// Never answer.
+    Hang,
+    /// 200 with a valid PNG signature padded to this many bytes.
+    Oversize(usize),
+    /// 503 "model not loaded" on work endpoints, `not_loaded` on /health.
+    NotLoaded,
+}
+
+#[derive(Default)]
+pub struct Seen {
+    pub requests: usize,
+    pub paths: Vec<String>,
+    pub file_names: Vec<String>,
+    pub queries: Vec<String>,
+    pub arrivals: Vec<Instant>,
+}
+
+pub struct Inner {
+    pub mode: Mutex<Mode>,
+    pub seen: Mutex<Seen>,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    served: AtomicUsize,
+}
+
+#[derive(Clone)]
+pub struct AiStandin {
+    pub addr: SocketAddr,
+    pub inner: Arc<Inner>,
+    stop: Arc<Mutex<Option<CancellationToken>>>,
+}
+
+impl AiStandin {
+    pub async fn start(mode: Mode) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = AiStandin {
+            addr,
+            inner: Arc::new(Inner {
+                mode: Mutex::new(mode),
+                seen: Mutex::new(Seen::default()),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+                served: AtomicUsize::new(0),
+            }),
+            stop: Arc::new(Mutex::new(None)),
+        };
+        s.run(listener);
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn run(&self, listener: tokio::net::TcpListener) {
+        let token = CancellationToken::new();
+        *self.stop.lock().unwrap() = Some(token.clone());
+        let app = Route::new()
+            .at("/health", get(health))
+            .at("/", get(info))
+            .at("/api/depth", post(depth))
+            .at("/api/video/depth", post(video_depth))
+            .data(self.inner.clone());
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
+                .run_with_graceful_shutdown(app, token.cancelled_owned(), Some(Duration::from_millis(100)))
+                .await;
+        });
+    }
+
+    /// Closes the port: connections are refused until [`AiStandin::up`].
+    pub async fn down(&self) {
+        if let Some(t) = self.stop.lock().unwrap().take() {
+            t.cancel();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    pub async fn up(&self) {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("rebind {}: {e}", self.addr),
+            }
+        };
+        self.run(listener);
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.inner.mode.lock().unwrap() = mode;
+    }
+
+    pub fn requests(&self) -> usize {
+        self.inner.seen.lock().unwrap().requests
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+#[handler]
+fn health(inner: Data<&Arc<Inner>>) -> Response {
+    let status = match *inner.mode.lock().unwrap() {
+        Mode::NotLoaded => "not_loaded",
+        _ => "loaded",
+    };
+    poem::web::Json(serde_json::json!({
+        "status": "healthy", "service": "ai", "model": "Depth-Anything-V2", "model_status": status
+    }))
+    .into_response()
+}
+
+#[handler]
+fn info() -> Response {
+    poem::web::Json(serde_json::json!({
+        "message": "ImmichVR AI Service", "version": "1.0.0", "model": "Depth Anything V2",
+        "endpoints": {"health": "/health", "depth": "/api/depth", "video": "/api/video/depth"}
+    }))
+    .into_response()
+}
+
+fn json_err(status: u16, error: &str, message: &str) -> Response {
+    let mut r = poem::web::Json(serde_json::json!({"error": error, "message": message})).into_response();
+    r.set_status(StatusCode::from_u16(status).unwrap());
+    r
+}
+
+/// Reads the one file field; 400 as the real service does when it is
+/// missing or has no file name.
+async fn read_field(mut form: Multipart, name: &str) -> Result<(String, Vec<u8>), Response> {
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            let file_name = field.file_name().unwrap_or("").to_string();
+            let bytes = field.bytes().await.map_err(|e| json_err(400, "Bad request", &e.to_string()))?;
+            if file_name.is_empty() {
+                return Err(json_err(400, "No file selected", "The file has no name"));
+            }
+            return Ok((file_name, bytes));
+        }
+    }
+    Err(json_err(400, "No image provided", &format!("Send the file in field '{name}'")))
+}
+
+struct Track(Arc<Inner>);
+impl Drop for Track {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Common prologue: count, apply the mode. `Ok(())` means answer normally.
+async fn enter(inner: &Arc<Inner>, path: &str, file_name: &str, query: String) -> Result<Track, Response> {
+    let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let track = Track(inner.clone());
+    let n = inner.served.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut seen = inner.seen.lock().unwrap();
+        seen.requests += 1;
+        seen.paths.push(path.to_string());
+        seen.file_names.push(file_name.to_string());
+        seen.queries.push(query);
+        seen.arrivals.push(Instant::now());
+    }
+    let mode = inner.mode.lock().unwrap().clone();
+    match mode {
+        Mode::Ok | Mode::Garbage | Mode::Oversize(_) => Ok(track),
+        Mode::Delay(d) => {
+            tokio::time::sleep(d).await;
+            Ok(track)
+        }
+        Mode::Status(s) => Err(json_err(s, "Processing failed", &format!("stand-in told to answer {s}"))),
+        Mode::FailFirst(k, s) if n < k => Err(json_err(s, "Processing failed", &format!("stand-in failure {}", n + 1))),
+        Mode::FailFirst(..) => Ok(track),
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(track)
+        }
+        Mode::NotLoaded => Err(json_err(503, "Model not loaded", "The model is still loading")),
+    }
+}
+
+fn special_body(inner: &Arc<Inner>) -> Option<Response> {
+    match *inner.mode.lock().unwrap() {
+        Mode::Garbage => Some(Response::builder().content_type("image/png").body("this is not a png")),
+        Mode::Oversize(n) => {
+            let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+            v.resize(n, 0);
+            Some(Response::builder().content_type("image/png").body(v))
+        }
+        _ => None,
+    }
+}
+
+pub fn depth_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y) % 256) as u8]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[handler]
+async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -> Response {
+    let inner = inner.0.clone();
+    let (name, bytes) = match read_field(form, "image").await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let _track = match enter(&inner, "/api/depth", &name, req.uri().query().unwrap_or("").to_string()).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = special_body(&inner) {
+        return r;
+    }
+    let img = match image::load_from_memory(&bytes) {
+        Ok(i) => i,
+        Err(e) => return json_err(500, "Processing failed", &format!("cannot identify image file: {e}")),
+    };
+    Response::builder()
+        .content_type("image/png")
+        .header("Content-Disposition", format!("attachment; filename=\"depth_{name}.png\""))
+        .header("X-Model-Used", "small")
+        .body(depth_png(img.width(), img.height()))
+}
+
+#[derive(Deserialize)]
+struct VideoQuery {
+    fps: Option<u32>,
+    max_frames: Option<u32>,
+}
+
+#[handler]
+async fn video_depth(inner: Data<&Arc<Inner>>, form: Multipart, q: Query<VideoQuery>, req: &poem::Request) -> Response {
+    let inner = inner.0.clone();
+    let (name, _bytes) = match read_field(form, "video").await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let _track = match enter(&inner, "/api/video/depth", &name, req.uri().query().unwrap_or("").to_string()).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = special_body(&inner) {
+        return r;
+    }
+    let frames = q.max_frames.unwrap_or(30).min(3).max(1) * q.fps.unwrap_or(1).max(1);
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..frames {
+        zip.start_file(format!("frame_{i:04}.png"), zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&depth_png(32, 18)).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    Response::builder()
+        .content_type("application/zip")
+        .header("Content-Disposition", format!("attachment; filename=\"depth_{name}.zip\""))
+        .body(bytes)
+}

@@ -1,0 +1,114 @@
+//! Shared test harness: the real server in-process on 127.0.0.1:0 with a
+//! temporary data directory, plus real image bytes.
+#![allow(dead_code)]
+
+pub mod ai_standin;
+
+use std::{io::Cursor, path::PathBuf, time::Duration};
+
+use immichvr::Config;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub url: String,
+    pub shutdown: CancellationToken,
+    pub data_dir: PathBuf,
+    pub handle: tokio::task::JoinHandle<Result<(), immichvr::app::StartError>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// A configuration on a fresh temporary data directory, worker off (tests
+/// that need it turn it on) and AI pointed at a closed port.
+pub fn test_config() -> (Config, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Config::with_data_dir(tmp.path());
+    c.auto_start_worker = false;
+    c.ai_service_url = "http://127.0.0.1:9".into();
+    c.immich_url = None;
+    c.immich_api_key = None;
+    (c, tmp)
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let (c, tmp) = test_config();
+        Self::start_with(c, Some(tmp)).await
+    }
+
+    /// Starts on `config`; `tmp` (if any) is kept alive with the server.
+    pub async fn start_with(config: Config, tmp: Option<tempfile::TempDir>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let data_dir = config.data_dir.clone();
+        let handle = tokio::spawn(immichvr::serve(config, listener, shutdown.clone()));
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{url}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        TestServer { url, shutdown, data_dir, handle, _tmp: tmp }
+    }
+
+    /// Stops the server and waits until it has let go of the database.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+        self._tmp
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// A real PNG of the given size.
+pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x as u8).wrapping_add(seed), (y as u8).wrapping_mul(3), seed])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A real JPEG of the given size.
+pub fn jpeg(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x as u8) ^ seed, (y as u8).wrapping_add(seed), 128])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+/// Bytes that `infer` reads as an MP4 video (an `ftyp` box), padded.
+pub fn mp4(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
+    v.extend_from_slice(b"isomiso2avc1mp41");
+    while v.len() < len {
+        v.push(seed.wrapping_add(v.len() as u8));
+    }
+    v
+}
+
+pub async fn upload(url: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+    let form = reqwest::multipart::Form::new().part("media", part);
+    client()
+        .post(format!("{url}/api/media/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn json(resp: reqwest::Response) -> serde_json::Value {
+    resp.json().await.unwrap()
+}
