@@ -158,12 +158,15 @@ pub fn put_depth(txn: &WriteTransaction, depth: &DepthMap) -> Result<(), Storage
     Ok(())
 }
 
+/// A media row with its queue entry and depth map, if any.
+pub type MediaWithStatus = (MediaRow, Option<QueueRow>, Option<DepthMap>);
+
 /// Newest uploads first, joined with their queue entry and depth map.
 pub fn list_recent(
     txn: &ReadTransaction,
     limit: usize,
     offset: usize,
-) -> Result<Vec<(MediaRow, Option<QueueRow>, Option<DepthMap>)>, StorageError> {
+) -> Result<Vec<MediaWithStatus>, StorageError> {
     let by_seq = txn.open_table(MEDIA_BY_SEQ)?;
     let media = txn.open_table(MEDIA)?;
     let depths = txn.open_table(DEPTH_MAPS)?;

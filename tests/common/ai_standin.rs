@@ -14,8 +14,12 @@ use std::{
 };
 
 use poem::{
-    handler, http::StatusCode, listener::TcpAcceptor, post, get, web::{Data, Multipart, Query}, EndpointExt,
-    IntoResponse, Response, Route, Server,
+    get, handler,
+    http::StatusCode,
+    listener::TcpAcceptor,
+    post,
+    web::{Data, Multipart, Query},
+    EndpointExt, IntoResponse, Response, Route, Server,
 };
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +101,11 @@ impl AiStandin {
             .data(self.inner.clone());
         tokio::spawn(async move {
             let _ = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
-                .run_with_graceful_shutdown(app, token.cancelled_owned(), Some(Duration::from_millis(100)))
+                .run_with_graceful_shutdown(
+                    app,
+                    token.cancelled_owned(),
+                    Some(Duration::from_millis(100)),
+                )
                 .await;
         });
     }
@@ -161,7 +169,8 @@ fn info() -> Response {
 }
 
 fn json_err(status: u16, error: &str, message: &str) -> Response {
-    let mut r = poem::web::Json(serde_json::json!({"error": error, "message": message})).into_response();
+    let mut r =
+        poem::web::Json(serde_json::json!({"error": error, "message": message})).into_response();
     r.set_status(StatusCode::from_u16(status).unwrap());
     r
 }
@@ -172,14 +181,21 @@ async fn read_field(mut form: Multipart, name: &str) -> Result<(String, Vec<u8>)
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some(name) {
             let file_name = field.file_name().unwrap_or("").to_string();
-            let bytes = field.bytes().await.map_err(|e| json_err(400, "Bad request", &e.to_string()))?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| json_err(400, "Bad request", &e.to_string()))?;
             if file_name.is_empty() {
                 return Err(json_err(400, "No file selected", "The file has no name"));
             }
             return Ok((file_name, bytes));
         }
     }
-    Err(json_err(400, "No image provided", &format!("Send the file in field '{name}'")))
+    Err(json_err(
+        400,
+        "No image provided",
+        &format!("Send the file in field '{name}'"),
+    ))
 }
 
 struct Track(Arc<Inner>);
@@ -190,7 +206,12 @@ impl Drop for Track {
 }
 
 /// Common prologue: count, apply the mode. `Ok(())` means answer normally.
-async fn enter(inner: &Arc<Inner>, path: &str, file_name: &str, query: String) -> Result<Track, Response> {
+async fn enter(
+    inner: &Arc<Inner>,
+    path: &str,
+    file_name: &str,
+    query: String,
+) -> Result<Track, Response> {
     let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let track = Track(inner.clone());
@@ -210,20 +231,36 @@ async fn enter(inner: &Arc<Inner>, path: &str, file_name: &str, query: String) -
             tokio::time::sleep(d).await;
             Ok(track)
         }
-        Mode::Status(s) => Err(json_err(s, "Processing failed", &format!("stand-in told to answer {s}"))),
-        Mode::FailFirst(k, s) if n < k => Err(json_err(s, "Processing failed", &format!("stand-in failure {}", n + 1))),
+        Mode::Status(s) => Err(json_err(
+            s,
+            "Processing failed",
+            &format!("stand-in told to answer {s}"),
+        )),
+        Mode::FailFirst(k, s) if n < k => Err(json_err(
+            s,
+            "Processing failed",
+            &format!("stand-in failure {}", n + 1),
+        )),
         Mode::FailFirst(..) => Ok(track),
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(track)
         }
-        Mode::NotLoaded => Err(json_err(503, "Model not loaded", "The model is still loading")),
+        Mode::NotLoaded => Err(json_err(
+            503,
+            "Model not loaded",
+            "The model is still loading",
+        )),
     }
 }
 
 fn special_body(inner: &Arc<Inner>) -> Option<Response> {
     match *inner.mode.lock().unwrap() {
-        Mode::Garbage => Some(Response::builder().content_type("image/png").body("this is not a png")),
+        Mode::Garbage => Some(
+            Response::builder()
+                .content_type("image/png")
+                .body("this is not a png"),
+        ),
         Mode::Oversize(n) => {
             let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
             v.resize(n, 0);
@@ -247,7 +284,14 @@ async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -
         Ok(v) => v,
         Err(r) => return r,
     };
-    let _track = match enter(&inner, "/api/depth", &name, req.uri().query().unwrap_or("").to_string()).await {
+    let _track = match enter(
+        &inner,
+        "/api/depth",
+        &name,
+        req.uri().query().unwrap_or("").to_string(),
+    )
+    .await
+    {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -256,11 +300,20 @@ async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -
     }
     let img = match image::load_from_memory(&bytes) {
         Ok(i) => i,
-        Err(e) => return json_err(500, "Processing failed", &format!("cannot identify image file: {e}")),
+        Err(e) => {
+            return json_err(
+                500,
+                "Processing failed",
+                &format!("cannot identify image file: {e}"),
+            )
+        }
     };
     Response::builder()
         .content_type("image/png")
-        .header("Content-Disposition", format!("attachment; filename=\"depth_{name}.png\""))
+        .header(
+            "Content-Disposition",
+            format!("attachment; filename=\"depth_{name}.png\""),
+        )
         .header("X-Model-Used", "small")
         .body(depth_png(img.width(), img.height()))
 }
@@ -272,28 +325,47 @@ struct VideoQuery {
 }
 
 #[handler]
-async fn video_depth(inner: Data<&Arc<Inner>>, form: Multipart, q: Query<VideoQuery>, req: &poem::Request) -> Response {
+async fn video_depth(
+    inner: Data<&Arc<Inner>>,
+    form: Multipart,
+    q: Query<VideoQuery>,
+    req: &poem::Request,
+) -> Response {
     let inner = inner.0.clone();
     let (name, _bytes) = match read_field(form, "video").await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let _track = match enter(&inner, "/api/video/depth", &name, req.uri().query().unwrap_or("").to_string()).await {
+    let _track = match enter(
+        &inner,
+        "/api/video/depth",
+        &name,
+        req.uri().query().unwrap_or("").to_string(),
+    )
+    .await
+    {
         Ok(t) => t,
         Err(r) => return r,
     };
     if let Some(r) = special_body(&inner) {
         return r;
     }
-    let frames = q.max_frames.unwrap_or(30).min(3).max(1) * q.fps.unwrap_or(1).max(1);
+    let frames = q.max_frames.unwrap_or(30).clamp(1, 3) * q.fps.unwrap_or(1).max(1);
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for i in 0..frames {
-        zip.start_file(format!("frame_{i:04}.png"), zip::write::SimpleFileOptions::default()).unwrap();
+        zip.start_file(
+            format!("frame_{i:04}.png"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
         zip.write_all(&depth_png(32, 18)).unwrap();
     }
     let bytes = zip.finish().unwrap().into_inner();
     Response::builder()
         .content_type("application/zip")
-        .header("Content-Disposition", format!("attachment; filename=\"depth_{name}.zip\""))
+        .header(
+            "Content-Disposition",
+            format!("attachment; filename=\"depth_{name}.zip\""),
+        )
         .body(bytes)
 }

@@ -49,7 +49,13 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        TestServer { url, shutdown, data_dir, handle, _tmp: tmp }
+        TestServer {
+            url,
+            shutdown,
+            data_dir,
+            handle,
+            _tmp: tmp,
+        }
     }
 
     /// Stops the server and waits until it has let go of the database.
@@ -71,7 +77,11 @@ pub fn client() -> reqwest::Client {
 /// A real PNG of the given size.
 pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x as u8).wrapping_add(seed), (y as u8).wrapping_mul(3), seed])
+        image::Rgb([
+            (x as u8).wrapping_add(seed),
+            (y as u8).wrapping_mul(3),
+            seed,
+        ])
     });
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
@@ -90,7 +100,9 @@ pub fn jpeg(width: u32, height: u32, seed: u8) -> Vec<u8> {
 
 /// Bytes that `infer` reads as an MP4 video (an `ftyp` box), padded.
 pub fn mp4(len: usize, seed: u8) -> Vec<u8> {
-    let mut v = vec![0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0];
+    let mut v = vec![
+        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0,
+    ];
     v.extend_from_slice(b"isomiso2avc1mp41");
     while v.len() < len {
         v.push(seed.wrapping_add(v.len() as u8));

@@ -1,0 +1,121 @@
+//! The checked-in `openapi.yaml` is the spec the server serves, and the
+//! spec is well-formed for client generators.
+
+mod common;
+
+use common::{client, TestServer};
+
+const CHECKED_IN: &str = include_str!("../openapi.yaml");
+
+#[tokio::test]
+async fn served_spec_equals_checked_in_file() {
+    let s = TestServer::start().await;
+    let served = client()
+        .get(s.at("/api/openapi.yaml"))
+        .send()
+        .await
+        .unwrap();
+    assert!(served.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("yaml"));
+    let served = served.text().await.unwrap();
+    assert!(
+        served == CHECKED_IN,
+        "openapi.yaml is out of date: run `cargo run -q -- openapi > openapi.yaml`"
+    );
+    let json: serde_json::Value = client()
+        .get(s.at("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(json["openapi"].as_str().unwrap().starts_with("3."));
+    s.stop().await;
+}
+
+#[test]
+fn every_operation_has_unique_camel_case_id_summary_tag_and_errors() {
+    let spec: serde_json::Value = served_spec_json();
+    let mut ids = std::collections::HashSet::new();
+    let mut n = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            n += 1;
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(
+                id.chars().next().unwrap().is_ascii_lowercase()
+                    && !id.contains('_')
+                    && !id.contains('-'),
+                "{id}"
+            );
+            assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
+            assert!(op["summary"].is_string(), "{id} has no summary");
+            assert!(
+                op["tags"]
+                    .as_array()
+                    .map(|t| !t.is_empty())
+                    .unwrap_or(false),
+                "{id} has no tag"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            if path != "/health" && path != "/" {
+                let e = responses
+                    .get("400")
+                    .or(responses.get("404"))
+                    .unwrap_or_else(|| panic!("{id} declares no errors"));
+                let schema = &e["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ErrorBody", "{id}");
+            }
+        }
+    }
+    assert!(n >= 15, "only {n} operations");
+}
+
+/// The JSON form of the spec (equal to the checked-in YAML by the test
+/// above), parsed without pulling in a YAML parser for one test.
+fn served_spec_json() -> serde_json::Value {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start().await;
+        let v = client()
+            .get(s.at("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        s.stop().await;
+        v
+    })
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served() {
+    let s = TestServer::start().await;
+    let nr = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = nr.get(s.at("/api/docs")).send().await.unwrap();
+    assert!(r.status().is_redirection());
+    assert_eq!(r.headers()["location"], "/api/docs/");
+    let page = client().get(s.at("/api/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger"));
+    let init = client()
+        .get(s.at("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/api/openapi.json"));
+    s.stop().await;
+}
