@@ -18,6 +18,7 @@ use crate::{
     queue::{self, Queue},
     storage::{StorageError, Store},
     web,
+    worker::Worker,
 };
 
 #[derive(Tags)]
@@ -26,8 +27,12 @@ pub enum ApiTags {
     Service,
     /// Uploads, originals and depth maps
     Media,
-    /// The processing queue
+    /// The processing queue and its worker
     Queue,
+    /// The AI service, as the worker sees it
+    Ai,
+    /// Live events
+    Events,
 }
 
 /// What every route handler shares.
@@ -36,6 +41,9 @@ pub struct AppState {
     pub store: Store,
     pub queue: Queue,
     pub dirs: MediaDirs,
+    pub worker: Worker,
+    /// Cancelled when the process shuts down; ends event streams and the worker.
+    pub shutdown: CancellationToken,
     uploads: Arc<Semaphore>,
 }
 
@@ -92,21 +100,15 @@ fn ensure_dir(path: &PathBuf) -> Result<(), StartError> {
 }
 
 /// The OpenAPI service; also what `immichvr openapi` prints.
-pub fn api_service(
-    state: Arc<AppState>,
-) -> OpenApiService<
-    (
-        web::service::ServiceApi,
-        media::routes::MediaApi,
-        queue::routes::QueueApi,
-    ),
-    (),
-> {
+pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(
         (
             web::service::ServiceApi { state: state.clone() },
             media::routes::MediaApi { state: state.clone() },
-            queue::routes::QueueApi { state },
+            queue::routes::QueueApi { state: state.clone() },
+            crate::worker::routes::WorkerApi { state: state.clone() },
+            crate::ai::routes::AiApi { state: state.clone() },
+            crate::events::routes::EventsApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -135,6 +137,13 @@ fn tempdir_for_spec() -> Result<PathBuf, StartError> {
 
 /// Directories, database and start-up recovery, in that order.
 pub async fn open_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    open_state_with(config, CancellationToken::new()).await
+}
+
+pub async fn open_state_with(
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<Arc<AppState>, StartError> {
     let dirs = MediaDirs {
         uploads: config.upload_dir(),
         depth_maps: config.depth_maps_dir(),
@@ -172,12 +181,15 @@ pub async fn open_state(config: Config) -> Result<Arc<AppState>, StartError> {
             "items found processing at start-up returned to the queue"
         );
     }
+    let worker = Worker::new(&config, queue.clone(), dirs.clone(), shutdown.clone());
     Ok(Arc::new(AppState {
         uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
         config,
         store,
         queue,
         dirs,
+        worker,
+        shutdown,
     }))
 }
 
@@ -235,7 +247,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let state = open_state(config).await?;
+    let state = open_state_with(config, shutdown.clone()).await?;
+    if state.config.auto_start_worker {
+        let _ = state.worker.start().await;
+    } else {
+        tracing::info!(
+            "worker not started (AUTO_START_WORKER=false); POST /api/queue/worker/start starts it"
+        );
+    }
     {
         let state = state.clone();
         spawn_named("orphan-cleanup", async move {
@@ -266,6 +285,9 @@ pub async fn serve(
             Some(std::time::Duration::from_secs(5)),
         )
         .await?;
+    // The HTTP side is closed; in-flight items finish or go back to `queued`.
+    let _ = state.worker.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use poem_openapi::{
     ApiResponse, Object,
 };
 
-use crate::{media::MediaError, queue::QueueError, storage::StorageError};
+use crate::{media::MediaError, queue::QueueError, storage::StorageError, worker::WorkerError};
 
 /// The body of every error answer.
 #[derive(Debug, Clone, Object)]
@@ -201,5 +201,19 @@ impl From<MediaError> for ApiError {
             MediaError::Storage(s) => return s.into(),
         };
         ApiError::new(status, title, message)
+    }
+}
+
+impl From<WorkerError> for ApiError {
+    fn from(e: WorkerError) -> Self {
+        let message = e.to_string();
+        match e {
+            WorkerError::AlreadyRunning => {
+                ApiError::new(StatusCode::CONFLICT, "Worker already running", message)
+            }
+            WorkerError::NotRunning => {
+                ApiError::new(StatusCode::CONFLICT, "Worker not running", message)
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! turned into depth maps by the AI service, stored and served.
 #![forbid(unsafe_code)]
 
+pub mod ai;
 pub mod app;
 pub mod config;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod media;
 pub mod queue;
 pub mod storage;
 pub mod web;
+pub mod worker;
 
 pub use app::serve;
 pub use config::Config;

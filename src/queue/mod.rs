@@ -218,6 +218,14 @@ impl Queue {
         Ok(row)
     }
 
+    pub async fn retry_all_failed(&self) -> Result<Vec<QueueRow>, QueueError> {
+        let rows = self.store.write(store::retry_all_failed).await?;
+        for row in &rows {
+            self.announce(row);
+        }
+        Ok(rows)
+    }
+
     /// Atomically takes the best claimable item and marks it `processing`.
     pub async fn claim_next(&self) -> Result<Option<QueueRow>, QueueError> {
         let row = self

@@ -281,6 +281,21 @@ impl QueueApi {
         }))
     }
 
+    /// Retry every failed item (attempts reset)
+    #[oai(
+        path = "/retry-failed",
+        method = "post",
+        operation_id = "retryFailedItems"
+    )]
+    async fn retry_failed(&self) -> Result<Json<RetryAllResult>, ApiError> {
+        let rows = self.state.queue.retry_all_failed().await?;
+        Ok(Json(RetryAllResult {
+            success: true,
+            message: format!("{} failed item(s) will be retried", rows.len()),
+            count: rows.len() as u64,
+        }))
+    }
+
     /// Retry a failed or cancelled item (attempts reset)
     #[oai(
         path = "/items/:id/retry",
@@ -295,6 +310,14 @@ impl QueueApi {
             queue_id: row.id,
         }))
     }
+}
+
+#[derive(Debug, Object)]
+pub struct RetryAllResult {
+    pub success: bool,
+    pub message: String,
+    /// How many failed items were requeued.
+    pub count: u64,
 }
 
 fn default_limit() -> u32 {

@@ -293,6 +293,14 @@ fn promote_due(txn: &WriteTransaction, now: DateTime<Utc>) -> Result<(), Storage
     Ok(())
 }
 
+/// Whether `claim_next` would find something: a read-only look.
+pub fn has_claimable(txn: &ReadTransaction, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    if txn.open_table(QUEUE_READY)?.first()?.is_some() {
+        return Ok(true);
+    }
+    Ok(next_due(txn)?.is_some_and(|due| due <= now))
+}
+
 /// Earliest moment a delayed item becomes claimable, for the worker's timer.
 pub fn next_due(txn: &ReadTransaction) -> Result<Option<DateTime<Utc>>, StorageError> {
     let table = txn.open_table(QUEUE_DELAYED)?;
@@ -435,4 +443,20 @@ pub fn remove_for_media(txn: &WriteTransaction, media_id: Uuid) -> Result<(), Qu
         txn.open_table(QUEUE)?.remove(qid)?;
     }
     Ok(())
+}
+
+/// Every `failed` item back to `queued` with attempts reset.
+pub fn retry_all_failed(txn: &WriteTransaction) -> Result<Vec<QueueRow>, QueueError> {
+    let ids: Vec<u128> = {
+        let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
+        let s = Status::Failed.code();
+        let mut ids = Vec::new();
+        for entry in idx.range((s, 0)..=(s, u64::MAX))? {
+            ids.push(entry?.1.value());
+        }
+        ids
+    };
+    ids.into_iter()
+        .map(|id| retry(txn, Uuid::from_u128(id)))
+        .collect()
 }

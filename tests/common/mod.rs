@@ -124,3 +124,60 @@ pub async fn upload(url: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response 
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {
     resp.json().await.unwrap()
 }
+
+/// Polls `f` until it returns `Some`, or panics after `secs` seconds.
+pub async fn wait_for<T, F, Fut>(secs: f64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The queue row of an item.
+pub async fn queue_item(url: &str, queue_id: &str) -> serde_json::Value {
+    json(
+        client()
+            .get(format!("{url}/api/queue/items/{queue_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Waits until the item reaches `status`, returning its row.
+pub async fn wait_status(url: &str, queue_id: &str, status: &str, secs: f64) -> serde_json::Value {
+    let (u, q, s) = (url.to_string(), queue_id.to_string(), status.to_string());
+    wait_for(
+        secs,
+        &format!("item {queue_id} to be {status}"),
+        move || {
+            let (u, q, s) = (u.clone(), q.clone(), s.clone());
+            async move {
+                let row = queue_item(&u, &q).await;
+                (row["status"] == s.as_str()).then_some(row)
+            }
+        },
+    )
+    .await
+}
+
+/// A server with the worker on, pointed at `ai_urls`, with fast retries.
+pub async fn start_with_ai(ai_urls: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let (mut c, tmp) = test_config();
+    c.ai_service_url = ai_urls.to_string();
+    c.auto_start_worker = true;
+    c.retry_base_secs = 0.05;
+    tweak(&mut c);
+    TestServer::start_with(c, Some(tmp)).await
+}

@@ -3,6 +3,8 @@
 //! A tokio broadcast channel: publishing never blocks, and a subscriber that
 //! falls behind loses old events (it is then sent a fresh stats snapshot).
 
+pub mod routes;
+
 use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;

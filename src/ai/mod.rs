@@ -1,0 +1,274 @@
+//! The AI service client (`shared/spec/ai-service.md`): photos to
+//! `/api/depth`, videos to `/api/video/depth`, the file streamed from disk
+//! and the answer streamed to a temporary file while it is checked.
+
+pub mod routes;
+
+use std::{path::Path, time::Duration};
+
+use futures_util::TryStreamExt;
+use reqwest::multipart::{Form, Part};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use crate::{
+    config::Config,
+    media::{upload::TempFile, MediaRow, MediaType},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    /// Connection refused, DNS failure: the item is not to blame.
+    #[error("AI service unreachable: {0}")]
+    Unreachable(String),
+    /// 503: the model is still loading. Not the item's fault either.
+    #[error("AI service not ready (503): {0}")]
+    NotReady(String),
+    #[error("AI service answered {status}: {message}")]
+    Rejected { status: u16, message: String },
+    #[error("AI service answer unusable: {0}")]
+    BadAnswer(String),
+    #[error("AI service answer larger than {0} bytes (AI_MAX_RESPONSE_BYTES)")]
+    TooLarge(u64),
+    #[error("AI service did not answer within {0} s (AI_TIMEOUT_SECS)")]
+    Timeout(u64),
+    #[error("cannot read the original or write the depth map: {0}")]
+    Disk(#[from] std::io::Error),
+}
+
+impl AiError {
+    /// Whether this failure uses up one of the item's attempts.
+    pub fn counts_attempt(&self) -> bool {
+        match self {
+            AiError::Unreachable(_) | AiError::NotReady(_) => false,
+            AiError::Rejected { .. }
+            | AiError::BadAnswer(_)
+            | AiError::TooLarge(_)
+            | AiError::Timeout(_)
+            | AiError::Disk(_) => true,
+        }
+    }
+}
+
+/// A depth map received and checked, under a temporary name in the depth
+/// directory.
+pub struct DepthResult {
+    pub file: TempFile,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub format: &'static str,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub model_used: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AiClient {
+    http: reqwest::Client,
+    timeout: Duration,
+    max_bytes: u64,
+    fps: u32,
+    max_frames: u32,
+}
+
+const PNG_SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
+const ZIP_SIG: &[u8] = b"PK\x03\x04";
+
+impl AiClient {
+    pub fn new(config: &Config) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("the TLS backend initialises");
+        AiClient {
+            http,
+            timeout: Duration::from_secs(config.ai_timeout_secs),
+            max_bytes: config.ai_max_response_bytes,
+            fps: config.video_fps,
+            max_frames: config.video_max_frames,
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends one item's original to `base` and stores the answer in `out_dir`.
+    pub async fn depth(
+        &self,
+        base: &str,
+        media: &MediaRow,
+        out_dir: &Path,
+    ) -> Result<DepthResult, AiError> {
+        let file = tokio::fs::File::open(&media.file_path).await?;
+        let len = file.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(ReaderStream::new(file));
+        let name = safe_name(&media.original_filename);
+        let (url, field, expect) = match media.media_type {
+            MediaType::Photo => (format!("{base}/api/depth"), "image", PNG_SIG),
+            MediaType::Video => (
+                format!(
+                    "{base}/api/video/depth?fps={}&max_frames={}",
+                    self.fps, self.max_frames
+                ),
+                "video",
+                ZIP_SIG,
+            ),
+        };
+        let part = Part::stream_with_length(body, len)
+            .file_name(name)
+            .mime_str(&media.mime_type)
+            .map_err(|e| AiError::BadAnswer(e.to_string()))?;
+        let request = self
+            .http
+            .post(&url)
+            .multipart(Form::new().part(field, part))
+            .send();
+        let secs = self.timeout.as_secs();
+        let work = async {
+            let resp = request.await.map_err(classify)?;
+            let status = resp.status();
+            if !status.is_success() {
+                let message = error_message(resp).await;
+                return Err(if status.as_u16() == 503 {
+                    AiError::NotReady(message)
+                } else {
+                    AiError::Rejected {
+                        status: status.as_u16(),
+                        message,
+                    }
+                });
+            }
+            let model_used = resp
+                .headers()
+                .get("x-model-used")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let mut r = self.receive(resp, out_dir, expect).await?;
+            r.model_used = model_used;
+            Ok(r)
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(AiError::Timeout(secs)),
+        }
+    }
+
+    /// Streams the answer to disk with a size cap, checking its signature.
+    async fn receive(
+        &self,
+        resp: reqwest::Response,
+        out_dir: &Path,
+        expect: &'static [u8],
+    ) -> Result<DepthResult, AiError> {
+        let tmp = TempFile::new(out_dir);
+        let mut out = tokio::fs::File::create(tmp.path()).await?;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(64);
+        let mut size = 0u64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(classify)? {
+            size += chunk.len() as u64;
+            if size > self.max_bytes {
+                return Err(AiError::TooLarge(self.max_bytes));
+            }
+            if head.len() < 64 {
+                let take = (64 - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+        }
+        if !head.starts_with(expect) {
+            let what = if expect == PNG_SIG { "a PNG" } else { "a ZIP" };
+            return Err(AiError::BadAnswer(format!(
+                "expected {what}, got {size} bytes of something else"
+            )));
+        }
+        out.sync_all().await?;
+        drop(out);
+        let (format, width, height) = if expect == PNG_SIG {
+            let dims = imagesize::blob_size(&head)
+                .map_err(|e| AiError::BadAnswer(format!("unreadable PNG header: {e}")))?;
+            ("png", Some(dims.width as u32), Some(dims.height as u32))
+        } else {
+            ("zip", None, None)
+        };
+        Ok(DepthResult {
+            file: tmp,
+            size,
+            sha256: hasher.finalize().into(),
+            format,
+            width,
+            height,
+            model_used: None,
+        })
+    }
+
+    /// `GET {base}{path}` as JSON, for health checks and the proxy routes.
+    pub async fn get_json(&self, base: &str, path: &str) -> Result<serde_json::Value, AiError> {
+        let resp = self
+            .http
+            .get(format!("{base}{path}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let message = error_message(resp).await;
+            return Err(AiError::Rejected {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        resp.json()
+            .await
+            .map_err(|e| AiError::BadAnswer(e.to_string()))
+    }
+
+    /// Whether the endpoint is up with its model loaded.
+    pub async fn ready(&self, base: &str) -> Result<(), AiError> {
+        let v = self.get_json(base, "/health").await?;
+        match v.get("model_status").and_then(|s| s.as_str()) {
+            Some("not_loaded") => Err(AiError::NotReady("model not loaded".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Connection-level failures mean "unreachable"; the rest blame the answer.
+fn classify(e: reqwest::Error) -> AiError {
+    if e.is_connect() {
+        AiError::Unreachable(e.without_url().to_string())
+    } else if e.is_timeout() {
+        AiError::Timeout(0)
+    } else {
+        AiError::BadAnswer(e.without_url().to_string())
+    }
+}
+
+/// The service's JSON `message` (or `error`), else the start of the body.
+async fn error_message(resp: reqwest::Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => v
+            .get("message")
+            .or_else(|| v.get("error"))
+            .and_then(|m| m.as_str())
+            .unwrap_or("(no message)")
+            .to_string(),
+        Err(_) => text.chars().take(200).collect(),
+    }
+}
+
+/// The AI service needs a non-empty file name; keep only its last segment.
+fn safe_name(original: &str) -> String {
+    let last = original.rsplit(['/', '\\']).next().unwrap_or("");
+    if last.trim().is_empty() {
+        "upload".to_string()
+    } else {
+        last.to_string()
+    }
+}

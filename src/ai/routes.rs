@@ -1,0 +1,48 @@
+//! `/api/ai/health` and `/api/ai/info`: the AI service's own answers.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem_openapi::{payload::Json, OpenApi};
+
+use crate::{
+    app::{ApiTags, AppState},
+    error::ApiError,
+};
+
+pub struct AiApi {
+    pub state: Arc<AppState>,
+}
+
+impl AiApi {
+    /// Asks each endpoint in turn; the first good answer wins.
+    async fn first_answer(&self, path: &str, title: &str) -> Result<serde_json::Value, ApiError> {
+        let mut last = String::from("no AI_SERVICE_URL configured");
+        for url in self.state.config.ai_urls() {
+            match self.state.worker.shared.ai.get_json(&url, path).await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, title, last))
+    }
+}
+
+#[OpenApi(prefix_path = "/api/ai", tag = "ApiTags::Ai")]
+impl AiApi {
+    /// The AI service's /health answer
+    #[oai(path = "/health", method = "get", operation_id = "getAiHealth")]
+    async fn health(&self) -> Result<Json<serde_json::Value>, ApiError> {
+        Ok(Json(
+            self.first_answer("/health", "AI service unhealthy").await?,
+        ))
+    }
+
+    /// The AI service's / answer (model and endpoints)
+    #[oai(path = "/info", method = "get", operation_id = "getAiInfo")]
+    async fn info(&self) -> Result<Json<serde_json::Value>, ApiError> {
+        Ok(Json(
+            self.first_answer("/", "AI service unreachable").await?,
+        ))
+    }
+}

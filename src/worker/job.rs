@@ -1,0 +1,255 @@
+//! One slot's loop and one item's processing. The outcome of an item is
+//! one of four, so the loop reads as a table.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Endpoint, Shared};
+use crate::{
+    media::{self, DepthMap, MediaError},
+    queue::{self, QueueError, QueueRow, Status},
+};
+
+enum Outcome {
+    /// Depth map stored and the item completed, in one transaction.
+    Completed,
+    /// The endpoint is down or loading its model: back to `queued`, no attempt used.
+    Unavailable(String),
+    /// The attempt failed: retried with backoff, or failed for good.
+    Failed(String),
+}
+
+/// Longest wait between two looks at the queue when nothing wakes the slot.
+const BACKSTOP: Duration = Duration::from_secs(5);
+
+pub async fn slot(shared: Arc<Shared>, ep: Arc<Endpoint>, stop: CancellationToken) {
+    let wake = shared.queue.wake_handle();
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        if !ep.reachable() {
+            tokio::select! {
+                _ = ep.back.notified() => {}
+                _ = tokio::time::sleep(BACKSTOP) => {}
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
+        // Registered before looking, so an enqueue in between is not missed.
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match claim(&shared).await {
+            Ok(Some(item)) => run_one(&shared, &ep, item, &stop).await,
+            Ok(None) => {
+                let wait = next_wait(&shared).await;
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Claims only when something is claimable: a read is cheaper than an
+/// empty write transaction.
+async fn claim(shared: &Shared) -> Result<Option<QueueRow>, QueueError> {
+    let now = Utc::now();
+    let any = shared
+        .queue
+        .store
+        .read(move |txn| Ok::<_, QueueError>(queue::store::has_claimable(txn, now)?))
+        .await?;
+    if !any {
+        return Ok(None);
+    }
+    shared.queue.claim_next().await
+}
+
+async fn next_wait(shared: &Shared) -> Duration {
+    let due = shared
+        .queue
+        .store
+        .read(|txn| Ok::<_, QueueError>(queue::store::next_due(txn)?))
+        .await
+        .ok()
+        .flatten();
+    match due {
+        Some(at) => (at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(BACKSTOP),
+        None => BACKSTOP,
+    }
+}
+
+async fn run_one(
+    shared: &Arc<Shared>,
+    ep: &Arc<Endpoint>,
+    item: QueueRow,
+    stop: &CancellationToken,
+) {
+    use std::sync::atomic::Ordering;
+    ep.in_flight.fetch_add(1, Ordering::SeqCst);
+    shared.in_flight.lock().unwrap().push(item.id);
+    // Its own task, so that a panic fails this item and not the slot.
+    let mut job = tokio::spawn(process(shared.clone(), ep.url.clone(), item.clone()));
+    let result = tokio::select! {
+        r = &mut job => Some(r),
+        _ = stop.cancelled() => None,
+    };
+    let result = match result {
+        Some(r) => Some(r),
+        None => match tokio::time::timeout(shared.grace, &mut job).await {
+            Ok(r) => Some(r),
+            Err(_) => {
+                job.abort();
+                None
+            }
+        },
+    };
+    match result {
+        Some(Ok(Outcome::Completed)) => {
+            shared.processed.fetch_add(1, Ordering::Relaxed);
+            ep.set_error(None);
+        }
+        Some(Ok(Outcome::Unavailable(msg))) => {
+            ep.mark_down(shared, msg.clone());
+            log_err(shared.queue.release(item.id, Some(msg)).await);
+        }
+        Some(Ok(Outcome::Failed(msg))) => {
+            ep.set_error(Some(msg.clone()));
+            fail(shared, item.id, msg).await;
+        }
+        Some(Err(join)) => {
+            fail(
+                shared,
+                item.id,
+                format!("internal error while processing: {join}"),
+            )
+            .await
+        }
+        None => {
+            tracing::info!(id = %item.id, "unfinished at shutdown; returned to the queue");
+            log_err(shared.queue.release(item.id, None).await);
+        }
+    }
+    shared.in_flight.lock().unwrap().retain(|id| *id != item.id);
+    ep.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn fail(shared: &Shared, id: Uuid, msg: String) {
+    let base = shared.retry_base;
+    let r = shared
+        .queue
+        .fail(id, msg, move |attempts| backoff(base, attempts))
+        .await;
+    if let Ok(row) = &r {
+        if row.status == Status::Failed {
+            shared
+                .failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    log_err(r);
+}
+
+/// `base * 2^(attempts-1)`, capped at 5 minutes, with full jitter on the
+/// upper half so that items failed together do not retry together.
+pub fn backoff(base: Duration, attempts: u32) -> chrono::Duration {
+    let exp = base.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(20) as i32);
+    let capped = exp.min(300.0);
+    let jittered = capped * (0.5 + rand::random::<f64>() * 0.5);
+    chrono::Duration::milliseconds((jittered * 1000.0) as i64)
+}
+
+fn log_err<T>(r: Result<T, QueueError>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "recording an outcome failed");
+    }
+}
+
+async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
+    let media_id = item.media_item_id;
+    let media = match shared
+        .queue
+        .store
+        .read(move |txn| media::store::get(txn, media_id)?.ok_or(MediaError::NotFound(media_id)))
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let result = match shared.ai.depth(&url, &media, &shared.dirs.depth_maps).await {
+        Ok(r) => r,
+        Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let depth_id = Uuid::now_v7();
+    let path = shared
+        .dirs
+        .depth_maps
+        .join(format!("{depth_id}.{}", result.format));
+    let record = DepthMap {
+        id: depth_id,
+        media_item_id: media.id,
+        file_path: path.to_string_lossy().into_owned(),
+        file_size: result.size,
+        format: result.format.to_string(),
+        width: result.width,
+        height: result.height,
+        model_name: shared.model_name.clone(),
+        model_version: result
+            .model_used
+            .clone()
+            .unwrap_or_else(|| shared.model_version.clone()),
+        checksum: hex::encode(result.sha256),
+        generated_at: Utc::now(),
+        accessed_at: None,
+        access_count: 0,
+    };
+    let store = shared.queue.store.clone();
+    let item_id = item.id;
+    let file = result.file;
+    let path2 = path.clone();
+    let committed = tokio::task::spawn_blocking(
+        move || -> Result<(QueueRow, Option<DepthMap>), MediaError> {
+            file.persist(&path2)?;
+            let r = store.write_blocking(|txn| -> Result<_, MediaError> {
+                let old = media::store::depth_w(txn, record.media_item_id)?;
+                media::store::put_depth(txn, &record)?;
+                let row = queue::store::complete(txn, item_id, Utc::now())?;
+                Ok((row, old))
+            });
+            if r.is_err() {
+                let _ = std::fs::remove_file(&path2);
+            }
+            r
+        },
+    )
+    .await;
+    match committed {
+        Ok(Ok((row, old))) => {
+            if let Some(old) = old {
+                let _ = tokio::fs::remove_file(&old.file_path).await;
+            }
+            shared.queue.announce(&row);
+            Outcome::Completed
+        }
+        Ok(Err(e)) => Outcome::Failed(format!("storing the depth map failed: {e}")),
+        Err(e) => Outcome::Failed(format!("storing the depth map failed: {e}")),
+    }
+}

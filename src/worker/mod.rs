@@ -1,0 +1,163 @@
+//! The in-process worker: one task per (AI endpoint, slot), each claiming
+//! the best queued item when woken, sending it, and recording the outcome.
+//!
+//! Starting and stopping is generational: `start` spawns the slot tasks
+//! under a child of the process's shutdown token, `stop` cancels it and
+//! waits until every in-flight item finished or went back to `queued`.
+
+pub mod endpoint;
+pub mod job;
+pub mod routes;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{ai::AiClient, config::Config, events::Event, media::MediaDirs, queue::Queue};
+pub use endpoint::Endpoint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("The processing worker is already running")]
+    AlreadyRunning,
+    #[error("The processing worker is not running")]
+    NotRunning,
+}
+
+/// What the slots share.
+pub struct Shared {
+    pub queue: Queue,
+    pub ai: AiClient,
+    pub dirs: MediaDirs,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    pub grace: Duration,
+    pub retry_base: Duration,
+    pub model_name: String,
+    pub model_version: String,
+    pub processed: AtomicU64,
+    pub failed: AtomicU64,
+    /// Queue ids being processed now.
+    pub in_flight: std::sync::Mutex<Vec<Uuid>>,
+}
+
+struct Run {
+    token: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    run: Arc<Mutex<Option<Run>>>,
+    shutdown: CancellationToken,
+    concurrency: usize,
+}
+
+impl Worker {
+    pub fn new(
+        config: &Config,
+        queue: Queue,
+        dirs: MediaDirs,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let ai = AiClient::new(config);
+        let endpoints = config
+            .ai_urls()
+            .into_iter()
+            .map(|u| Arc::new(Endpoint::new(u)))
+            .collect();
+        Worker {
+            shared: Arc::new(Shared {
+                queue,
+                ai,
+                dirs,
+                endpoints,
+                grace: Duration::from_secs(config.shutdown_grace_secs),
+                retry_base: Duration::from_secs_f64(config.retry_base_secs.max(0.0)),
+                model_name: config.ai_model_name.clone(),
+                model_version: config.ai_model_version.clone(),
+                processed: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                in_flight: std::sync::Mutex::new(Vec::new()),
+            }),
+            run: Arc::new(Mutex::new(None)),
+            shutdown,
+            concurrency: config.ai_concurrency.max(1),
+        }
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    pub async fn is_running(&self) -> bool {
+        self.run.lock().await.is_some()
+    }
+
+    pub async fn start(&self) -> Result<(), WorkerError> {
+        let mut run = self.run.lock().await;
+        if run.is_some() {
+            return Err(WorkerError::AlreadyRunning);
+        }
+        let token = self.shutdown.child_token();
+        let mut tasks = Vec::new();
+        for ep in &self.shared.endpoints {
+            tasks.push(crate::app::spawn_named(
+                "ai-health",
+                endpoint::watch(self.shared.clone(), ep.clone(), token.clone()),
+            ));
+            for _ in 0..self.concurrency {
+                tasks.push(crate::app::spawn_named(
+                    "worker-slot",
+                    job::slot(self.shared.clone(), ep.clone(), token.clone()),
+                ));
+            }
+        }
+        *run = Some(Run { token, tasks });
+        tracing::info!(
+            endpoints = self.shared.endpoints.len(),
+            per_endpoint = self.concurrency,
+            "worker started"
+        );
+        self.shared
+            .queue
+            .events()
+            .publish(Event::Worker { running: true });
+        Ok(())
+    }
+
+    /// Stops claiming; in-flight items get the grace period, then go back
+    /// to `queued`. Returns once no slot holds an item.
+    pub async fn stop(&self) -> Result<(), WorkerError> {
+        let mut run = self.run.lock().await;
+        let Some(r) = run.take() else {
+            return Err(WorkerError::NotRunning);
+        };
+        r.token.cancel();
+        for t in r.tasks {
+            let _ = t.await;
+        }
+        tracing::info!("worker stopped");
+        self.shared
+            .queue
+            .events()
+            .publish(Event::Worker { running: false });
+        Ok(())
+    }
+
+    pub fn processed(&self) -> u64 {
+        self.shared.processed.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+}
