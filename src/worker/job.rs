@@ -253,3 +253,41 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
         Err(e) => Outcome::Failed(format!("storing the depth map failed: {e}")),
     }
 }
+
+/// The `last_error` of an item whose processing task panicked.
+fn panic_message(join: &tokio::task::JoinError) -> String {
+    format!("internal error while processing: {join}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic inside an item's task surfaces as a join error that the
+    /// slot records on the item; the slot itself keeps running.
+    #[tokio::test]
+    async fn a_panicking_job_becomes_an_item_error() {
+        let job = tokio::spawn(async { panic!("decoder exploded") });
+        let err = job
+            .await
+            .expect_err("the panic is caught by the task boundary");
+        assert!(err.is_panic());
+        assert!(panic_message(&err).starts_with("internal error while processing"));
+        let next = tokio::spawn(async { 1 + 1 }).await.unwrap();
+        assert_eq!(next, 2);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let base = Duration::from_secs(2);
+        for attempts in 1..8 {
+            let d = backoff(base, attempts).num_milliseconds() as f64 / 1000.0;
+            let full = (2.0 * 2f64.powi(attempts as i32 - 1)).min(300.0);
+            assert!(
+                d >= full * 0.5 - 0.001 && d <= full + 0.001,
+                "attempt {attempts}: {d}"
+            );
+        }
+        assert!(backoff(base, 30).num_seconds() <= 300);
+    }
+}

@@ -1,0 +1,91 @@
+//! `/api/events` delivers an upload's state changes in order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ai_standin::{AiStandin, Mode};
+use common::{client, json, png, start_with_ai, upload};
+use futures_util::StreamExt;
+
+/// Reads SSE frames (`event:` + `data:`) from a response body.
+async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+) -> Option<(String, serde_json::Value)> {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            return Some((name, serde_json::from_str(&data).unwrap()));
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn upload_events_arrive_in_order() {
+    let ai = AiStandin::start(Mode::Delay(Duration::from_millis(100))).await;
+    let s = start_with_ai(&ai.url(), |_| {}).await;
+    let resp = client().get(s.at("/api/events")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let (name, first) = next_event(&mut stream, &mut buf).await.unwrap();
+    assert_eq!(name, "stats");
+    assert_eq!(first["stats"]["queued"], 0);
+
+    let up = json(upload(&s.url, "e.png", png(10, 10, 1)).await).await;
+    let qid = up["queueId"].as_str().unwrap().to_string();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("completed") {
+        let (name, ev) = next_event(&mut stream, &mut buf)
+            .await
+            .expect("stream ended early");
+        if name == "item" && ev["id"] == qid.as_str() {
+            assert_eq!(ev["type"], "item");
+            assert!(
+                ev.get("media_item_id").is_some()
+                    && ev.get("attempts").is_some()
+                    && ev.get("last_error").is_some()
+            );
+            seen.push(ev["status"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, ["queued", "processing", "completed"]);
+
+    client()
+        .post(s.at("/api/queue/worker/stop"))
+        .send()
+        .await
+        .unwrap();
+    loop {
+        let (name, ev) = next_event(&mut stream, &mut buf)
+            .await
+            .expect("worker event");
+        if name == "worker" {
+            assert_eq!(ev["running"], false);
+            break;
+        }
+    }
+    s.stop().await;
+}
