@@ -134,14 +134,7 @@ async fn run_one(
             ep.set_error(Some(msg.clone()));
             fail(shared, item.id, msg).await;
         }
-        Some(Err(join)) => {
-            fail(
-                shared,
-                item.id,
-                format!("internal error while processing: {join}"),
-            )
-            .await
-        }
+        Some(Err(join)) => fail(shared, item.id, panic_message(&join)).await,
         None => {
             tracing::info!(id = %item.id, "unfinished at shutdown; returned to the queue");
             log_err(shared.queue.release(item.id, None).await);
