@@ -34,7 +34,14 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 async fn wait_completed(url: &str, n: u64) {
     loop {
-        let st = json(client().get(format!("{url}/api/queue/stats")).send().await.unwrap()).await;
+        let st = json(
+            client()
+                .get(format!("{url}/api/queue/stats"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         if st["stats"]["completed"].as_u64().unwrap() >= n {
             return;
         }
@@ -44,7 +51,10 @@ async fn wait_completed(url: &str, n: u64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut delays_all = Vec::new();
     let mut rates = Vec::new();
     for run in 0..runs {
@@ -70,13 +80,21 @@ async fn main() {
         delays_all.extend(delays);
 
         // Throughput: 200 queued photos, then the worker runs them.
-        client().post(s.at("/api/queue/worker/stop")).send().await.unwrap();
+        client()
+            .post(s.at("/api/queue/worker/stop"))
+            .send()
+            .await
+            .unwrap();
         for i in 0..200u32 {
             let r = upload(&s.url, "t.png", photo(run as u32 * 100_000 + 1000 + i)).await;
             assert_eq!(r.status(), 201);
         }
         let t0 = Instant::now();
-        client().post(s.at("/api/queue/worker/start")).send().await.unwrap();
+        client()
+            .post(s.at("/api/queue/worker/start"))
+            .send()
+            .await
+            .unwrap();
         wait_completed(&s.url, 250).await;
         let secs = t0.elapsed().as_secs_f64();
         rates.push(200.0 / secs);
@@ -85,6 +103,11 @@ async fn main() {
     }
     delays_all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("dispatch delay (201 -> AI request): p50 {:.3} ms, p99 {:.3} ms over {} uploads", pct(&delays_all, 0.5), pct(&delays_all, 0.99), delays_all.len());
+    println!(
+        "dispatch delay (201 -> AI request): p50 {:.3} ms, p99 {:.3} ms over {} uploads",
+        pct(&delays_all, 0.5),
+        pct(&delays_all, 0.99),
+        delays_all.len()
+    );
     println!("pipeline throughput (200 x 1 MiB photos, instant AI): median {:.1} items/s over {} runs (min {:.1}, max {:.1})", rates[rates.len() / 2], runs, rates[0], rates[rates.len() - 1]);
 }

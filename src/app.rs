@@ -33,6 +33,8 @@ pub enum ApiTags {
     Ai,
     /// Live events
     Events,
+    /// Optional token authentication
+    Auth,
 }
 
 /// What every route handler shares.
@@ -42,6 +44,7 @@ pub struct AppState {
     pub queue: Queue,
     pub dirs: MediaDirs,
     pub worker: Worker,
+    pub auth: Arc<crate::auth::Auth>,
     /// Cancelled when the process shuts down; ends event streams and the worker.
     pub shutdown: CancellationToken,
     uploads: Arc<Semaphore>,
@@ -108,7 +111,8 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             queue::routes::QueueApi { state: state.clone() },
             crate::worker::routes::WorkerApi { state: state.clone() },
             crate::ai::routes::AiApi { state: state.clone() },
-            crate::events::routes::EventsApi { state },
+            crate::events::routes::EventsApi { state: state.clone() },
+            crate::auth::AuthApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -182,6 +186,7 @@ pub async fn open_state_with(
         );
     }
     let worker = Worker::new(&config, queue.clone(), dirs.clone(), shutdown.clone());
+    let config_auth = config.auth_token.clone();
     Ok(Arc::new(AppState {
         uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
         config,
@@ -190,6 +195,7 @@ pub async fn open_state_with(
         dirs,
         worker,
         shutdown,
+        auth: Arc::new(crate::auth::Auth::new(config_auth)),
     }))
 }
 
@@ -198,6 +204,8 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = api_service(state.clone());
     let spec_json = api.spec();
     let spec_yaml = api.spec_yaml();
+    let auth = state.auth.clone();
+    let cors = cors(&state.config);
     Route::new()
         .at("/api/openapi.json", get(StaticText::json(spec_json)))
         .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
@@ -208,7 +216,32 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .catch_all_error(|err| async move {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
         })
+        .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
+        .with(cors)
         .with(Tracing)
+}
+
+/// CORS for the origins in `CORS_ORIGINS`; none by default (same origin only).
+fn cors(config: &Config) -> poem::middleware::Cors {
+    let mut cors = poem::middleware::Cors::new()
+        .allow_credentials(false)
+        .allow_headers(["authorization", "content-type", "range"])
+        .expose_headers(["content-range", "etag", "retry-after"]);
+    let origins: Vec<String> = config
+        .cors_origins
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        // An origin that no browser sends: every cross-origin request is refused.
+        cors = cors.allow_origin("null-origin.invalid");
+    } else {
+        cors = cors.allow_origins(origins);
+    }
+    cors
 }
 
 /// A fixed body served with its content type.
@@ -276,9 +309,15 @@ pub async fn serve(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    if !state.auth.required() {
+        tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
+    }
     let app = routes(state.clone());
     let token = shutdown.clone();
     Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .idle_timeout(std::time::Duration::from_secs(
+            state.config.idle_timeout_secs.max(1),
+        ))
         .run_with_graceful_shutdown(
             app,
             async move { token.cancelled().await },

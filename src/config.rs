@@ -125,6 +125,18 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
+    /// Bearer token required on every /api route and /metrics (unset: the API is open).
+    #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<Secret>,
+
+    /// Origins allowed to call the API from a browser, comma-separated (unset: same origin only).
+    #[arg(long, env = "CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+
+    /// Seconds a connection may stay silent before it is closed (slow clients).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
     /// Immich server URL (with or without a trailing /api).
     #[arg(long, env = "IMMICH_URL")]
     pub immich_url: Option<String>,

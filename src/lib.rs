@@ -4,6 +4,7 @@
 
 pub mod ai;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;

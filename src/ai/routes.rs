@@ -7,6 +7,7 @@ use poem_openapi::{payload::Json, OpenApi};
 
 use crate::{
     app::{ApiTags, AppState},
+    auth::Authed,
     error::ApiError,
 };
 
@@ -32,7 +33,7 @@ impl AiApi {
 impl AiApi {
     /// The AI service's /health answer
     #[oai(path = "/health", method = "get", operation_id = "getAiHealth")]
-    async fn health(&self) -> Result<Json<serde_json::Value>, ApiError> {
+    async fn health(&self, _auth: Authed) -> Result<Json<serde_json::Value>, ApiError> {
         Ok(Json(
             self.first_answer("/health", "AI service unhealthy").await?,
         ))
@@ -40,7 +41,7 @@ impl AiApi {
 
     /// The AI service's / answer (model and endpoints)
     #[oai(path = "/info", method = "get", operation_id = "getAiInfo")]
-    async fn info(&self) -> Result<Json<serde_json::Value>, ApiError> {
+    async fn info(&self, _auth: Authed) -> Result<Json<serde_json::Value>, ApiError> {
         Ok(Json(
             self.first_answer("/", "AI service unreachable").await?,
         ))

@@ -6,7 +6,10 @@ use futures_util::{stream::BoxStream, StreamExt};
 use poem_openapi::{payload::EventStream, OpenApi};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::{ApiTags, AppState};
+use crate::{
+    app::{ApiTags, AppState},
+    auth::Authed,
+};
 
 pub struct EventsApi {
     pub state: Arc<AppState>,
@@ -26,7 +29,7 @@ impl EventsApi {
     /// `import` (`running`, `queued`, `skipped`, `failed`, `done`). Each
     /// `data:` is a JSON object with a `type` field equal to the event name.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
-    async fn events(&self) -> EventStream<BoxStream<'static, serde_json::Value>> {
+    async fn events(&self, _auth: Authed) -> EventStream<BoxStream<'static, serde_json::Value>> {
         let state = self.state.clone();
         let mut rx = state.queue.events().subscribe();
         let stop = state.shutdown.clone();

@@ -42,17 +42,24 @@ pub struct MediaRow {
     pub file_path: String,
     pub file_size: u64,
     pub mime_type: String,
+    #[oai(nullable)]
     pub width: Option<u32>,
+    #[oai(nullable)]
     pub height: Option<u32>,
+    #[oai(nullable)]
     pub duration_seconds: Option<f64>,
+    #[oai(nullable)]
     pub frame_rate: Option<f64>,
     /// SHA-256 of the bytes, hex.
     pub checksum: String,
+    #[oai(nullable)]
     pub captured_at: Option<DateTime<Utc>>,
     pub uploaded_at: DateTime<Utc>,
     pub source: Source,
+    #[oai(nullable)]
     pub immich_asset_id: Option<String>,
     /// For Immich imports: `original` or `preview` (when the original is a format the AI service cannot read).
+    #[oai(nullable)]
     pub immich_variant: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -71,12 +78,15 @@ pub struct DepthMap {
     pub file_size: u64,
     /// `png` for photos, `zip` (PNG frames) for videos.
     pub format: String,
+    #[oai(nullable)]
     pub width: Option<u32>,
+    #[oai(nullable)]
     pub height: Option<u32>,
     pub model_name: String,
     pub model_version: String,
     pub checksum: String,
     pub generated_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub accessed_at: Option<DateTime<Utc>>,
     pub access_count: u64,
 }

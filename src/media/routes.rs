@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{files::FileBody, store, upload, DepthMap, MediaError, MediaRow, MediaType};
 use crate::{
     app::{ApiTags, AppState},
+    auth::Authed,
     error::ApiError,
     queue::Status,
 };
@@ -54,11 +55,17 @@ pub struct MediaStatusRow {
     pub original_filename: String,
     pub media_type: MediaType,
     pub uploaded_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub processing_status: Option<Status>,
+    #[oai(nullable)]
     pub processing_attempts: Option<u32>,
+    #[oai(nullable)]
     pub last_error: Option<String>,
+    #[oai(nullable)]
     pub depth_map_id: Option<Uuid>,
+    #[oai(nullable)]
     pub depth_map_path: Option<String>,
+    #[oai(nullable)]
     pub depth_map_generated_at: Option<DateTime<Utc>>,
 }
 
@@ -83,7 +90,11 @@ impl MediaApi {
     /// Streams the file in field `media` to disk, types it by its bytes,
     /// stores it and queues it, all before answering 201.
     #[oai(path = "/upload", method = "post", operation_id = "uploadMedia")]
-    async fn upload(&self, form: upload::UploadForm) -> Result<UploadResponse, ApiError> {
+    async fn upload(
+        &self,
+        _auth: Authed,
+        form: upload::UploadForm,
+    ) -> Result<UploadResponse, ApiError> {
         let s = &self.state;
         let _permit = s.upload_permit()?;
         let rx = upload::receive_form(form.0, &s.dirs.uploads, s.config.max_upload_bytes).await?;
@@ -115,6 +126,7 @@ impl MediaApi {
     #[oai(path = "/status", method = "get", operation_id = "listMediaStatus")]
     async fn status(
         &self,
+        _auth: Authed,
         /// Rows per page (default 100; more than 1000 is capped to 1000).
         #[oai(default = "default_limit", validator(minimum(value = "1")))]
         limit: Query<u32>,
@@ -149,20 +161,30 @@ impl MediaApi {
 
     /// One media item
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
-    async fn get(&self, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
+    async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
         Ok(Json(self.state.media(id.0).await?))
     }
 
     /// The original file
     #[oai(path = "/:id/file", method = "get", operation_id = "getMediaFile")]
-    async fn file(&self, id: Path<Uuid>, req: StaticFileRequest) -> Result<FileBody, ApiError> {
+    async fn file(
+        &self,
+        _auth: Authed,
+        id: Path<Uuid>,
+        req: StaticFileRequest,
+    ) -> Result<FileBody, ApiError> {
         let m = self.state.media(id.0).await?;
         FileBody::serve(req, std::path::Path::new(&m.file_path), &m.mime_type)
     }
 
     /// The depth map (PNG for photos, ZIP of PNG frames for videos)
     #[oai(path = "/:id/depth", method = "get", operation_id = "getMediaDepth")]
-    async fn depth(&self, id: Path<Uuid>, req: StaticFileRequest) -> Result<FileBody, ApiError> {
+    async fn depth(
+        &self,
+        _auth: Authed,
+        id: Path<Uuid>,
+        req: StaticFileRequest,
+    ) -> Result<FileBody, ApiError> {
         let id = id.0;
         let depth = self
             .state
@@ -186,7 +208,7 @@ impl MediaApi {
 
     /// Delete a media item, its queue entry, its files and its depth map
     #[oai(path = "/:id", method = "delete", operation_id = "deleteMedia")]
-    async fn delete(&self, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
+    async fn delete(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
         let id = id.0;
         let removed = self
             .state

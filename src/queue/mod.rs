@@ -82,9 +82,12 @@ pub struct QueueRow {
     pub priority: u32,
     pub attempts: u32,
     pub max_attempts: u32,
+    #[oai(nullable)]
     pub last_error: Option<String>,
     pub queued_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub started_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub completed_at: Option<DateTime<Utc>>,
     pub original_filename: String,
     pub media_type: MediaType,

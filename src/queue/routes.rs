@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{query, ListOrder, ListQuery, QueueError, QueueRow, Status, DEFAULT_MAX_ATTEMPTS};
 use crate::{
     app::{ApiTags, AppState},
+    auth::Authed,
     error::ApiError,
     media,
     web::body::OptionalJson,
@@ -56,6 +57,7 @@ pub struct SummaryRow {
     pub status: Status,
     pub count: u64,
     pub avg_attempts: f64,
+    #[oai(nullable)]
     pub avg_processing_time_seconds: Option<f64>,
 }
 
@@ -101,8 +103,10 @@ pub struct ItemList {
 pub struct ItemDetail {
     #[oai(flatten)]
     pub item: QueueRow,
+    #[oai(nullable)]
     pub file_path: Option<String>,
     pub error_count: u32,
+    #[oai(nullable)]
     pub processing_duration_seconds: Option<f64>,
 }
 
@@ -141,7 +145,7 @@ pub struct ActionResult {
 impl QueueApi {
     /// Number of items per status (read from counters, never a scan)
     #[oai(path = "/stats", method = "get", operation_id = "getQueueStats")]
-    async fn stats(&self) -> Result<Json<StatsResponse>, ApiError> {
+    async fn stats(&self, _auth: Authed) -> Result<Json<StatsResponse>, ApiError> {
         let stats = self.state.queue.stats().await?;
         Ok(Json(StatsResponse {
             stats: stats.into(),
@@ -151,7 +155,7 @@ impl QueueApi {
 
     /// Count, average attempts and average processing time per status
     #[oai(path = "/summary", method = "get", operation_id = "getQueueSummary")]
-    async fn summary(&self) -> Result<Json<SummaryResponse>, ApiError> {
+    async fn summary(&self, _auth: Authed) -> Result<Json<SummaryResponse>, ApiError> {
         let rows = self
             .state
             .store
@@ -177,6 +181,7 @@ impl QueueApi {
     #[allow(clippy::too_many_arguments)]
     async fn items(
         &self,
+        _auth: Authed,
         status: Query<Option<Status>>,
         /// Rows per page (default 50; more than 1000 is capped to 1000).
         #[oai(default = "default_limit", validator(minimum(value = "1")))]
@@ -215,7 +220,7 @@ impl QueueApi {
 
     /// One queue item with its file path and error history
     #[oai(path = "/items/:id", method = "get", operation_id = "getQueueItem")]
-    async fn item(&self, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
+    async fn item(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
         let id = id.0;
         let (item, media) = self
             .state
@@ -245,6 +250,7 @@ impl QueueApi {
     )]
     async fn enqueue(
         &self,
+        _auth: Authed,
         #[oai(name = "mediaItemId")] media_item_id: Path<Uuid>,
         #[oai(default)] force: Query<bool>,
         body: OptionalJson<EnqueueBody>,
@@ -272,7 +278,7 @@ impl QueueApi {
         method = "post",
         operation_id = "cancelQueueItem"
     )]
-    async fn cancel(&self, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+    async fn cancel(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
         let row = self.state.queue.cancel(id.0).await?;
         Ok(Json(ActionResult {
             success: true,
@@ -287,7 +293,7 @@ impl QueueApi {
         method = "post",
         operation_id = "retryFailedItems"
     )]
-    async fn retry_failed(&self) -> Result<Json<RetryAllResult>, ApiError> {
+    async fn retry_failed(&self, _auth: Authed) -> Result<Json<RetryAllResult>, ApiError> {
         let rows = self.state.queue.retry_all_failed().await?;
         Ok(Json(RetryAllResult {
             success: true,
@@ -302,7 +308,7 @@ impl QueueApi {
         method = "post",
         operation_id = "retryQueueItem"
     )]
-    async fn retry(&self, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+    async fn retry(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
         let row = self.state.queue.retry(id.0).await?;
         Ok(Json(ActionResult {
             success: true,

@@ -7,6 +7,7 @@ use redb::ReadableTableMetadata;
 
 use crate::{
     app::{ApiTags, AppState},
+    auth::Authed,
     error::ApiError,
     storage,
 };
@@ -22,6 +23,7 @@ pub struct Health {
     pub service: String,
     /// `connected` or `disconnected`.
     pub database: String,
+    #[oai(nullable)]
     pub error: Option<String>,
 }
 
@@ -102,7 +104,7 @@ impl ServiceApi {
         operation_id = "getDbInfo",
         tag = "ApiTags::Service"
     )]
-    async fn db_info(&self) -> Result<Json<DbInfo>, ApiError> {
+    async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
         let counts = self
             .state
             .store

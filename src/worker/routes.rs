@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     app::{ApiTags, AppState},
+    auth::Authed,
     error::ApiError,
 };
 
@@ -20,6 +21,7 @@ pub struct EndpointStatus {
     pub url: String,
     pub in_flight: u64,
     pub reachable: bool,
+    #[oai(nullable)]
     pub last_error: Option<String>,
 }
 
@@ -54,7 +56,7 @@ pub struct WorkerAction {
 impl WorkerApi {
     /// Worker state, in-flight items and AI endpoints
     #[oai(path = "/status", method = "get", operation_id = "getWorkerStatus")]
-    async fn status(&self) -> Json<WorkerStatus> {
+    async fn status(&self, _auth: Authed) -> Json<WorkerStatus> {
         let w = &self.state.worker;
         let in_flight = w.shared.in_flight.lock().unwrap().clone();
         let endpoints: Vec<EndpointStatus> = w
@@ -83,7 +85,7 @@ impl WorkerApi {
 
     /// Start processing
     #[oai(path = "/start", method = "post", operation_id = "startWorker")]
-    async fn start(&self) -> Result<Json<WorkerAction>, ApiError> {
+    async fn start(&self, _auth: Authed) -> Result<Json<WorkerAction>, ApiError> {
         self.state.worker.start().await?;
         Ok(Json(WorkerAction {
             success: true,
@@ -96,7 +98,7 @@ impl WorkerApi {
     /// In-flight items get `SHUTDOWN_GRACE_SECS` to finish; what is left
     /// goes back to `queued`. Answers once nothing is processing.
     #[oai(path = "/stop", method = "post", operation_id = "stopWorker")]
-    async fn stop(&self) -> Result<Json<WorkerAction>, ApiError> {
+    async fn stop(&self, _auth: Authed) -> Result<Json<WorkerAction>, ApiError> {
         self.state.worker.stop().await?;
         Ok(Json(WorkerAction {
             success: true,

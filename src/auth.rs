@@ -1,0 +1,249 @@
+//! Optional authentication. With `AUTH_TOKEN` set, every `/api/*` route
+//! and `/metrics` needs `Authorization: Bearer <token>` or the session
+//! cookie that `POST /api/auth/login` sets (what the admin page and its
+//! EventSource use: the raw token never travels in a URL).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use poem::{http::StatusCode, Endpoint, IntoResponse, Request, Response};
+use poem_openapi::{
+    payload::Json,
+    registry::{MetaSecurityScheme, Registry},
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    app::{ApiTags, AppState},
+    config::Secret,
+    error::ApiError,
+};
+
+pub const COOKIE: &str = "immichvr_session";
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+const SCHEME: &str = "bearerAuth";
+
+pub struct Auth {
+    token: Option<Secret>,
+    sessions: Mutex<HashMap<String, Instant>>,
+}
+
+impl Auth {
+    pub fn new(token: Option<Secret>) -> Self {
+        Auth {
+            token: token.filter(|t| !t.expose().is_empty()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn required(&self) -> bool {
+        self.token.is_some()
+    }
+
+    fn token_matches(&self, presented: &str) -> bool {
+        match &self.token {
+            Some(t) => t.expose().as_bytes().ct_eq(presented.as_bytes()).into(),
+            None => true,
+        }
+    }
+
+    /// Whether the request carries the token or a live session.
+    pub fn allows(&self, req: &Request) -> bool {
+        if !self.required() {
+            return true;
+        }
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(b) = bearer {
+            return self.token_matches(b.trim());
+        }
+        match session_cookie(req) {
+            Some(id) => {
+                let mut sessions = self.sessions.lock().unwrap();
+                sessions.retain(|_, exp| *exp > Instant::now());
+                sessions.contains_key(&id)
+            }
+            None => false,
+        }
+    }
+
+    /// A new session for a correct token.
+    pub fn login(&self, presented: &str) -> Option<String> {
+        if !self.token_matches(presented) {
+            return None;
+        }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(id.clone(), Instant::now() + SESSION_TTL);
+        Some(id)
+    }
+
+    pub fn logout(&self, req: &Request) {
+        if let Some(id) = session_cookie(req) {
+            self.sessions.lock().unwrap().remove(&id);
+        }
+    }
+}
+
+fn session_cookie(req: &Request) -> Option<String> {
+    let header = req.headers().get("cookie")?.to_str().ok()?;
+    header
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Paths that stay open with authentication on.
+pub fn is_open(path: &str) -> bool {
+    let protected = path.starts_with("/api/") || path == "/metrics";
+    !protected
+        || path.starts_with("/api/openapi.")
+        || path == "/api/docs"
+        || path.starts_with("/api/docs/")
+        || path == "/api/auth/login"
+        || path == "/api/auth/status"
+}
+
+/// The middleware: 401 JSON for a protected path without credentials.
+pub async fn guard<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    auth: Arc<Auth>,
+) -> poem::Result<Response> {
+    if !is_open(req.uri().path()) && !auth.allows(&req) {
+        let mut resp = poem::error::ResponseError::as_response(&ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Send Authorization: Bearer <AUTH_TOKEN>, or log in with POST /api/auth/login",
+        ));
+        resp.headers_mut().insert(
+            "www-authenticate",
+            poem::http::HeaderValue::from_static("Bearer"),
+        );
+        return Ok(resp);
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Declares the bearer scheme on an operation so generated clients send
+/// the token; the check itself is the middleware above.
+pub struct Authed;
+
+impl<'a> ApiExtractor<'a> for Authed {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            SCHEME,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some("The AUTH_TOKEN, when the server sets one."),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        _request: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Authed)
+    }
+}
+
+pub struct AuthApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginBody {
+    pub token: String,
+}
+
+#[derive(Debug, Object)]
+pub struct AuthStatus {
+    /// Whether the server requires a token.
+    pub required: bool,
+    /// Whether this request carries a valid token or session.
+    pub authenticated: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginResult {
+    pub success: bool,
+    pub message: String,
+}
+
+#[derive(ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in: the session cookie is set.
+    #[oai(status = 200)]
+    Ok(Json<LoginResult>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[OpenApi(prefix_path = "/api/auth", tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Whether a token is required and whether this request has one
+    #[oai(path = "/status", method = "get", operation_id = "getAuthStatus")]
+    async fn status(&self, req: &Request) -> Json<AuthStatus> {
+        Json(AuthStatus {
+            required: self.state.auth.required(),
+            authenticated: self.state.auth.allows(req),
+        })
+    }
+
+    /// Exchange the token for a session cookie (for browsers and EventSource)
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(&self, body: Json<LoginBody>) -> Result<LoginResponse, ApiError> {
+        let id = self.state.auth.login(&body.0.token).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "The token is not the server's AUTH_TOKEN",
+            )
+        })?;
+        let cookie = format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            SESSION_TTL.as_secs()
+        );
+        Ok(LoginResponse::Ok(
+            Json(LoginResult {
+                success: true,
+                message: "Logged in".into(),
+            }),
+            cookie,
+        ))
+    }
+
+    /// End this browser session
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, req: &Request, _auth: Authed) -> Json<LoginResult> {
+        self.state.auth.logout(req);
+        Json(LoginResult {
+            success: true,
+            message: "Logged out".into(),
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! Optional authentication, CORS, upload concurrency and secrets in logs.
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{client, json, png, TestServer};
+
+const TOKEN: &str = "s3cret-token-for-tests-0123456789";
+
+async fn with_token() -> TestServer {
+    let (mut c, tmp) = common::test_config();
+    c.auth_token = Some(TOKEN.parse().unwrap());
+    TestServer::start_with(c, Some(tmp)).await
+}
+
+#[tokio::test]
+async fn token_guards_api_but_not_health_or_docs() {
+    let s = with_token().await;
+    for path in [
+        "/api/queue/stats",
+        "/api/media/status",
+        "/api/db/info",
+        "/api/events",
+        "/api/queue/worker/status",
+    ] {
+        let r = client().get(s.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        assert_eq!(json(r).await["error"], "Unauthorized");
+    }
+    let wrong = client()
+        .get(s.at("/api/queue/stats"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let ok = client()
+        .get(s.at("/api/queue/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    for path in [
+        "/health",
+        "/",
+        "/api/openapi.json",
+        "/api/openapi.yaml",
+        "/api/docs/",
+        "/api/auth/status",
+    ] {
+        assert_eq!(
+            client().get(s.at(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
+    let st = json(client().get(s.at("/api/auth/status")).send().await.unwrap()).await;
+    assert_eq!(
+        (st["required"].as_bool(), st["authenticated"].as_bool()),
+        (Some(true), Some(false))
+    );
+    // Uploads are refused before any byte is stored.
+    let r = common::upload(&s.url, "x.png", png(4, 4, 1)).await;
+    assert_eq!(r.status(), 401);
+    assert!(std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .next()
+        .is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn login_cookie_works_for_event_stream_and_logout_ends_it() {
+    let s = with_token().await;
+    let bad = client()
+        .post(s.at("/api/auth/login"))
+        .json(&serde_json::json!({"token": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let r = client()
+        .post(s.at("/api/auth/login"))
+        .json(&serde_json::json!({"token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie must not carry the raw token"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let ev = client()
+        .get(s.at("/api/events"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ev.status(), 200);
+    drop(ev);
+    let st = json(
+        client()
+            .get(s.at("/api/auth/status"))
+            .header("cookie", &pair)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st["authenticated"], true);
+    let out = client()
+        .post(s.at("/api/auth/logout"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let after = client()
+        .get(s.at("/api/queue/stats"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn spec_declares_bearer_scheme() {
+    let s = TestServer::start().await;
+    let spec = json(
+        client()
+            .get(s.at("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
+    assert!(spec["paths"]["/api/queue/stats"]["get"]["security"].is_array());
+    assert!(spec["paths"]["/health"]["get"].get("security").is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cors_only_for_configured_origins() {
+    let (mut c, tmp) = common::test_config();
+    c.cors_origins = Some("http://vr.example".into());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let pre = |origin: &'static str| {
+        client()
+            .request(reqwest::Method::OPTIONS, s.at("/api/queue/stats"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = pre("http://vr.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://vr.example"
+    );
+    let other = pre("http://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+
+    let s = TestServer::start().await;
+    let r = client()
+        .get(s.at("/api/queue/stats"))
+        .header("origin", "http://vr.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_limit_get_429_with_retry_after() {
+    let (mut c, tmp) = common::test_config();
+    c.upload_concurrency = 1;
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    // A first upload that stalls mid-body holds the only slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
+    let boundary = "XBOUNDARY";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"slow.png\"\r\nContent-Type: image/png\r\n\r\n"
+    );
+    tx.send(Ok(head.into_bytes())).await.unwrap();
+    tx.send(Ok(png(8, 8, 1))).await.unwrap();
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let url = s.at("/api/media/upload");
+    let slow = tokio::spawn(async move {
+        client()
+            .post(url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = common::upload(&s.url, "b.png", png(8, 8, 2)).await;
+    assert_eq!(busy.status(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(json(busy).await["error"], "Too many uploads");
+    tx.send(Ok(format!("\r\n--{boundary}--\r\n").into_bytes()))
+        .await
+        .unwrap();
+    drop(tx);
+    let done = slow.await.unwrap().unwrap();
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        common::upload(&s.url, "b.png", png(8, 8, 2)).await.status(),
+        201
+    );
+    s.stop().await;
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_responses() {
+    let cap = Capture::default();
+    let writer = cap.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .try_init();
+    let key = "immich-key-never-logged-987";
+    let (mut c, tmp) = common::test_config();
+    c.auth_token = Some(TOKEN.parse().unwrap());
+    c.immich_url = Some("http://127.0.0.1:9".into());
+    c.immich_api_key = Some(key.parse().unwrap());
+    tracing::info!(config = ?c, "config under test");
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let mut bodies = String::new();
+    for (path, auth) in [
+        ("/api/queue/stats", true),
+        ("/api/queue/stats", false),
+        ("/api/media/nope", true),
+        ("/api/ai/health", true),
+        ("/api/immich/test", true),
+        ("/api/db/info", true),
+    ] {
+        let mut r = client().get(s.at(path));
+        if auth {
+            r = r.bearer_auth(TOKEN);
+        }
+        let resp = r.send().await.unwrap();
+        bodies.push_str(&format!("{:?}", resp.headers()));
+        bodies.push_str(&resp.text().await.unwrap());
+    }
+    let login = client()
+        .post(s.at("/api/auth/login"))
+        .json(&serde_json::json!({"token": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    bodies.push_str(&login.text().await.unwrap());
+    s.stop().await;
+    let logs = String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned();
+    assert!(logs.contains("config under test"), "capture works");
+    for secret in [TOKEN, key] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+        assert!(!bodies.contains(secret), "a secret reached a response");
+    }
+}
