@@ -4,4 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v st >/dev/null || python3 -m pip install -q schemathesis
+
+# Unit, HTTP, pipeline, crash and contract tests (Rust).
 cargo test --all-targets
+# Fuzzing the running binary against the checked-in openapi.yaml.
+scripts/fuzz.sh

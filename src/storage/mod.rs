@@ -128,6 +128,27 @@ impl Store {
         blocking(move || write_now(&db, f)).await
     }
 
+    /// A write that is not fsynced on its own: it becomes durable with the
+    /// next durable commit. Only for changes that may be lost in a crash
+    /// without harm (a claim: after a crash the item is queued either way).
+    pub async fn write_unsynced<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let mut txn = db.begin_write().map_err(StorageError::from)?;
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StorageError::Task(e.to_string()))?;
+            let out = f(&txn)?;
+            txn.commit().map_err(StorageError::from)?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// The same as [`Store::write`], for code already on a blocking thread.
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
