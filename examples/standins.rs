@@ -7,6 +7,8 @@
 //! default AI port + 1) and a body of `ok`, `garbage`, `hang`, `not_loaded`,
 //! `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`.
 
+// Shared with the Rust tests, which use more of it than this binary does.
+#[allow(dead_code)]
 #[path = "../tests/common/ai_standin.rs"]
 mod ai_standin;
 
