@@ -219,6 +219,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         })
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
+        .around(crate::web::allow::limit_headers)
         .with(cors)
         .with(Tracing)
 }
