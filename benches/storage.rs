@@ -22,7 +22,11 @@ fn row(i: u64) -> MediaRow {
     MediaRow {
         id: Uuid::now_v7(),
         original_filename: format!("photo-{i}.jpg"),
-        media_type: if i % 10 == 0 { MediaType::Video } else { MediaType::Photo },
+        media_type: if i.is_multiple_of(10) {
+            MediaType::Video
+        } else {
+            MediaType::Photo
+        },
         file_path: format!("/nonexistent/{i}.jpg"),
         file_size: (i * 7919) % (150 * 1024 * 1024),
         mime_type: "image/jpeg".into(),
@@ -122,7 +126,13 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         let s = st2.clone();
         async move {
             s.read(|txn| {
-                let q = ListQuery { status: Some(Status::Queued), order: ListOrder::Priority, descending: false, limit: 50, offset: 0 };
+                let q = ListQuery {
+                    status: Some(Status::Queued),
+                    order: ListOrder::Priority,
+                    descending: false,
+                    limit: 50,
+                    offset: 0,
+                };
                 Ok::<_, QueueError>(query::list(txn, &q)?)
             })
             .await
@@ -134,7 +144,11 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         let s = state.store.clone();
         async move {
             s.write(move |txn| {
-                mstore::insert(txn, row(10_000_000 + i as u64), &(10_000_000 + i as u64).to_le_bytes().repeat(4))?;
+                mstore::insert(
+                    txn,
+                    row(10_000_000 + i as u64),
+                    &(10_000_000 + i as u64).to_le_bytes().repeat(4),
+                )?;
                 Ok::<_, QueueError>(())
             })
             .await
@@ -157,7 +171,11 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         for c in claimed.drain(..25) {
             let t = Instant::now();
             let id = c.id;
-            state.store.write(move |txn| qstore::complete(txn, id, Utc::now())).await.unwrap();
+            state
+                .store
+                .write(move |txn| qstore::complete(txn, id, Utc::now()))
+                .await
+                .unwrap();
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
         v
@@ -166,7 +184,9 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         let mut v = Vec::new();
         for c in claimed.drain(..) {
             let t = Instant::now();
-            q.fail(c.id, "bench".into(), |_| chrono::Duration::zero()).await.unwrap();
+            q.fail(c.id, "bench".into(), |_| chrono::Duration::zero())
+                .await
+                .unwrap();
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
         v
@@ -181,7 +201,9 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         opens.push(t.elapsed().as_secs_f64() * 1e6);
         drop(s);
     }
-    let size = std::fs::metadata(dir.join("immichvr.redb")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(dir.join("immichvr.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "| {n} | {fill_s:.1} s | {} | {} | {} | {} | {} / p99 {} | {} / p99 {} | {} | {:.0} MiB |",
         us(median(enqueue)),

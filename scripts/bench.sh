@@ -26,9 +26,9 @@ start() { # data dir -> sets PID, URL, START_MS (time to healthy)
   PORT=$(free_port); URL="http://127.0.0.1:$PORT"
   local t0; t0=$(now_ms)
   DATA_DIR=$1 BACKEND_PORT=$PORT BIND_ADDR=127.0.0.1 AUTO_START_WORKER=${WORKER:-false} \
-    AI_SERVICE_URL=${AI:-http://127.0.0.1:9} RUST_LOG=warn UPLOAD_CONCURRENCY=16 "$BIN" >/dev/null 2>&1 &
+    AI_SERVICE_URL=${AI:-http://127.0.0.1:9} RUST_LOG=warn UPLOAD_CONCURRENCY=16 MAX_UPLOAD_BYTES=$((200*1024*1024)) "$BIN" >/dev/null 2>&1 &
   PID=$!
-  until curl -fs "$URL/health" >/dev/null 2>&1; do sleep 0.002; done
+  curl -fs -o /dev/null --retry 2000 --retry-connrefused --retry-delay 0 --retry-max-time 10 "$URL/health"
   START_MS=$(( $(now_ms) - t0 ))
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
@@ -36,17 +36,17 @@ p99_ms() { # wrk --latency output -> p99 in ms
   awk '/ 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'
 }
 
-echo "## http (wrk -t2 -c8 -d5s, medians of $RUNS runs)"
-echo "| items | start to healthy | idle RSS | stats p99 | stats req/s | list p99 | list req/s |"
+echo "## http (latency: wrk -t1 -c1 -d5s; throughput: wrk -t2 -c8 -d5s; medians of $RUNS runs)"
+echo "| items | start to healthy | idle RSS | stats p99 (c1) | stats req/s (c8) | list p99 (c1) | list req/s (c8) |"
 echo "|---|---|---|---|---|---|---|"
 for n in ${SIZES//,/ }; do
   starts=(); rss=(); sp=(); sr=(); lp=(); lr=()
   for _ in $(seq "$RUNS"); do
     start "$WORK/n$n"; starts+=("$START_MS"); sleep 0.5; rss+=("$(rss_kib $PID)")
-    out=$(wrk -t2 -c8 -d5s --latency "$URL/api/queue/stats")
-    sp+=("$(echo "$out" | p99_ms)"); sr+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
-    out=$(wrk -t2 -c8 -d5s --latency "$URL/api/queue/items?status=queued&limit=50")
-    lp+=("$(echo "$out" | p99_ms)"); lr+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
+    sp+=("$(wrk -t1 -c1 -d5s --latency "$URL/api/queue/stats" | p99_ms)")
+    sr+=("$(wrk -t2 -c8 -d5s "$URL/api/queue/stats" | awk '/Requests\/sec/ {print $2}')")
+    lp+=("$(wrk -t1 -c1 -d5s --latency "$URL/api/queue/items?status=queued&limit=50" | p99_ms)")
+    lr+=("$(wrk -t2 -c8 -d5s "$URL/api/queue/items?status=queued&limit=50" | awk '/Requests\/sec/ {print $2}')")
     stop
   done
   printf '| %s | %s ms | %s KiB | %s ms | %s | %s ms | %s |\n' "$n" \
@@ -66,7 +66,7 @@ echo "uploads_per_sec (median) = $(printf '%s\n' "${ups[@]}" | median)  (x 1 MiB
 
 echo "## memory during a 100 MiB upload"
 rm -rf "$WORK/mem"; start "$WORK/mem"; sleep 0.5
-head -c 8 /dev/zero | printf '\x89PNG\r\n\x1a\n' > "$WORK/big.png"; head -c $((100*1024*1024)) /dev/urandom >> "$WORK/big.png"
+printf '\x89PNG\r\n\x1a\n' > "$WORK/big.png"; head -c $((100*1024*1024)) /dev/urandom >> "$WORK/big.png"
 before=$(rss_kib $PID)
 curl -fs -o /dev/null -F "media=@$WORK/big.png" "$URL/api/media/upload"
 echo "idle_rss_kib=$before peak_rss_kib=$(hwm_kib $PID) after_rss_kib=$(rss_kib $PID)"
