@@ -228,6 +228,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(web::admin::browsers_to_admin)
         .with(cors)
+        .around(web::admin::same_origin_is_not_cors)
         .with(Tracing)
 }
 

@@ -29,7 +29,8 @@ pub fn admin_index(req: &Request) -> Response {
 
 #[handler]
 pub fn admin_file(req: &Request, Path(path): Path<String>) -> Response {
-    serve(req, &path)
+    // The wildcard also matches `/admin/` itself, with an empty path.
+    serve(req, if path.is_empty() { "index.html" } else { &path })
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -105,6 +106,32 @@ pub async fn browsers_to_admin<E: Endpoint>(
         .is_some_and(|a| a.contains("text/html"));
     if req.uri().path() == "/" && req.method() == Method::GET && wants_html {
         return Ok(Redirect::see_other("/admin/").into_response());
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Browsers send `Origin` on same-origin module scripts and POSTs; the CORS
+/// middleware would refuse them (403) unless the server's own address were
+/// listed in `CORS_ORIGINS`. CORS is about other origins, so a request whose
+/// `Origin` names the `Host` it was sent to loses that header here, before
+/// the CORS check sees it.
+pub async fn same_origin_is_not_cors<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let same = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|o| o.split_once("://").map(|(_, rest)| rest.to_owned()))
+        .is_some_and(|o| Some(o) == host);
+    if same {
+        req.headers_mut().remove(header::ORIGIN);
     }
     ep.call(req).await.map(IntoResponse::into_response)
 }

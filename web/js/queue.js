@@ -6,7 +6,7 @@ import { $, h, say, sayError, busy, fillKv } from './ui.js';
 import { on } from './live.js';
 
 const q = { status: '', orderBy: 'queued_at', dir: 'DESC', limit: 25, offset: 0, total: 0 };
-let loading = null;
+let loading = 0;
 let reloadTimer = null;
 
 export function showCounters(stats) {
@@ -46,8 +46,10 @@ function actionButtons(it) {
   return out;
 }
 
+const signature = (it) => `${it.id}|${it.status}|${it.attempts}|${it.last_error || ''}`;
+
 function row(it) {
-  return h('tr', { dataset: { id: it.id, status: it.status } },
+  return h('tr', { dataset: { id: it.id, status: it.status, sig: signature(it) } },
     h('td.c-preview', {}, thumbs(it)),
     h('td.c-file', {},
       h('div.file', {}, it.original_filename || it.media_item_id),
@@ -61,18 +63,24 @@ function row(it) {
 }
 
 export async function load() {
-  if (loading) loading.abort();
-  loading = new AbortController();
+  // Later calls win; earlier answers are dropped rather than aborted
+  // (an aborted request is a failed request in the browser's eyes).
+  const mine = ++loading;
   const p = new URLSearchParams({ limit: q.limit, offset: q.offset, orderBy: q.orderBy, orderDirection: q.dir });
   if (q.status) p.set('status', q.status);
   try {
-    const data = await api(`/api/queue/items?${p}`, { signal: loading.signal });
+    const data = await api(`/api/queue/items?${p}`);
+    if (mine !== loading) return;
     q.total = data.total;
     if (data.items.length === 0 && q.offset > 0 && q.total > 0) {
       q.offset = Math.max(0, Math.floor((q.total - 1) / q.limit) * q.limit);
       return load();
     }
-    $('#items-body').replaceChildren(...data.items.map(row));
+    // Rows that did not change are kept as they are, so their images are
+    // not reloaded (no flicker, no cancelled requests) on every update.
+    const body = $('#items-body');
+    const old = new Map([...body.children].map((tr) => [tr.dataset.sig, tr]));
+    body.replaceChildren(...data.items.map((it) => old.get(signature(it)) || row(it)));
     $('#items-empty').hidden = data.items.length > 0;
     const first = data.total ? q.offset + 1 : 0;
     $('#q-range').textContent = `${first}–${q.offset + data.items.length} of ${data.total}`;
