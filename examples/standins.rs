@@ -1,84 +1,68 @@
-//! Stand-ins for the services around the backend, for the browser tests and
-//! for trying the admin page by hand:
+//! The test stand-ins as a process, for tests that drive the real binary
+//! from outside Rust (browser tests, fuzzing, benchmarks).
 //!
-//! ```text
-//! cargo run --example standins -- --ai-port 0 --control-port 0
-//! ```
-//!
-//! Prints `AI_URL=...` and `CONTROL_URL=...` lines (port 0 picks a free
-//! one), then serves until killed. `POST {CONTROL_URL}/__control/mode` with
-//! `{"mode":"ok"}`, `{"mode":"status","status":422}`, `{"mode":"delay","ms":500}`,
-//! `{"mode":"hang"}` or `{"mode":"not_loaded"}` switches the AI stand-in.
+//! `cargo run --example standins -- --ai-port 5055` serves the AI service
+//! stand-in (the same code the Rust tests use, same contract). Its mode is
+//! switched with `POST /__control/mode` on the control port (`--control-port`,
+//! default AI port + 1) and a body of `ok`, `garbage`, `hang`, `not_loaded`,
+//! `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`.
 
-#[path = "../tests/common/ai_standin.rs"]
+// Shared with the Rust tests, which use more of it than this binary does.
 #[allow(dead_code)]
+#[path = "../tests/common/ai_standin.rs"]
 mod ai_standin;
 
-use std::{io::Write, time::Duration};
+use std::time::Duration;
 
 use ai_standin::{AiStandin, Mode};
-use poem::{
-    handler, listener::TcpAcceptor, post, web::Data, web::Json, EndpointExt, Response, Route,
-    Server,
-};
+use poem::{handler, listener::TcpListener, post, web::Data, EndpointExt, Route, Server};
 
-fn flag(name: &str) -> Option<u16> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).and_then(|v| v.parse().ok())
-}
-
-#[derive(serde::Deserialize)]
-struct ModeBody {
-    mode: String,
-    status: Option<u16>,
-    ms: Option<u64>,
+fn parse_mode(s: &str) -> Option<Mode> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    Some(match parts.as_slice() {
+        ["ok"] => Mode::Ok,
+        ["garbage"] => Mode::Garbage,
+        ["hang"] => Mode::Hang,
+        ["not_loaded"] => Mode::NotLoaded,
+        ["status", code] => Mode::Status(code.parse().ok()?),
+        ["delay", ms] => Mode::Delay(Duration::from_millis(ms.parse().ok()?)),
+        ["fail_first", n, code] => Mode::FailFirst(n.parse().ok()?, code.parse().ok()?),
+        _ => return None,
+    })
 }
 
 #[handler]
-fn set_mode(ai: Data<&AiStandin>, body: Json<ModeBody>) -> Response {
-    let mode = match body.mode.as_str() {
-        "ok" => Mode::Ok,
-        "status" => Mode::Status(body.status.unwrap_or(500)),
-        "delay" => Mode::Delay(Duration::from_millis(body.ms.unwrap_or(500))),
-        "hang" => Mode::Hang,
-        "not_loaded" => Mode::NotLoaded,
-        "garbage" => Mode::Garbage,
-        other => {
-            return Response::builder()
-                .status(poem::http::StatusCode::BAD_REQUEST)
-                .body(format!("unknown mode {other}"))
-        }
-    };
+fn set_mode(body: String, ai: Data<&AiStandin>) -> poem::Result<String> {
+    let mode = parse_mode(&body).ok_or_else(|| {
+        poem::Error::from_string("unknown mode", poem::http::StatusCode::BAD_REQUEST)
+    })?;
     ai.set_mode(mode);
-    Response::builder().body("ok")
+    Ok(format!("mode set: {}", body.trim()))
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
 async fn main() {
-    let mut ai = AiStandin::start(Mode::Ok).await;
-    // The stand-in starts on a free port; a fixed one means moving it there.
-    if let Some(port) = flag("--ai-port").filter(|p| *p != 0) {
-        ai.down().await;
-        ai.addr.set_port(port);
-        ai.up().await;
-    }
-    let control_port = flag("--control-port").unwrap_or(0);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", control_port))
-        .await
-        .expect("bind the control port");
-    let control = format!("http://{}", listener.local_addr().unwrap());
-    let app = Route::new()
-        .at("/__control/mode", post(set_mode))
-        .data(ai.clone());
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "AI_URL={}", ai.url()).unwrap();
-        writeln!(out, "CONTROL_URL={control}").unwrap();
-        writeln!(out, "READY").unwrap();
-        out.flush().unwrap();
-    }
-    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
+    let port: u16 = arg("--ai-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5055);
+    let control: u16 = arg("--control-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(port + 1);
+    let mode = arg("--mode")
+        .and_then(|m| parse_mode(&m))
+        .unwrap_or(Mode::Ok);
+    let ai = AiStandin::start_on(&format!("127.0.0.1:{port}"), mode).await;
+    println!("ai stand-in: {}", ai.url());
+    println!("control: http://127.0.0.1:{control}/__control/mode");
+    let app = Route::new().at("/__control/mode", post(set_mode)).data(ai);
+    Server::new(TcpListener::bind(format!("127.0.0.1:{control}")))
         .run(app)
         .await
         .unwrap();

@@ -4,4 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --all-targets
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v st >/dev/null || python3 -m pip install -q schemathesis
+
+# Unit, HTTP, pipeline, crash and contract tests (Rust); the kill -9 test
+# runs on its own so that its figures are printed.
+cargo test --all-targets -- --skip kill_nine_loses_nothing
+cargo test --test kill9 -- --nocapture
+# Fuzzing the running binary against the checked-in openapi.yaml.
+scripts/fuzz.sh

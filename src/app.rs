@@ -206,6 +206,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let spec_yaml = api.spec_yaml();
     let auth = state.auth.clone();
     let cors = cors(&state.config);
+    let allow = Arc::new(crate::web::allow::AllowMap::from_spec(&spec_json));
     Route::new()
         .at("/api/openapi.json", get(StaticText::json(spec_json)))
         .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
@@ -226,6 +227,8 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
         })
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
+        .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
+        .around(crate::web::allow::limit_headers)
         .around(web::admin::browsers_to_admin)
         .with(cors)
         .around(web::admin::same_origin_is_not_cors)

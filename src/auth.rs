@@ -239,11 +239,11 @@ impl AuthApi {
 
     /// End this browser session
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, req: &Request, _auth: Authed) -> Json<LoginResult> {
+    async fn logout(&self, req: &Request, _auth: Authed) -> Result<Json<LoginResult>, ApiError> {
         self.state.auth.logout(req);
-        Json(LoginResult {
+        Ok(Json(LoginResult {
             success: true,
             message: "Logged out".into(),
-        })
+        }))
     }
 }

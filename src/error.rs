@@ -112,6 +112,7 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     (415, "Not a photo or video"),
     (422, "Invalid body"),
     (429, "Too many concurrent uploads"),
+    (431, "Request headers too large"),
     (500, "Internal error"),
     (502, "An upstream service answered with an error"),
     (503, "An upstream service is unreachable or not configured"),
@@ -146,6 +147,14 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let message = e.to_string();
         match e {
+            StorageError::Db(_) if e.is_disk_full() => {
+                tracing::error!(error = %message, "disk full under the database");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "Disk full",
+                    "The database cannot grow: free disk space and restart the service",
+                )
+            }
             StorageError::Db(_) | StorageError::Corrupt(_) | StorageError::Task(_) => {
                 tracing::error!(error = %message, "storage failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Storage error", message)

@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::{
     app::{ApiTags, AppState},
     auth::Authed,
+    error::ApiError,
 };
 
 pub struct EventsApi {
@@ -29,7 +30,10 @@ impl EventsApi {
     /// `import` (`running`, `queued`, `skipped`, `failed`, `done`). Each
     /// `data:` is a JSON object with a `type` field equal to the event name.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
-    async fn events(&self, _auth: Authed) -> EventStream<BoxStream<'static, serde_json::Value>> {
+    async fn events(
+        &self,
+        _auth: Authed,
+    ) -> Result<EventStream<BoxStream<'static, serde_json::Value>>, ApiError> {
         let state = self.state.clone();
         let mut rx = state.queue.events().subscribe();
         let stop = state.shutdown.clone();
@@ -72,7 +76,7 @@ impl EventsApi {
                 }
             }
         });
-        EventStream::new(stream.boxed())
+        Ok(EventStream::new(stream.boxed())
             .keep_alive(Duration::from_secs(15))
             .to_event(|v: serde_json::Value| {
                 let name = v
@@ -81,7 +85,7 @@ impl EventsApi {
                     .unwrap_or("message")
                     .to_string();
                 poem::web::sse::Event::message(v.to_string()).event_type(name)
-            })
+            }))
     }
 }
 

@@ -33,13 +33,23 @@ impl IntoResponse for FileBody {
 
 impl ApiResponse for FileBody {
     fn meta() -> MetaResponses {
+        // The stored MIME type is sent: a photo, a video, a PNG depth map
+        // or a ZIP of frames.
         let binary = || {
-            vec![MetaMediaType {
-                content_type: "application/octet-stream",
+            [
+                "image/*",
+                "video/*",
+                "application/zip",
+                "application/octet-stream",
+            ]
+            .into_iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
                 schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format(
                     "string", "binary",
                 ))),
-            }]
+            })
+            .collect::<Vec<_>>()
         };
         MetaResponses {
             responses: vec![

@@ -128,9 +128,16 @@ impl MediaApi {
         &self,
         _auth: Authed,
         /// Rows per page (default 100; more than 1000 is capped to 1000).
-        #[oai(default = "default_limit", validator(minimum(value = "1")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
         limit: Query<u32>,
-        #[oai(default)] offset: Query<u32>,
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "4294967295"))
+        )]
+        offset: Query<u32>,
     ) -> Result<Json<MediaStatusList>, ApiError> {
         let (limit, offset) = (limit.0.min(MAX_LIMIT) as usize, offset.0 as usize);
         let rows = self

@@ -233,7 +233,7 @@ impl Queue {
     pub async fn claim_next(&self) -> Result<Option<QueueRow>, QueueError> {
         let row = self
             .store
-            .write(|txn| store::claim_next(txn, Utc::now()))
+            .write_unsynced(|txn| store::claim_next(txn, Utc::now()))
             .await?;
         if let Some(row) = &row {
             self.announce(row);

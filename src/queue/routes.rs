@@ -184,9 +184,16 @@ impl QueueApi {
         _auth: Authed,
         status: Query<Option<Status>>,
         /// Rows per page (default 50; more than 1000 is capped to 1000).
-        #[oai(default = "default_limit", validator(minimum(value = "1")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
         limit: Query<u32>,
-        #[oai(default)] offset: Query<u32>,
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "4294967295"))
+        )]
+        offset: Query<u32>,
         #[oai(name = "orderBy")] order_by: Query<Option<OrderBy>>,
         #[oai(name = "orderDirection")] order_direction: Query<Option<OrderDirection>>,
     ) -> Result<Json<ItemList>, ApiError> {

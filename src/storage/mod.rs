@@ -50,6 +50,21 @@ macro_rules! redb_errors_into {
 }
 redb_errors_into!(StorageError);
 
+impl StorageError {
+    /// Whether the file system ran out of space under redb.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::Db(redb::Error::Io(e)) => {
+                e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+            }
+            StorageError::Db(_)
+            | StorageError::Corrupt(_)
+            | StorageError::SchemaTooNew { .. }
+            | StorageError::Task(_) => false,
+        }
+    }
+}
+
 /// Row values are stored as JSON: readable with any redb tool, and the
 /// rows are small next to the fsync that every commit pays.
 pub fn encode<T: serde::Serialize>(row: &T) -> Vec<u8> {
@@ -126,6 +141,27 @@ impl Store {
     {
         let db = self.db.clone();
         blocking(move || write_now(&db, f)).await
+    }
+
+    /// A write that is not fsynced on its own: it becomes durable with the
+    /// next durable commit. Only for changes that may be lost in a crash
+    /// without harm (a claim: after a crash the item is queued either way).
+    pub async fn write_unsynced<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let mut txn = db.begin_write().map_err(StorageError::from)?;
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StorageError::Task(e.to_string()))?;
+            let out = f(&txn)?;
+            txn.commit().map_err(StorageError::from)?;
+            Ok(out)
+        })
+        .await
     }
 
     /// The same as [`Store::write`], for code already on a blocking thread.

@@ -2,6 +2,7 @@
 //! service routes, the Swagger UI and the admin page.
 
 pub mod admin;
+pub mod allow;
 pub mod body;
 pub mod docs;
 pub mod service;

@@ -56,7 +56,7 @@ pub struct WorkerAction {
 impl WorkerApi {
     /// Worker state, in-flight items and AI endpoints
     #[oai(path = "/status", method = "get", operation_id = "getWorkerStatus")]
-    async fn status(&self, _auth: Authed) -> Json<WorkerStatus> {
+    async fn status(&self, _auth: Authed) -> Result<Json<WorkerStatus>, ApiError> {
         let w = &self.state.worker;
         let in_flight = w.shared.in_flight.lock().unwrap().clone();
         let endpoints: Vec<EndpointStatus> = w
@@ -70,7 +70,7 @@ impl WorkerApi {
                 last_error: e.last_error(),
             })
             .collect();
-        Json(WorkerStatus {
+        Ok(Json(WorkerStatus {
             running: w.is_running().await,
             processing: !in_flight.is_empty(),
             ai_service_url: self.state.config.ai_urls().join(","),
@@ -80,7 +80,7 @@ impl WorkerApi {
             failed: w.failed(),
             ai_reachable: endpoints.iter().any(|e| e.reachable),
             endpoints,
-        })
+        }))
     }
 
     /// Start processing

@@ -101,7 +101,7 @@ test('stop the worker, an upload stays queued, cancel it, a failed item is retri
   await page.waitForFunction(() => document.querySelector('#count-cancelled .n').textContent === '1');
 
   // The AI stand-in now rejects every image: the next item fails for good.
-  await setAiMode(standins.CONTROL_URL, { mode: 'status', status: 422 });
+  await setAiMode(standins.CONTROL_URL, 'status:422');
   await page.click('#tab-upload');
   await page.setInputFiles('#file-input', [file('doomed.png', 5)]);
   await page.locator('.upload:first-child[data-state="done"]').waitFor();
@@ -112,7 +112,7 @@ test('stop the worker, an upload stays queued, cancel it, a failed item is retri
   await page.locator('#w-endpoints .err').waitFor();
   await shot('07-worker-last-error');
 
-  await setAiMode(standins.CONTROL_URL, { mode: 'ok' });
+  await setAiMode(standins.CONTROL_URL, 'ok');
   await page.click('#tab-queue');
   const failed = page.locator('#items-body tr[data-status="failed"]');
   await failed.waitFor();

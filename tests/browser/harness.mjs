@@ -24,25 +24,26 @@ function freePort() {
   });
 }
 
-// Runs the stand-ins example and reads the URLs it prints.
-export function startStandins(args = []) {
+// Runs the stand-ins example (examples/standins.rs) on free ports and
+// waits until its control port answers. Gives {AI_URL, CONTROL_URL, child}.
+export async function startStandins(extra = []) {
+  const aiPort = await freePort();
+  const controlPort = await freePort();
   const bin = join(ROOT, 'target/debug/examples/standins');
-  const child = spawn(bin, ['--ai-port', '0', '--control-port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = ['--ai-port', String(aiPort), '--control-port', String(controlPort), ...extra];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
-  return new Promise((res, rej) => {
-    let buf = '';
-    const urls = { child };
-    const timer = setTimeout(() => rej(new Error(`stand-ins did not start: ${buf}`)), 15000);
-    child.on('exit', (code) => rej(new Error(`stand-ins exited with ${code}: ${buf}`)));
-    child.stdout.on('data', (d) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        const m = line.match(/^([A-Z_]+)=(.*)$/);
-        if (m) urls[m[1]] = m[2].trim();
-      }
-      if (buf.includes('READY')) { clearTimeout(timer); res(urls); }
-    });
-  });
+  const lines = [];
+  child.stdout.on('data', (d) => lines.push(...String(d).split('\n')));
+  const urls = { child, AI_URL: `http://127.0.0.1:${aiPort}`, CONTROL_URL: `http://127.0.0.1:${controlPort}`, lines };
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`stand-ins exited with ${child.exitCode}`);
+    try {
+      await setAiMode(urls.CONTROL_URL, 'ok');
+      return urls;
+    } catch { await new Promise((r) => setTimeout(r, 50)); }
+  }
+  throw new Error('stand-ins did not start');
 }
 
 export async function startServer(env = {}) {
@@ -112,8 +113,9 @@ export function png(w, h, seed) {
     chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 
-export async function setAiMode(control, body) {
-  const r = await fetch(`${control}/__control/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+// Modes as examples/standins.rs reads them: `ok`, `status:422`, `delay:500`...
+export async function setAiMode(control, mode) {
+  const r = await fetch(`${control}/__control/mode`, { method: 'POST', body: mode });
   if (!r.ok) throw new Error(`control: ${r.status}`);
 }
 

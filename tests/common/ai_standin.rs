@@ -69,7 +69,12 @@ pub struct AiStandin {
 
 impl AiStandin {
     pub async fn start(mode: Mode) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", mode).await
+    }
+
+    /// On a given address (the `standins` example uses a fixed port).
+    pub async fn start_on(addr: &str, mode: Mode) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let s = AiStandin {
             addr,
