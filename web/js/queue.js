@@ -15,7 +15,9 @@ export function showCounters(stats) {
     if (!el) continue;
     const n = el.querySelector('.n');
     if (n.textContent !== String(v)) {
+      const first = n.textContent === '–';
       n.textContent = v;
+      if (first) continue;
       el.classList.remove('bump');
       void el.offsetWidth; // restart the animation
       el.classList.add('bump');
