@@ -13,16 +13,16 @@ export function showCounters(stats) {
   for (const [k, v] of Object.entries(stats || {})) {
     const el = document.getElementById(`count-${k}`);
     if (!el) continue;
+    el.setAttribute('aria-label', `${v} ${k}: show these items`);
     const n = el.querySelector('.n');
-    if (n.textContent !== String(v)) {
-      const first = n.textContent === '–';
-      n.textContent = v;
-      if (first) continue;
+    if (n.textContent === String(v)) continue;
+    const first = n.textContent === '–';
+    n.textContent = v;
+    if (!first) {
       el.classList.remove('bump');
       void el.offsetWidth; // restart the animation
       el.classList.add('bump');
     }
-    el.setAttribute('aria-label', `${v} ${k}: show these items`);
   }
 }
 
