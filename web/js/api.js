@@ -21,7 +21,8 @@ async function parse(res) {
   return null;
 }
 
-export async function api(path, { method = 'GET', body, signal } = {}) {
+// `full: true` gives {status, data} for callers that tell 200 from 201.
+export async function api(path, { method = 'GET', body, signal, full = false } = {}) {
   const init = { method, signal, headers: { accept: 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
@@ -39,7 +40,7 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
     if (res.status === 401) listeners.unauthorized.forEach((fn) => fn());
     throw new ApiError(res.status, data?.error, data?.message, data);
   }
-  return data;
+  return full ? { status: res.status, data } : data;
 }
 
 // Uploads one file with progress; XMLHttpRequest because fetch cannot

@@ -74,8 +74,9 @@ function updateSelection() {
 async function enqueue(asset, tile) {
   const note = tile.querySelector('.meta-note');
   try {
-    const r = await api(`/api/immich/assets/${asset.id}/enqueue`, { method: 'POST' });
-    note.textContent = r.duplicate || r.existing || r.alreadyImported ? 'Already imported' : 'Queued ✓';
+    const { status, data: r } = await api(`/api/immich/assets/${asset.id}/enqueue`, { method: 'POST', full: true });
+    // 200 means this asset was imported before; 201 that it was queued now.
+    note.textContent = status === 200 ? 'Already imported' : 'Queued ✓';
     note.className = 'meta-note queued-note';
     tile.dataset.queued = r.queueId || 'yes';
     const box = tile.querySelector('input');

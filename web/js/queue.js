@@ -141,7 +141,13 @@ async function details(id) {
   }
 }
 
+// Kept rows would otherwise say "just now" forever.
+function refreshTimes() {
+  for (const t of document.querySelectorAll('#items-body time[datetime]')) t.textContent = fmt.ago(t.getAttribute('datetime'));
+}
+
 export function init() {
+  setInterval(refreshTimes, 20000);
   const sel = (id, key, conv = (v) => v) => $(id).addEventListener('change', (e) => { q[key] = conv(e.target.value); q.offset = 0; load(); });
   sel('#q-status', 'status');
   sel('#q-order', 'orderBy');
