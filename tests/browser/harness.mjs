@@ -40,6 +40,13 @@ export async function startStandins(extra = []) {
     if (child.exitCode !== null) throw new Error(`stand-ins exited with ${child.exitCode}`);
     try {
       await setAiMode(urls.CONTROL_URL, 'ok');
+      // Lines printed before the control port opened are all in by now.
+      for (const line of lines) {
+        const m = line.match(/^immich stand-in: (\S+)/);
+        if (m) urls.IMMICH_URL = m[1];
+        const k = line.match(/^immich key: (\S+)/);
+        if (k) urls.IMMICH_API_KEY = k[1];
+      }
       return urls;
     } catch { await new Promise((r) => setTimeout(r, 50)); }
   }
