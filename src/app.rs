@@ -35,6 +35,8 @@ pub enum ApiTags {
     Events,
     /// Optional token authentication
     Auth,
+    /// Browsing and importing from Immich
+    Immich,
 }
 
 /// What every route handler shares.
@@ -45,6 +47,9 @@ pub struct AppState {
     pub dirs: MediaDirs,
     pub worker: Worker,
     pub auth: Arc<crate::auth::Auth>,
+    /// Set when IMMICH_URL and IMMICH_API_KEY are.
+    pub immich: Option<crate::immich::ImmichClient>,
+    pub imports: std::sync::Mutex<crate::immich::import::ImportStatus>,
     /// Cancelled when the process shuts down; ends event streams and the worker.
     pub shutdown: CancellationToken,
     uploads: Arc<Semaphore>,
@@ -112,7 +117,8 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             crate::worker::routes::WorkerApi { state: state.clone() },
             crate::ai::routes::AiApi { state: state.clone() },
             crate::events::routes::EventsApi { state: state.clone() },
-            crate::auth::AuthApi { state },
+            crate::auth::AuthApi { state: state.clone() },
+            crate::immich::routes::ImmichApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -187,6 +193,12 @@ pub async fn open_state_with(
     }
     let worker = Worker::new(&config, queue.clone(), dirs.clone(), shutdown.clone());
     let config_auth = config.auth_token.clone();
+    let immich = match (&config.immich_url, &config.immich_api_key) {
+        (Some(url), Some(key)) if !url.trim().is_empty() && !key.expose().is_empty() => {
+            Some(crate::immich::ImmichClient::new(url, key.clone()))
+        }
+        _ => None,
+    };
     Ok(Arc::new(AppState {
         uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
         config,
@@ -196,6 +208,8 @@ pub async fn open_state_with(
         worker,
         shutdown,
         auth: Arc::new(crate::auth::Auth::new(config_auth)),
+        immich,
+        imports: Default::default(),
     }))
 }
 
@@ -323,6 +337,21 @@ pub async fn serve(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    if let Some(client) = state.immich.clone() {
+        spawn_named("immich-version-check", async move {
+            match client.version().await {
+                Ok(v) => match crate::immich::routes::version_warning(v.major) {
+                    Some(w) => {
+                        tracing::warn!(version = %format!("{}.{}.{}", v.major, v.minor, v.patch), "{w}")
+                    }
+                    None => {
+                        tracing::info!(version = %format!("{}.{}.{}", v.major, v.minor, v.patch), "Immich connected")
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "Immich not reachable at start-up"),
+            }
+        });
+    }
     if !state.auth.required() {
         tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
     }

@@ -11,7 +11,10 @@ use poem_openapi::{
     ApiResponse, Object,
 };
 
-use crate::{media::MediaError, queue::QueueError, storage::StorageError, worker::WorkerError};
+use crate::{
+    immich::ImmichError, media::MediaError, queue::QueueError, storage::StorageError,
+    worker::WorkerError,
+};
 
 /// The body of every error answer.
 #[derive(Debug, Clone, Object)]
@@ -223,6 +226,39 @@ impl From<WorkerError> for ApiError {
             WorkerError::NotRunning => {
                 ApiError::new(StatusCode::CONFLICT, "Worker not running", message)
             }
+        }
+    }
+}
+
+impl From<ImmichError> for ApiError {
+    fn from(e: ImmichError) -> Self {
+        let message = e.to_string();
+        match e {
+            ImmichError::NotConfigured => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Immich connector not configured",
+                message,
+            ),
+            ImmichError::Denied { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Immich refused the request",
+                message,
+            ),
+            ImmichError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "Immich asset not found", message)
+            }
+            ImmichError::Upstream { .. } | ImmichError::BadAnswer(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "Immich error", message)
+            }
+            ImmichError::Unreachable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Immich unreachable",
+                message,
+            ),
+            ImmichError::ImportRunning => {
+                ApiError::new(StatusCode::CONFLICT, "Import running", message)
+            }
+            ImmichError::Media(m) => m.into(),
         }
     }
 }

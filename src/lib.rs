@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod immich;
 pub mod media;
 pub mod queue;
 pub mod storage;
