@@ -27,13 +27,10 @@ async function checkConnection() {
   try {
     const test = await api('/api/immich/test');
     st.configured = true;
-    const parts = [test.message || 'Connected to Immich.'];
-    const [ver, stats] = await Promise.allSettled([api('/api/immich/version'), api('/api/immich/statistics')]);
-    if (ver.status === 'fulfilled' && ver.value?.data) {
-      const v = ver.value.data;
-      parts.push(`Immich version ${v.major}.${v.minor}.${v.patch}.`);
-      $('#im-status-card').dataset.version = `${v.major}.${v.minor}.${v.patch}`;
-    }
+    const parts = [`${(test.message || 'Connected to Immich').replace(/\.$/, '')}.`];
+    if (test.data?.version) parts.push(`Immich version ${test.data.version} at ${test.data.url}.`);
+    const [stats, running] = await Promise.allSettled([api('/api/immich/statistics'), api('/api/immich/import')]);
+    if (running.status === 'fulfilled' && (running.value?.running || running.value?.finishedAt)) showImport(running.value);
     if (stats.status === 'fulfilled' && stats.value?.data) {
       const s = stats.value.data;
       st.total = s.images;
@@ -131,7 +128,7 @@ function showImport(m) {
   } else {
     bar.removeAttribute('value');
   }
-  const finished = m.running === false || m.done === true;
+  const finished = m.running === false;
   if (finished) { bar.max = 1; bar.value = 1; }
   $('#im-import-text').textContent = `${finished ? 'Import finished' : 'Importing'}: ${m.queued || 0} queued, ${m.skipped || 0} already there, ${m.failed || 0} failed`;
   $('#im-import-all').disabled = !finished;

@@ -93,9 +93,14 @@ export async function load() {
   }
 }
 
+// Item events arrive in bursts (an import queues hundreds): one table
+// reload and one counter refresh per burst, not one per event.
 function scheduleReload() {
   clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(load, 300);
+  reloadTimer = setTimeout(() => {
+    if (!document.getElementById('view-queue').hidden) load();
+    api('/api/queue/stats').then((s) => showCounters(s.stats), () => { /* shown by the live indicator, which polls the same route */ });
+  }, 300);
 }
 
 async function act(button, path, okText) {
@@ -174,6 +179,6 @@ export function init() {
   }
   on('stats', (m) => showCounters(m.stats));
   on('item', scheduleReload);
-  on('poll', scheduleReload);
+  on('poll', () => { if (!document.getElementById('view-queue').hidden) load(); });
   on('reconnected', scheduleReload);
 }
