@@ -10,6 +10,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v st >/dev/null || python3 -m pip install -q schemathesis
+# Prism validates our Immich client against Immich's own spec.
+command -v prism >/dev/null || npm install -g --silent @stoplight/prism-cli
 
 # Unit, HTTP, pipeline, crash and contract tests (Rust); the kill -9 test
 # runs on its own so that its figures are printed.

@@ -19,16 +19,18 @@ pub struct ImmichClient {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Version {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
+    pub major: i64,
+    pub minor: i64,
+    pub patch: i64,
 }
 
+/// Signed, as Immich's spec declares no minimum: read whatever comes,
+/// show it clamped at zero.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Statistics {
-    pub images: u64,
-    pub videos: u64,
-    pub total: u64,
+    pub images: i64,
+    pub videos: i64,
+    pub total: i64,
 }
 
 /// One page of a metadata search.
@@ -51,7 +53,7 @@ struct SearchAssets {
     #[serde(default)]
     next_page: Option<String>,
     #[serde(default)]
-    total: u64,
+    total: i64,
 }
 
 /// The filters of `POST /search/metadata` this service uses.
@@ -186,7 +188,7 @@ impl ImmichClient {
         Ok(Page {
             items: r.assets.items,
             next_page: r.assets.next_page.and_then(|p| p.parse().ok()),
-            total: r.assets.total,
+            total: r.assets.total.max(0) as u64,
         })
     }
 
@@ -205,7 +207,7 @@ impl ImmichClient {
             Ok(r) => Ok(Some(Page {
                 items: r.assets.items,
                 next_page: r.assets.next_page.and_then(|p| p.parse().ok()),
-                total: r.assets.total,
+                total: r.assets.total.max(0) as u64,
             })),
             Err(ImmichError::Upstream { status: 400, .. }) | Err(ImmichError::NotFound(_)) => {
                 Ok(None)

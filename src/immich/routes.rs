@@ -44,9 +44,9 @@ pub struct TestResult {
 
 #[derive(Debug, Object)]
 pub struct VersionData {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
+    pub major: i64,
+    pub minor: i64,
+    pub patch: i64,
 }
 
 #[derive(Debug, Object)]
@@ -57,9 +57,9 @@ pub struct VersionResult {
 
 #[derive(Debug, Object)]
 pub struct StatsData {
-    pub images: u64,
-    pub videos: u64,
-    pub total: u64,
+    pub images: i64,
+    pub videos: i64,
+    pub total: i64,
 }
 
 #[derive(Debug, Object)]
@@ -461,7 +461,7 @@ impl ImmichApi {
     }
 }
 
-pub fn version_warning(major: u64) -> Option<String> {
+pub fn version_warning(major: i64) -> Option<String> {
     (major < 2).then(|| {
         format!(
             "This Immich is older than 2.0; ImmichVR supports {SUPPORTED}. Some routes may fail."
