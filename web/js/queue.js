@@ -85,7 +85,8 @@ export async function load() {
     body.replaceChildren(...data.items.map((it) => old.get(signature(it)) || row(it)));
     $('#items-empty').hidden = data.items.length > 0;
     const first = data.total ? q.offset + 1 : 0;
-    $('#q-range').textContent = `${first}–${q.offset + data.items.length} of ${data.total}`;
+    $('#q-range').textContent = data.total ? `${first}–${q.offset + data.items.length} of ${data.total}` : '';
+    document.querySelector('#view-queue .pager').hidden = data.total <= data.items.length && q.offset === 0;
     $('#q-prev').disabled = q.offset === 0;
     $('#q-next').disabled = q.offset + data.items.length >= data.total;
   } catch (e) {
