@@ -6,11 +6,18 @@
 //! switched with `POST /__control/mode` on the control port (`--control-port`,
 //! default AI port + 1) and a body of `ok`, `garbage`, `hang`, `not_loaded`,
 //! `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`.
+//!
+//! `--immich` also serves the Immich stand-in (a library of `--immich-photos`
+//! JPEG photos, 30 by default, plus a HEIC photo, two videos and a 50 MiB
+//! photo) on a free port, and prints its URL and API key.
 
 // Shared with the Rust tests, which use more of it than this binary does.
 #[allow(dead_code)]
 #[path = "../tests/common/ai_standin.rs"]
 mod ai_standin;
+#[allow(dead_code)]
+#[path = "../tests/common/immich_standin.rs"]
+mod immich_standin;
 
 use std::time::Duration;
 
@@ -60,6 +67,19 @@ async fn main() {
         .unwrap_or(Mode::Ok);
     let ai = AiStandin::start_on(&format!("127.0.0.1:{port}"), mode).await;
     println!("ai stand-in: {}", ai.url());
+    // Kept alive until the process ends: dropping it does not stop it, but
+    // the binding says so.
+    let _immich = if std::env::args().any(|a| a == "--immich") {
+        let photos = arg("--immich-photos")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(30);
+        let im = immich_standin::ImmichStandin::start(immich_standin::library(photos)).await;
+        println!("immich stand-in: {}", im.url());
+        println!("immich key: {}", immich_standin::KEY);
+        Some(im)
+    } else {
+        None
+    };
     println!("control: http://127.0.0.1:{control}/__control/mode");
     let app = Route::new().at("/__control/mode", post(set_mode)).data(ai);
     Server::new(TcpListener::bind(format!("127.0.0.1:{control}")))

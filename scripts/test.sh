@@ -19,3 +19,5 @@ cargo test --all-targets -- --skip kill_nine_loses_nothing
 cargo test --test kill9 -- --nocapture
 # Fuzzing the running binary against the checked-in openapi.yaml.
 scripts/fuzz.sh
+# The admin page in a real browser (Chromium, headless).
+scripts/browser-test.sh

@@ -227,6 +227,15 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/api/docs", get(web::docs::docs_redirect))
         .at("/api/docs/", get(web::docs::docs_index))
         .at("/api/docs/*path", get(web::docs::docs_file))
+        .at("/admin", get(web::admin::admin_redirect))
+        .at(
+            "/admin/",
+            web::admin::compressed(get(web::admin::admin_index)),
+        )
+        .at(
+            "/admin/*path",
+            web::admin::compressed(get(web::admin::admin_file)),
+        )
         .nest("/", api.into_endpoint())
         .catch_all_error(|err| async move {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
@@ -234,7 +243,9 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
         .around(crate::web::allow::limit_headers)
+        .around(web::admin::browsers_to_admin)
         .with(cors)
+        .around(web::admin::same_origin_is_not_cors)
         .with(Tracing)
 }
 

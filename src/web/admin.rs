@@ -1,0 +1,137 @@
+//! The admin page at `/admin/`: files from `web/` compiled into the binary.
+//!
+//! Assets have stable names (no build step fingerprints them), so every
+//! response says `no-cache`: browsers keep the copy and revalidate it with
+//! the ETag, which costs a 304 and never serves a stale page after an upgrade.
+
+use poem::{
+    handler,
+    http::{header, Method, StatusCode},
+    web::{Path, Redirect},
+    Endpoint, EndpointExt, IntoResponse, Request, Response,
+};
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "web/"]
+struct Assets;
+
+/// `/admin` -> `/admin/`, so the page's relative links resolve.
+#[handler]
+pub fn admin_redirect() -> Redirect {
+    Redirect::moved_permanent("/admin/")
+}
+
+#[handler]
+pub fn admin_index(req: &Request) -> Response {
+    serve(req, "index.html")
+}
+
+#[handler]
+pub fn admin_file(req: &Request, Path(path): Path<String>) -> Response {
+    // The wildcard also matches `/admin/` itself, with an empty path.
+    serve(req, if path.is_empty() { "index.html" } else { &path })
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (a list, `*`, and weak forms count).
+fn matches(req: &Request, etag: &str) -> bool {
+    let Some(v) = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    v.split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn serve(req: &Request, path: &str) -> Response {
+    let Some(file) = Assets::get(path) else {
+        return poem::error::ResponseError::as_response(&crate::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("The admin page has no file {path}"),
+        ));
+    };
+    let hash = file.metadata.sha256_hash();
+    let etag = format!("\"{}\"", hex::encode(&hash[..16]));
+    let builder = Response::builder()
+        .header(header::ETAG, etag.as_str())
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff");
+    if matches(req, &etag) {
+        return builder.status(StatusCode::NOT_MODIFIED).finish();
+    }
+    let builder = builder.content_type(content_type(path));
+    if req.method() == Method::HEAD {
+        return builder
+            .header(header::CONTENT_LENGTH, file.data.len())
+            .finish();
+    }
+    builder.body(file.data.into_owned())
+}
+
+/// Gzip/brotli for the page's text files only: API bodies are either small
+/// or streams (SSE, Range downloads) that compression would buffer.
+pub fn compressed<E: Endpoint>(ep: E) -> impl Endpoint {
+    ep.with(poem::middleware::Compression::new())
+}
+
+/// Browsers asking for `/` get the admin page; API clients (no `text/html`
+/// in `Accept`) keep the JSON service answer.
+pub async fn browsers_to_admin<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: Request,
+) -> poem::Result<Response> {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if req.uri().path() == "/" && req.method() == Method::GET && wants_html {
+        return Ok(Redirect::see_other("/admin/").into_response());
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Browsers send `Origin` on same-origin module scripts and POSTs; the CORS
+/// middleware would refuse them (403) unless the server's own address were
+/// listed in `CORS_ORIGINS`. CORS is about other origins, so a request whose
+/// `Origin` names the `Host` it was sent to loses that header here, before
+/// the CORS check sees it.
+pub async fn same_origin_is_not_cors<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let same = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|o| o.split_once("://").map(|(_, rest)| rest.to_owned()))
+        .is_some_and(|o| Some(o) == host);
+    if same {
+        req.headers_mut().remove(header::ORIGIN);
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}

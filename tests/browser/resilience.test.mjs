@@ -1,0 +1,84 @@
+// What a first-time or unlucky user meets: the live stream blocked (the page
+// falls back to polling), Immich not configured (the panel says how), and a
+// server with AUTH_TOKEN (the page asks for the token, then works).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startStandins, startServer, launch, watch, png, SHOTS } from './harness.mjs';
+
+let standins; let server; let secured; let browser;
+
+before(async () => {
+  standins = await startStandins();
+  server = await startServer({ AI_SERVICE_URL: standins.AI_URL });
+  secured = await startServer({ AI_SERVICE_URL: standins.AI_URL, AUTH_TOKEN: 'let-me-in-please' });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  secured?.stop();
+  standins?.child.kill();
+});
+
+test('with the event stream blocked, counters still update by polling', async () => {
+  const page = await browser.context.newPage();
+  const problems = watch(page);
+  // A proxy that drops Server-Sent Events, as some home setups do.
+  await page.route('**/api/events', (route) => route.fulfill({ status: 502, contentType: 'text/plain', body: 'no streams here' }));
+  await page.goto(`${server.url}/admin/`);
+  await page.locator('#live[data-state="polling"]').waitFor();
+  await page.waitForFunction(() => document.querySelector('#count-completed .n').textContent === '0');
+  const form = new FormData();
+  form.append('media', new Blob([png(64, 48, 9)], { type: 'image/png' }), 'polled.png');
+  const up = await fetch(`${server.url}/api/media/upload`, { method: 'POST', body: form });
+  assert.equal(up.status, 201);
+  await page.waitForFunction(() => document.querySelector('#count-completed .n').textContent === '1', null, { timeout: 15000 });
+  await page.locator('#items-body tr[data-status="completed"]').waitFor();
+  await page.screenshot({ path: join(SHOTS, '10-polling-fallback.png') });
+  // The only errors are the blocked stream's own answers.
+  assert.deepEqual(problems.console.filter((m) => !/status of 502 .*\/api\/events/.test(m)), []);
+  assert.deepEqual(problems.failed, []);
+  await page.close();
+});
+
+test('the Immich panel explains how to configure Immich when it is not', async () => {
+  const page = await browser.context.newPage();
+  const problems = watch(page);
+  await page.goto(`${server.url}/admin/#immich`);
+  const state = page.locator('#im-state');
+  await page.waitForFunction(() => !['–', ''].includes(document.querySelector('#im-state').textContent));
+  const text = await page.locator('#im-status').textContent();
+  if ((await state.textContent()) === 'Not configured') {
+    assert.match(text, /IMMICH_URL/);
+    assert.match(text, /IMMICH_API_KEY/);
+  } else {
+    // A server without the Immich routes says so instead.
+    assert.equal(await state.textContent(), 'Unavailable');
+  }
+  assert.equal(await page.locator('#im-browser').isHidden(), true);
+  await page.screenshot({ path: join(SHOTS, '11-immich-not-configured.png'), fullPage: true });
+  assert.deepEqual(problems.console.filter((m) => !/status of (503|404) .*\/api\/immich\//.test(m)), []);
+  assert.deepEqual(problems.failed, []);
+  await page.close();
+});
+
+test('a server with AUTH_TOKEN: the page asks for the token, refuses a wrong one, then works', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${secured.url}/admin/`);
+  const dialog = page.locator('#login');
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'login-token');
+  await page.fill('#login-token', 'wrong');
+  await page.keyboard.press('Enter');
+  await page.locator('#login-error', { hasText: /token/i }).waitFor();
+  await page.screenshot({ path: join(SHOTS, '12-sign-in.png') });
+  await page.fill('#login-token', 'let-me-in-please');
+  await page.keyboard.press('Enter');
+  await page.locator('#live[data-state="live"]').waitFor();
+  await page.waitForFunction(() => document.querySelector('#count-queued .n').textContent === '0');
+  assert.equal(await dialog.isVisible(), false);
+  await page.close();
+});
