@@ -15,7 +15,7 @@ command -v prism >/dev/null || npm install -g --silent @stoplight/prism-cli
 
 # Unit, HTTP, pipeline, crash and contract tests (Rust); the kill -9 test
 # runs on its own so that its figures are printed.
-cargo test --all-targets -- --skip kill_nine_loses_nothing
+cargo test --lib --bins --tests --examples -- --skip kill_nine_loses_nothing
 cargo test --test kill9 -- --nocapture
 # Fuzzing the running binary against the checked-in openapi.yaml.
 scripts/fuzz.sh
