@@ -11,7 +11,10 @@ use poem_openapi::{
     ApiResponse, Object,
 };
 
-use crate::{media::MediaError, queue::QueueError, storage::StorageError, worker::WorkerError};
+use crate::{
+    media::MediaError, queue::QueueError, storage::backup::BackupError, storage::StorageError,
+    worker::WorkerError,
+};
 
 /// The body of every error answer.
 #[derive(Debug, Clone, Object)]
@@ -213,6 +216,23 @@ impl From<WorkerError> for ApiError {
             }
             WorkerError::NotRunning => {
                 ApiError::new(StatusCode::CONFLICT, "Worker not running", message)
+            }
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        let message = e.to_string();
+        match e {
+            BackupError::Storage(s) => s.into(),
+            BackupError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "Backup exists", message),
+            BackupError::DiskFull => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "Disk full", message)
+            }
+            BackupError::UnknownTable(_) | BackupError::Io(_) => {
+                tracing::error!(error = %message, "backup failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Backup failed", message)
             }
         }
     }

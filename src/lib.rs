@@ -5,12 +5,15 @@
 pub mod ai;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod media;
+pub mod metrics;
 pub mod queue;
 pub mod storage;
+pub mod tls;
 pub mod web;
 pub mod worker;
 
