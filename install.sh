@@ -118,7 +118,7 @@ if [ "$MODE" = system ]; then
 else
   chmod 0600 "$ENV_FILE"
 fi
-PORT="$(grep -E '^BACKEND_PORT=' "$ENV_FILE" | tail -1 | cut -d= -f2)"
+PORT="$( (grep -E '^BACKEND_PORT=' "$ENV_FILE" || true) | tail -1 | cut -d= -f2)"
 PORT="${PORT:-3000}"
 
 # 5. The unit, or how to run without one.
