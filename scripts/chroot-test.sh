@@ -28,7 +28,7 @@ mkdir -p "$ROOT"
 # created empty.
 OWNER=""
 while read -r -a words; do
-  [ "${words[0]}" = COPY ] || continue
+  [ "${words[0]:-}" = COPY ] || continue
   from="" chown=""; args=()
   for w in "${words[@]:1}"; do
     case "$w" in --from=*) from="${w#*=}" ;; --chown=*) chown="${w#*=}" ;; *) args+=("$w") ;; esac
@@ -45,6 +45,7 @@ while read -r -a words; do
   fi
   [ -n "$chown" ] && chown "$chown" "$dst"
 done < Dockerfile
+CHROOT="$(command -v chroot)"
 USERSPEC="$(awk '/^USER /{print $2}' Dockerfile)"
 IMAGE_ENV=($(awk '/^ENV /{for (i=2;i<=NF;i++) print $i}' Dockerfile))
 ENTRY="$(sed -n 's/^ENTRYPOINT \["\([^"]*\)"\]/\1/p' Dockerfile)"
@@ -57,7 +58,7 @@ target/debug/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)
 PIDS+=($!)
 
 in_image() { env -i "${IMAGE_ENV[@]}" BACKEND_PORT="$PORT" AI_SERVICE_URL="http://127.0.0.1:$AI_PORT" \
-  RETRY_BASE_SECS=0.2 chroot --userspec="$USERSPEC" "$ROOT" "$ENTRY" "$@"; }
+  RETRY_BASE_SECS=0.2 "$CHROOT" --userspec="$USERSPEC" "$ROOT" "$ENTRY" "$@"; }
 in_image serve > "$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 
