@@ -22,7 +22,12 @@ type Acks = Arc<Mutex<Vec<(Instant, Uuid)>>>;
 
 async fn upload_stream(url: String, stream: u8, n: u8, acks: Acks) {
     for i in 0..n {
-        let resp = upload(&url, &format!("s{stream}-{i}.png"), png(24, 24, stream * 100 + i)).await;
+        let resp = upload(
+            &url,
+            &format!("s{stream}-{i}.png"),
+            png(24, 24, stream * 100 + i),
+        )
+        .await;
         assert_eq!(resp.status(), 201);
         let body = json(resp).await;
         let id: Uuid = body["mediaItemId"].as_str().unwrap().parse().unwrap();
@@ -43,7 +48,11 @@ async fn backup_during_uploads_holds_every_acknowledged_upload_and_restores() {
     })
     .await;
     let asked = Instant::now();
-    let resp = client().post(s.at("/api/admin/backup")).send().await.unwrap();
+    let resp = client()
+        .post(s.at("/api/admin/backup"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let body = json(resp).await;
     for s in streams {
@@ -65,14 +74,20 @@ async fn backup_during_uploads_holds_every_acknowledged_upload_and_restores() {
         std::fs::metadata(&path).unwrap().len(),
         body["sizeBytes"].as_u64().unwrap()
     );
-    assert_eq!(body["tables"].as_u64().unwrap() as usize, BACKUP_TABLES.len());
+    assert_eq!(
+        body["tables"].as_u64().unwrap() as usize,
+        BACKUP_TABLES.len()
+    );
 
     {
         let db = redb::Database::open(&path).expect("the backup opens as a redb file");
         let txn = db.begin_read().unwrap();
         for id in &before {
             let row = media::store::get(&txn, *id).unwrap();
-            assert!(row.is_some(), "acknowledged upload {id} missing from the backup");
+            assert!(
+                row.is_some(),
+                "acknowledged upload {id} missing from the backup"
+            );
             assert!(queue::store::get_by_media(&txn, *id).unwrap().is_some());
         }
         // One snapshot: the counters agree with the rows they count.
@@ -104,7 +119,11 @@ async fn backups_get_distinct_names_and_need_the_token_when_auth_is_on() {
     let (mut c, tmp) = test_config();
     c.auth_token = Some("backup-secret".parse().unwrap());
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let r = client().post(s.at("/api/admin/backup")).send().await.unwrap();
+    let r = client()
+        .post(s.at("/api/admin/backup"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let mut paths = Vec::new();
     for _ in 0..2 {
@@ -144,7 +163,10 @@ fn a_table_the_backup_does_not_know_fails_it_and_leaves_no_file() {
     let dest = tmp.path().join("out.redb");
     let txn = store.database().begin_read().unwrap();
     let err = backup::write(&txn, BACKUP_TABLES, &dest).unwrap_err();
-    assert!(matches!(err, backup::BackupError::UnknownTable(ref t) if t == "stray"), "{err}");
+    assert!(
+        matches!(err, backup::BackupError::UnknownTable(ref t) if t == "stray"),
+        "{err}"
+    );
     assert!(!dest.exists());
     assert!(!tmp.path().join("out.redb.partial").exists());
 }

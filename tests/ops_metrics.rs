@@ -24,9 +24,19 @@ async fn queue_uploads_and_database_size_are_exposed() {
     let s = TestServer::start().await;
     let before = scrape(&s).await;
     let bytes_before = sample(&before, "immichvr_upload_bytes_total").unwrap();
-    for status in ["pending", "queued", "processing", "completed", "failed", "cancelled"] {
+    for status in [
+        "pending",
+        "queued",
+        "processing",
+        "completed",
+        "failed",
+        "cancelled",
+    ] {
         assert_eq!(
-            sample(&before, &format!("immichvr_queue_items{{status=\"{status}\"}}")),
+            sample(
+                &before,
+                &format!("immichvr_queue_items{{status=\"{status}\"}}")
+            ),
             Some(0.0),
             "{status}"
         );
@@ -37,7 +47,10 @@ async fn queue_uploads_and_database_size_are_exposed() {
     assert_eq!(upload(&s.url, "a.png", a).await.status(), 201);
     assert_eq!(upload(&s.url, "b.png", b).await.status(), 201);
     let after = scrape(&s).await;
-    assert_eq!(sample(&after, "immichvr_queue_items{status=\"queued\"}"), Some(2.0));
+    assert_eq!(
+        sample(&after, "immichvr_queue_items{status=\"queued\"}"),
+        Some(2.0)
+    );
     // Other tests in this binary upload too: at least our bytes were added.
     assert!(sample(&after, "immichvr_upload_bytes_total").unwrap() >= bytes_before + total);
     assert!(sample(&after, "immichvr_database_size_bytes").unwrap() > 0.0);
@@ -57,7 +70,10 @@ async fn processing_and_ai_requests_are_counted_per_endpoint() {
     let ep = format!("endpoint=\"http://{}\"", ai.addr);
     assert_eq!(sample(&text, "immichvr_items_processed_total"), Some(1.0));
     assert_eq!(
-        sample(&text, &format!("immichvr_ai_request_duration_seconds_count{{{ep}}}")),
+        sample(
+            &text,
+            &format!("immichvr_ai_request_duration_seconds_count{{{ep}}}")
+        ),
         Some(1.0)
     );
     assert!(sample(&text, "immichvr_processing_duration_seconds_count").unwrap() >= 1.0);
