@@ -38,6 +38,8 @@ pub enum ApiTags {
     Auth,
     /// Operator actions: backups
     Admin,
+    /// Browsing and importing from Immich
+    Immich,
 }
 
 /// What every route handler shares.
@@ -48,6 +50,9 @@ pub struct AppState {
     pub dirs: MediaDirs,
     pub worker: Worker,
     pub auth: Arc<crate::auth::Auth>,
+    /// Set when IMMICH_URL and IMMICH_API_KEY are.
+    pub immich: Option<crate::immich::ImmichClient>,
+    pub imports: std::sync::Mutex<crate::immich::import::ImportStatus>,
     /// Cancelled when the process shuts down; ends event streams and the worker.
     pub shutdown: CancellationToken,
     uploads: Arc<Semaphore>,
@@ -116,7 +121,8 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             crate::ai::routes::AiApi { state: state.clone() },
             crate::events::routes::EventsApi { state: state.clone() },
             crate::auth::AuthApi { state: state.clone() },
-            web::admin::AdminApi { state },
+            web::admin::AdminApi { state: state.clone() },
+            crate::immich::routes::ImmichApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -191,6 +197,12 @@ pub async fn open_state_with(
     }
     let worker = Worker::new(&config, queue.clone(), dirs.clone(), shutdown.clone());
     let config_auth = config.auth_token.clone();
+    let immich = match (&config.immich_url, &config.immich_api_key) {
+        (Some(url), Some(key)) if !url.trim().is_empty() && !key.expose().is_empty() => {
+            Some(crate::immich::ImmichClient::new(url, key.clone()))
+        }
+        _ => None,
+    };
     Ok(Arc::new(AppState {
         uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
         config,
@@ -200,6 +212,8 @@ pub async fn open_state_with(
         worker,
         shutdown,
         auth: Arc::new(crate::auth::Auth::new(config_auth)),
+        immich,
+        imports: Default::default(),
     }))
 }
 
@@ -233,6 +247,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         })
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
+        .around(crate::web::allow::limit_headers)
         .with(cors)
         .around(web::access_log::log)
 }
@@ -355,6 +370,21 @@ pub async fn serve(
     }
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    if let Some(client) = state.immich.clone() {
+        spawn_named("immich-version-check", async move {
+            match client.version().await {
+                Ok(v) => match crate::immich::routes::version_warning(v.major) {
+                    Some(w) => {
+                        tracing::warn!(version = %format!("{}.{}.{}", v.major, v.minor, v.patch), "{w}")
+                    }
+                    None => {
+                        tracing::info!(version = %format!("{}.{}.{}", v.major, v.minor, v.patch), "Immich connected")
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "Immich not reachable at start-up"),
+            }
+        });
+    }
     if !state.auth.required() {
         tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
     }

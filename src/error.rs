@@ -12,8 +12,8 @@ use poem_openapi::{
 };
 
 use crate::{
-    media::MediaError, queue::QueueError, storage::backup::BackupError, storage::StorageError,
-    worker::WorkerError,
+    immich::ImmichError, media::MediaError, queue::QueueError, storage::backup::BackupError,
+    storage::StorageError, worker::WorkerError,
 };
 
 /// The body of every error answer.
@@ -115,6 +115,7 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     (415, "Not a photo or video"),
     (422, "Invalid body"),
     (429, "Too many concurrent uploads"),
+    (431, "Request headers too large"),
     (500, "Internal error"),
     (502, "An upstream service answered with an error"),
     (503, "An upstream service is unreachable or not configured"),
@@ -149,6 +150,14 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let message = e.to_string();
         match e {
+            StorageError::Db(_) if e.is_disk_full() => {
+                tracing::error!(error = %message, "disk full under the database");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "Disk full",
+                    "The database cannot grow: free disk space and restart the service",
+                )
+            }
             StorageError::Db(_) | StorageError::Corrupt(_) | StorageError::Task(_) => {
                 tracing::error!(error = %message, "storage failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Storage error", message)
@@ -234,6 +243,39 @@ impl From<BackupError> for ApiError {
                 tracing::error!(error = %message, "backup failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Backup failed", message)
             }
+        }
+    }
+}
+
+impl From<ImmichError> for ApiError {
+    fn from(e: ImmichError) -> Self {
+        let message = e.to_string();
+        match e {
+            ImmichError::NotConfigured => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Immich connector not configured",
+                message,
+            ),
+            ImmichError::Denied { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Immich refused the request",
+                message,
+            ),
+            ImmichError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "Immich asset not found", message)
+            }
+            ImmichError::Upstream { .. } | ImmichError::BadAnswer(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "Immich error", message)
+            }
+            ImmichError::Unreachable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Immich unreachable",
+                message,
+            ),
+            ImmichError::ImportRunning => {
+                ApiError::new(StatusCode::CONFLICT, "Import running", message)
+            }
+            ImmichError::Media(m) => m.into(),
         }
     }
 }

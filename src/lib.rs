@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod immich;
 pub mod media;
 pub mod metrics;
 pub mod queue;

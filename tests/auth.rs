@@ -255,7 +255,10 @@ async fn secrets_never_reach_logs_or_responses() {
     let key = "immich-key-never-logged-987";
     let (mut c, tmp) = common::test_config();
     c.auth_token = Some(TOKEN.parse().unwrap());
-    c.immich_url = Some("http://127.0.0.1:9".into());
+    // A real Immich stand-in that refuses this key: the error paths run.
+    let immich =
+        common::immich_standin::ImmichStandin::start(common::immich_standin::library(1)).await;
+    c.immich_url = Some(immich.url());
     c.immich_api_key = Some(key.parse().unwrap());
     tracing::info!(config = ?c, "config under test");
     let s = TestServer::start_with(c, Some(tmp)).await;
@@ -266,6 +269,11 @@ async fn secrets_never_reach_logs_or_responses() {
         ("/api/media/nope", true),
         ("/api/ai/health", true),
         ("/api/immich/test", true),
+        ("/api/immich/photos", true),
+        (
+            "/api/immich/assets/00000000-0000-4000-8000-000000000001/file",
+            true,
+        ),
         ("/api/db/info", true),
     ] {
         let mut r = client().get(s.at(path));

@@ -16,6 +16,19 @@ use uuid::Uuid;
 use super::{store, MediaError, MediaRow, MediaType, Source};
 use crate::{queue::QueueRow, storage::Store};
 
+/// Free space kept on the data filesystem for the database to grow: an
+/// upload that would leave less is refused with 507, because redb refuses
+/// every later write after one of its own writes failed for lack of space.
+pub const DISK_HEADROOM: u64 = 4 * 1024 * 1024;
+
+/// 507 unless `dir`'s filesystem has `need` bytes plus the headroom free.
+pub fn ensure_space(dir: &Path, need: u64) -> Result<(), MediaError> {
+    match fs4::available_space(dir) {
+        Ok(free) if free < need.saturating_add(DISK_HEADROOM) => Err(MediaError::DiskFull),
+        _ => Ok(()),
+    }
+}
+
 /// Bytes kept from the start of a file for type sniffing.
 const HEAD_BYTES: usize = 8192;
 /// A form with more parts than this is refused rather than walked.
@@ -120,6 +133,7 @@ pub async fn receive_form(
     dir: &Path,
     limit: u64,
 ) -> Result<Received, MediaError> {
+    ensure_space(dir, 0)?;
     let mut received = None;
     let mut fields = 0;
     while let Some(field) = form
@@ -134,7 +148,13 @@ pub async fn receive_form(
             )));
         }
         if field.name() == Some("media") && received.is_none() {
-            let name = field.file_name().unwrap_or("upload").to_string();
+            // Metadata only, but bounded: 255 characters like most file systems.
+            let name: String = field
+                .file_name()
+                .unwrap_or("upload")
+                .chars()
+                .take(255)
+                .collect();
             received = Some(receive(field.into_async_read(), dir, name, limit).await?);
         } else {
             // Other parts are read and dropped, bounded like the file.
@@ -150,6 +170,8 @@ pub async fn receive_form(
     if received.size == 0 {
         return Err(MediaError::EmptyFile);
     }
+    // The bytes are on disk; the rows still need room.
+    ensure_space(dir, 0)?;
     Ok(received)
 }
 

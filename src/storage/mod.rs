@@ -55,6 +55,21 @@ macro_rules! redb_errors_into {
 }
 redb_errors_into!(StorageError);
 
+impl StorageError {
+    /// Whether the file system ran out of space under redb.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::Db(redb::Error::Io(e)) => {
+                e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+            }
+            StorageError::Db(_)
+            | StorageError::Corrupt(_)
+            | StorageError::SchemaTooNew { .. }
+            | StorageError::Task(_) => false,
+        }
+    }
+}
+
 /// Row values are stored as JSON: readable with any redb tool, and the
 /// rows are small next to the fsync that every commit pays.
 pub fn encode<T: serde::Serialize>(row: &T) -> Vec<u8> {

@@ -49,6 +49,29 @@ impl AllowMap {
     }
 }
 
+/// Headers larger than this in total get 431: nothing here needs more.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub async fn limit_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Ok(poem::error::ResponseError::as_response(
+            &crate::error::ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Headers too large",
+                format!(
+                    "Request headers total {size} bytes; at most {MAX_HEADER_BYTES} are accepted"
+                ),
+            ),
+        ));
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
 pub async fn add_allow<E: Endpoint>(
     ep: Arc<E>,
     req: Request,

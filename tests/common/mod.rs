@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod ai_standin;
+pub mod immich_standin;
 
 use std::{io::Cursor, path::PathBuf, time::Duration};
 

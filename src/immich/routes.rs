@@ -1,0 +1,470 @@
+//! `/api/immich/*`.
+
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use poem::{Body, Request, Response};
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Enum, Object, OpenApi,
+};
+use uuid::Uuid;
+
+use super::{client::Search, import, AssetView, ImmichClient, ImmichError};
+use crate::{
+    app::{ApiTags, AppState},
+    auth::Authed,
+    error::ApiError,
+    media::files::FileBody,
+};
+
+pub struct ImmichApi {
+    pub state: Arc<AppState>,
+}
+
+const SUPPORTED: &str = "Immich 2.x and 3.x";
+
+#[derive(Debug, Object)]
+pub struct TestData {
+    pub url: String,
+    pub version: String,
+    pub supported: String,
+    /// Set when this Immich is older than the supported range.
+    #[oai(nullable)]
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct TestResult {
+    pub status: String,
+    pub message: String,
+    pub data: TestData,
+}
+
+#[derive(Debug, Object)]
+pub struct VersionData {
+    pub major: i64,
+    pub minor: i64,
+    pub patch: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct VersionResult {
+    pub status: String,
+    pub data: VersionData,
+}
+
+#[derive(Debug, Object)]
+pub struct StatsData {
+    pub images: i64,
+    pub videos: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct StatsResult {
+    pub status: String,
+    pub data: StatsData,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AssetList {
+    pub status: String,
+    pub count: u64,
+    /// Immich pages start at 1.
+    pub page: u32,
+    pub size: u32,
+    pub data: Vec<AssetView>,
+    /// The next page's number, null on the last page.
+    #[oai(nullable)]
+    pub next_page: Option<u32>,
+}
+
+#[derive(Debug, Object)]
+pub struct AssetResult {
+    pub status: String,
+    pub data: AssetView,
+}
+
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ThumbSize {
+    Thumbnail,
+    Preview,
+}
+
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "UPPERCASE")]
+pub enum SearchType {
+    All,
+    Image,
+    Video,
+}
+
+#[derive(Debug, Object)]
+pub struct SearchBody {
+    #[oai(validator(min_length = 1, max_length = 1000))]
+    pub query: String,
+    #[oai(rename = "type")]
+    pub search_type: Option<SearchType>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+    pub size: Option<u32>,
+}
+
+#[derive(ApiResponse)]
+pub enum EnqueueResponse {
+    /// Downloaded, stored and queued.
+    #[oai(status = 201)]
+    Created(Json<import::Imported>),
+    /// Imported before: the existing ids.
+    #[oai(status = 200)]
+    Existing(Json<import::Imported>),
+}
+
+#[derive(ApiResponse)]
+pub enum ImportResponse {
+    /// The import runs in the background; progress on `/api/events`.
+    #[oai(status = 202)]
+    Started(Json<import::ImportStatus>),
+}
+
+impl ImmichApi {
+    fn client(&self) -> Result<&ImmichClient, ImmichError> {
+        self.state.immich.as_ref().ok_or(ImmichError::NotConfigured)
+    }
+
+    async fn list(
+        &self,
+        asset_type: Option<&str>,
+        size: u32,
+        page: u32,
+        fav: Option<bool>,
+        archived: Option<bool>,
+    ) -> Result<Json<AssetList>, ApiError> {
+        let search = Search {
+            page,
+            size,
+            asset_type: asset_type.map(str::to_string),
+            is_favorite: fav,
+            visibility: Some(
+                if archived == Some(true) {
+                    "archive"
+                } else {
+                    "timeline"
+                }
+                .into(),
+            ),
+            with_exif: false,
+            ..Default::default()
+        };
+        let p = self.client()?.search(&search).await?;
+        let data: Vec<AssetView> = p.items.into_iter().map(Into::into).collect();
+        Ok(Json(AssetList {
+            status: "success".into(),
+            count: data.len() as u64,
+            page,
+            size,
+            data,
+            next_page: p.next_page,
+        }))
+    }
+
+    /// Streams an Immich download through, headers included.
+    async fn proxy(&self, path: &str, req: &Request) -> Result<FileBody, ApiError> {
+        let range = req.headers().get("range").and_then(|v| v.to_str().ok());
+        let up = self.client()?.download(path, range).await?;
+        let mut resp = Response::builder().status(up.status());
+        for h in [
+            "content-type",
+            "content-length",
+            "content-disposition",
+            "content-range",
+            "accept-ranges",
+            "etag",
+            "last-modified",
+            "cache-control",
+        ] {
+            if let Some(v) = up.headers().get(h) {
+                resp = resp.header(h, v.clone());
+            }
+        }
+        let stream = up.bytes_stream().map_err(std::io::Error::other);
+        Ok(FileBody(resp.body(Body::from_bytes_stream(stream))))
+    }
+}
+
+fn default_size() -> u32 {
+    100
+}
+fn default_page() -> u32 {
+    1
+}
+
+#[OpenApi(prefix_path = "/api/immich", tag = "ApiTags::Immich")]
+impl ImmichApi {
+    /// Check the connection and the Immich version
+    #[oai(path = "/test", method = "get", operation_id = "testImmich")]
+    async fn test(&self, _auth: Authed) -> Result<Json<TestResult>, ApiError> {
+        let c = self.client()?;
+        c.ping().await?;
+        let v = c.version().await?;
+        Ok(Json(TestResult {
+            status: "success".into(),
+            message: "Connection to Immich successful".into(),
+            data: TestData {
+                url: c.base().to_string(),
+                version: format!("{}.{}.{}", v.major, v.minor, v.patch),
+                supported: SUPPORTED.into(),
+                warning: version_warning(v.major),
+            },
+        }))
+    }
+
+    /// Immich's version
+    #[oai(path = "/version", method = "get", operation_id = "getImmichVersion")]
+    async fn version(&self, _auth: Authed) -> Result<Json<VersionResult>, ApiError> {
+        let v = self.client()?.version().await?;
+        Ok(Json(VersionResult {
+            status: "success".into(),
+            data: VersionData {
+                major: v.major,
+                minor: v.minor,
+                patch: v.patch,
+            },
+        }))
+    }
+
+    /// Counts of images and videos in Immich
+    #[oai(
+        path = "/statistics",
+        method = "get",
+        operation_id = "getImmichStatistics"
+    )]
+    async fn statistics(&self, _auth: Authed) -> Result<Json<StatsResult>, ApiError> {
+        let s = self.client()?.statistics().await?;
+        Ok(Json(StatsResult {
+            status: "success".into(),
+            data: StatsData {
+                images: s.images,
+                videos: s.videos,
+                total: s.total,
+            },
+        }))
+    }
+
+    /// Browse Immich assets (photos and videos)
+    #[oai(path = "/assets", method = "get", operation_id = "listImmichAssets")]
+    async fn assets(
+        &self,
+        _auth: Authed,
+        #[oai(
+            default = "default_size",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        size: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "100000"))
+        )]
+        page: Query<u32>,
+        #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
+        #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
+    ) -> Result<Json<AssetList>, ApiError> {
+        self.list(None, size.0, page.0, is_favorite.0, is_archived.0)
+            .await
+    }
+
+    /// Browse Immich photos
+    #[oai(path = "/photos", method = "get", operation_id = "listImmichPhotos")]
+    async fn photos(
+        &self,
+        _auth: Authed,
+        #[oai(
+            default = "default_size",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        size: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "100000"))
+        )]
+        page: Query<u32>,
+        #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
+        #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
+    ) -> Result<Json<AssetList>, ApiError> {
+        self.list(Some("IMAGE"), size.0, page.0, is_favorite.0, is_archived.0)
+            .await
+    }
+
+    /// Browse Immich videos
+    #[oai(path = "/videos", method = "get", operation_id = "listImmichVideos")]
+    async fn videos(
+        &self,
+        _auth: Authed,
+        #[oai(
+            default = "default_size",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        size: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "100000"))
+        )]
+        page: Query<u32>,
+        #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
+        #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
+    ) -> Result<Json<AssetList>, ApiError> {
+        self.list(Some("VIDEO"), size.0, page.0, is_favorite.0, is_archived.0)
+            .await
+    }
+
+    /// One Immich asset
+    #[oai(
+        path = "/assets/:assetId",
+        method = "get",
+        operation_id = "getImmichAsset"
+    )]
+    async fn asset(
+        &self,
+        _auth: Authed,
+        #[oai(name = "assetId")] asset_id: Path<Uuid>,
+    ) -> Result<Json<AssetResult>, ApiError> {
+        let a = self.client()?.asset(&asset_id.0.to_string()).await?;
+        Ok(Json(AssetResult {
+            status: "success".into(),
+            data: a.into(),
+        }))
+    }
+
+    /// An asset's thumbnail or preview image, streamed from Immich
+    #[oai(
+        path = "/assets/:assetId/thumbnail",
+        method = "get",
+        operation_id = "getImmichThumbnail"
+    )]
+    async fn thumbnail(
+        &self,
+        _auth: Authed,
+        #[oai(name = "assetId")] asset_id: Path<Uuid>,
+        size: Query<Option<ThumbSize>>,
+        req: &Request,
+    ) -> Result<FileBody, ApiError> {
+        let size = if size.0 == Some(ThumbSize::Preview) {
+            "preview"
+        } else {
+            "thumbnail"
+        };
+        self.proxy(
+            &ImmichClient::thumbnail_path(&asset_id.0.to_string(), size),
+            req,
+        )
+        .await
+    }
+
+    /// An asset's original file, streamed from Immich (Range supported)
+    #[oai(
+        path = "/assets/:assetId/file",
+        method = "get",
+        operation_id = "getImmichOriginal"
+    )]
+    async fn original(
+        &self,
+        _auth: Authed,
+        #[oai(name = "assetId")] asset_id: Path<Uuid>,
+        req: &Request,
+    ) -> Result<FileBody, ApiError> {
+        self.proxy(&ImmichClient::original_path(&asset_id.0.to_string()), req)
+            .await
+    }
+
+    /// Search Immich: smart (CLIP) search when Immich has it, else by file name
+    #[oai(path = "/search", method = "post", operation_id = "searchImmich")]
+    async fn search(
+        &self,
+        _auth: Authed,
+        body: Json<SearchBody>,
+    ) -> Result<Json<AssetList>, ApiError> {
+        let c = self.client()?;
+        let size = body.size.unwrap_or(100);
+        let t = match body.search_type {
+            Some(SearchType::Image) => Some("IMAGE"),
+            Some(SearchType::Video) => Some("VIDEO"),
+            Some(SearchType::All) | None => None,
+        };
+        let page = match c.smart_search(&body.query, t, size).await? {
+            Some(p) => p,
+            None => {
+                let s = Search {
+                    page: 1,
+                    size,
+                    asset_type: t.map(str::to_string),
+                    original_file_name: Some(body.query.clone()),
+                    ..Default::default()
+                };
+                c.search(&s).await?
+            }
+        };
+        let data: Vec<AssetView> = page.items.into_iter().map(Into::into).collect();
+        Ok(Json(AssetList {
+            status: "success".into(),
+            count: data.len() as u64,
+            page: 1,
+            size,
+            data,
+            next_page: page.next_page,
+        }))
+    }
+
+    /// Import one Immich asset into the queue
+    ///
+    /// Downloads the original (or, for HEIC/RAW, Immich's preview JPEG),
+    /// stores it and queues it. An asset imported before answers 200 with
+    /// the existing ids.
+    #[oai(
+        path = "/assets/:assetId/enqueue",
+        method = "post",
+        operation_id = "enqueueImmichAsset"
+    )]
+    async fn enqueue(
+        &self,
+        _auth: Authed,
+        #[oai(name = "assetId")] asset_id: Path<Uuid>,
+    ) -> Result<EnqueueResponse, ApiError> {
+        let c = self.client()?;
+        let r = import::import_one(&self.state, c, &asset_id.0.to_string()).await?;
+        Ok(if r.duplicate {
+            EnqueueResponse::Existing(Json(r))
+        } else {
+            EnqueueResponse::Created(Json(r))
+        })
+    }
+
+    /// Import many Immich assets in the background
+    #[oai(path = "/import", method = "post", operation_id = "startImmichImport")]
+    async fn import(
+        &self,
+        _auth: Authed,
+        body: Json<import::ImportRequest>,
+    ) -> Result<ImportResponse, ApiError> {
+        let c = self.client()?.clone();
+        let status = import::start(self.state.clone(), c, body.0).await?;
+        Ok(ImportResponse::Started(Json(status)))
+    }
+
+    /// Progress of the current or last import
+    #[oai(path = "/import", method = "get", operation_id = "getImmichImport")]
+    async fn import_status(&self, _auth: Authed) -> Result<Json<import::ImportStatus>, ApiError> {
+        self.client()?;
+        Ok(Json(self.state.imports.lock().unwrap().clone()))
+    }
+}
+
+pub fn version_warning(major: i64) -> Option<String> {
+    (major < 2).then(|| {
+        format!(
+            "This Immich is older than 2.0; ImmichVR supports {SUPPORTED}. Some routes may fail."
+        )
+    })
+}

@@ -1,0 +1,380 @@
+//! A stand-in for Immich 3.x that follows `immich-openapi-3.0.3.json` for
+//! the endpoints the connector uses: base path `/api`, `x-api-key`, 401
+//! without a key, Immich-style 403 for a missing permission, `nextPage`
+//! paging, real JPEG bytes, `duration` in both its old and new forms.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use poem::{
+    get, handler,
+    http::StatusCode,
+    listener::TcpAcceptor,
+    post,
+    web::{Data, Json, Path, Query},
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+pub const KEY: &str = "test-immich-key-3f9a";
+/// A key whose user lacks `asset.download`.
+pub const KEY_NO_DOWNLOAD: &str = "test-immich-key-no-download";
+
+#[derive(Clone)]
+pub struct StandinAsset {
+    pub json: Value,
+    /// Original bytes (None: generated on the fly, `big_len` long).
+    pub original: Option<Vec<u8>>,
+    pub big_len: usize,
+}
+
+pub struct Inner {
+    pub assets: Mutex<Vec<StandinAsset>>,
+    pub major: Mutex<u64>,
+    /// Largest page the search answers, whatever `size` asks.
+    pub page_cap: Mutex<usize>,
+    /// Search pages at or past this one answer 500.
+    pub fail_from_page: Mutex<Option<u32>>,
+    pub search_bodies: Mutex<Vec<Value>>,
+    pub requests: AtomicUsize,
+}
+
+#[derive(Clone)]
+pub struct ImmichStandin {
+    pub addr: SocketAddr,
+    pub inner: Arc<Inner>,
+    stop: CancellationToken,
+}
+
+fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    // Seeds far apart in every channel: JPEG quantisation must not make two equal.
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x as u8)
+                .wrapping_mul(3)
+                .wrapping_add(seed.wrapping_mul(37)),
+            (y as u8) ^ seed.wrapping_mul(11),
+            seed.wrapping_mul(53),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duration: Value) -> Value {
+    json!({
+        "id": id, "type": ty, "originalFileName": name, "originalMimeType": mime,
+        "checksum": "dGVzdGNoZWNrc3VtMTIzNDU2Nzg5MA==", "createdAt": "2025-06-01T10:00:00.000Z",
+        "fileCreatedAt": "2025-06-01T10:00:00.000Z", "fileModifiedAt": "2025-06-01T10:00:00.000Z",
+        "localDateTime": "2025-06-01T12:00:00.000Z", "updatedAt": "2025-06-01T10:00:00.000Z",
+        "duration": duration, "hasMetadata": true, "height": 48, "width": 64, "isArchived": false,
+        "isEdited": false, "isFavorite": fav, "isOffline": false, "isTrashed": false,
+        "originalPath": format!("/upload/{name}"), "ownerId": "6f0a3f3e-0000-4000-8000-000000000001",
+        "thumbhash": null, "visibility": "timeline", "people": [], "tags": [], "someNewField": {"x": 1}
+    })
+}
+
+/// The default library: `photos` JPEG photos (ids ...0001, ...0002, ...),
+/// one HEIC photo, two videos (new and old `duration`), one 50 MiB photo.
+pub fn library(photos: usize) -> Vec<StandinAsset> {
+    let mut v = Vec::new();
+    for i in 0..photos {
+        let id = format!("00000000-0000-4000-8000-{:012}", i + 1);
+        v.push(StandinAsset {
+            json: asset_json(
+                &id,
+                "IMAGE",
+                &format!("IMG_{i:04}.jpg"),
+                "image/jpeg",
+                i % 2 == 0,
+                Value::Null,
+            ),
+            original: Some(jpeg(64, 48, i as u8)),
+            big_len: 0,
+        });
+    }
+    let mut heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic".to_vec();
+    heic.extend(std::iter::repeat_n(7u8, 2000));
+    v.push(StandinAsset {
+        json: asset_json(
+            "00000000-0000-4000-8000-00000000000a",
+            "IMAGE",
+            "IMG_HEIC.HEIC",
+            "image/heic",
+            false,
+            Value::Null,
+        ),
+        original: Some(heic),
+        big_len: 0,
+    });
+    let mut mp4 = vec![
+        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0,
+    ];
+    mp4.extend(std::iter::repeat_n(3u8, 4000));
+    v.push(StandinAsset {
+        json: asset_json(
+            "00000000-0000-4000-8000-00000000000b",
+            "VIDEO",
+            "clip.mp4",
+            "video/mp4",
+            false,
+            json!(5000),
+        ),
+        original: Some(mp4.clone()),
+        big_len: 0,
+    });
+    v.push(StandinAsset {
+        json: asset_json(
+            "00000000-0000-4000-8000-00000000000c",
+            "VIDEO",
+            "old.mp4",
+            "video/mp4",
+            false,
+            json!("0:00:05.500000"),
+        ),
+        original: Some(mp4),
+        big_len: 0,
+    });
+    v.push(StandinAsset {
+        json: asset_json(
+            "00000000-0000-4000-8000-00000000000d",
+            "IMAGE",
+            "big.jpg",
+            "image/jpeg",
+            false,
+            Value::Null,
+        ),
+        original: None,
+        big_len: 50 * 1024 * 1024,
+    });
+    v
+}
+
+impl ImmichStandin {
+    pub async fn start(assets: Vec<StandinAsset>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            assets: Mutex::new(assets),
+            major: Mutex::new(3),
+            page_cap: Mutex::new(1000),
+            fail_from_page: Mutex::new(None),
+            search_bodies: Mutex::new(Vec::new()),
+            requests: AtomicUsize::new(0),
+        });
+        let stop = CancellationToken::new();
+        let app = Route::new()
+            .at("/api/server/ping", get(ping))
+            .at("/api/server/version", get(version))
+            .at("/api/assets/statistics", get(statistics))
+            .at("/api/search/metadata", post(search))
+            .at("/api/search/smart", post(smart))
+            .at("/api/assets/:id", get(asset))
+            .at("/api/assets/:id/thumbnail", get(thumbnail))
+            .at("/api/assets/:id/original", get(original))
+            .around(|ep, req| async move {
+                let inner = req.data::<Arc<Inner>>().unwrap().clone();
+                inner.requests.fetch_add(1, Ordering::SeqCst);
+                match req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+                    Some(KEY) | Some(KEY_NO_DOWNLOAD) => {
+                        ep.call(req).await.map(IntoResponse::into_response)
+                    }
+                    _ => Ok(err(401, "Unauthorized", "Authentication required")),
+                }
+            })
+            .data(inner.clone());
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
+                .run_with_graceful_shutdown(
+                    app,
+                    token.cancelled_owned(),
+                    Some(Duration::from_millis(100)),
+                )
+                .await;
+        });
+        ImmichStandin { addr, inner, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes the port: connections are refused from now on.
+    pub async fn down(&self) {
+        self.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn err(status: u16, error: &str, message: &str) -> Response {
+    let mut r = Json(json!({"message": message, "error": error, "statusCode": status, "correlationId": "abc123"})).into_response();
+    r.set_status(StatusCode::from_u16(status).unwrap());
+    r
+}
+
+#[handler]
+fn ping() -> Json<Value> {
+    Json(json!({"res": "pong"}))
+}
+
+#[handler]
+fn version(inner: Data<&Arc<Inner>>) -> Json<Value> {
+    Json(json!({"major": *inner.major.lock().unwrap(), "minor": 0, "patch": 3, "prerelease": null}))
+}
+
+#[handler]
+fn statistics(inner: Data<&Arc<Inner>>) -> Json<Value> {
+    let a = inner.assets.lock().unwrap();
+    let images = a.iter().filter(|x| x.json["type"] == "IMAGE").count();
+    let videos = a.iter().filter(|x| x.json["type"] == "VIDEO").count();
+    Json(json!({"images": images, "videos": videos, "total": images + videos}))
+}
+
+#[handler]
+fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
+    inner.search_bodies.lock().unwrap().push(body.0.clone());
+    let page = body["page"].as_u64().unwrap_or(1).max(1) as usize;
+    if let Some(f) = *inner.fail_from_page.lock().unwrap() {
+        if page as u32 >= f {
+            return err(500, "Internal Server Error", "database is gone");
+        }
+    }
+    let size = (body["size"].as_u64().unwrap_or(250) as usize)
+        .min(*inner.page_cap.lock().unwrap())
+        .max(1);
+    let all: Vec<Value> = inner
+        .assets
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.json.clone())
+        .filter(|a| body.get("type").is_none_or(|t| a["type"] == *t))
+        .filter(|a| body.get("isFavorite").is_none_or(|f| a["isFavorite"] == *f))
+        .filter(|a| {
+            body.get("originalFileName")
+                .and_then(|n| n.as_str())
+                .is_none_or(|n| a["originalFileName"].as_str().unwrap().contains(n))
+        })
+        .collect();
+    let start = (page - 1) * size;
+    let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
+    let next = (start + size < all.len()).then(|| (page + 1).to_string());
+    Json(json!({
+        "albums": {"count": 0, "facets": [], "items": [], "nextPage": null, "total": 0},
+        "assets": {"count": items.len(), "facets": [], "items": items, "nextPage": next, "total": all.len()}
+    }))
+    .into_response()
+}
+
+#[handler]
+fn smart() -> Response {
+    err(400, "Bad Request", "Smart search is not enabled")
+}
+
+fn find(inner: &Inner, id: &str) -> Option<StandinAsset> {
+    inner
+        .assets
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|a| a.json["id"] == id)
+        .cloned()
+}
+
+#[handler]
+fn asset(inner: Data<&Arc<Inner>>, Path(id): Path<String>) -> Response {
+    match find(&inner, &id) {
+        Some(a) => Json(a.json).into_response(),
+        None => err(400, "Bad Request", "Not found or no asset.read access"),
+    }
+}
+
+#[derive(Deserialize)]
+struct ThumbQuery {
+    size: Option<String>,
+}
+
+#[handler]
+fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQuery>) -> Response {
+    let Some(_) = find(&inner, &id) else {
+        return err(404, "Not Found", "Asset not found");
+    };
+    let (w, h) = if q.size.as_deref() == Some("preview") {
+        (160, 120)
+    } else {
+        (32, 24)
+    };
+    Response::builder()
+        .content_type("image/jpeg")
+        .header("cache-control", "private, max-age=86400")
+        .body(jpeg(w, h, 9))
+}
+
+#[handler]
+fn original(inner: Data<&Arc<Inner>>, Path(id): Path<String>, req: &Request) -> Response {
+    if req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) == Some(KEY_NO_DOWNLOAD) {
+        return err(
+            403,
+            "Forbidden",
+            "Missing required permission: asset.download",
+        );
+    }
+    let Some(a) = find(&inner, &id) else {
+        return err(404, "Not Found", "Asset not found");
+    };
+    let name = a.json["originalFileName"].as_str().unwrap().to_string();
+    let mime = a.json["originalMimeType"].as_str().unwrap().to_string();
+    let builder = Response::builder()
+        .content_type(mime)
+        .header(
+            "content-disposition",
+            format!("attachment; filename=\"{name}\""),
+        )
+        .header("accept-ranges", "bytes");
+    match a.original {
+        Some(bytes) => {
+            let range = req
+                .headers()
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.strip_prefix("bytes="));
+            if let Some((s, e)) = range.and_then(|r| r.split_once('-')) {
+                let s: usize = s.parse().unwrap_or(0);
+                let e: usize = e.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1);
+                return builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header("content-range", format!("bytes {s}-{e}/{}", bytes.len()))
+                    .header("content-length", e + 1 - s)
+                    .body(bytes[s..=e].to_vec());
+            }
+            builder.header("content-length", bytes.len()).body(bytes)
+        }
+        None => {
+            // A large original, generated as it is sent.
+            let len = a.big_len;
+            let mut head = jpeg(8, 8, 1);
+            head.truncate(200);
+            let chunks = futures_util::stream::iter((0..len.div_ceil(65536)).map(move |i| {
+                let n = 65536.min(len - i * 65536);
+                let mut c = vec![(i % 251) as u8; n];
+                if i == 0 {
+                    c[..head.len()].copy_from_slice(&head);
+                }
+                Ok::<_, std::io::Error>(bytes::Bytes::from(c))
+            }));
+            builder
+                .header("content-length", len)
+                .body(Body::from_bytes_stream(chunks))
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The Immich connector against the Immich stand-in.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ai_standin::{AiStandin, Mode};
+use common::immich_standin::{library, ImmichStandin, KEY, KEY_NO_DOWNLOAD};
+use common::{client, json, test_config, wait_status, TestServer};
+use futures_util::StreamExt;
+
+const PHOTO1: &str = "00000000-0000-4000-8000-000000000001";
+const HEIC: &str = "00000000-0000-4000-8000-00000000000a";
+const VIDEO_OLD: &str = "00000000-0000-4000-8000-00000000000c";
+const BIG: &str = "00000000-0000-4000-8000-00000000000d";
+
+async fn server(immich: &ImmichStandin, key: &str, url_suffix: &str) -> TestServer {
+    let (mut c, tmp) = test_config();
+    c.immich_url = Some(format!("{}{url_suffix}", immich.url()));
+    c.immich_api_key = Some(key.parse().unwrap());
+    TestServer::start_with(c, Some(tmp)).await
+}
+
+async fn get(s: &TestServer, path: &str) -> reqwest::Response {
+    client().get(s.at(path)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn not_configured_is_503_with_the_contract_message() {
+    let s = TestServer::start().await;
+    for path in [
+        "/api/immich/test",
+        "/api/immich/photos",
+        &format!("/api/immich/assets/{PHOTO1}"),
+    ] {
+        let r = get(&s, path).await;
+        assert_eq!(r.status(), 503, "{path}");
+        let b = json(r).await;
+        assert_eq!(b["error"], "Immich connector not configured");
+        assert_eq!(
+            b["message"],
+            "Please set IMMICH_URL and IMMICH_API_KEY environment variables"
+        );
+    }
+    let r = client()
+        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn test_version_statistics_and_url_forms() {
+    let im = ImmichStandin::start(library(5)).await;
+    for suffix in ["", "/", "/api", "/api/"] {
+        let s = server(&im, KEY, suffix).await;
+        let t = json(get(&s, "/api/immich/test").await).await;
+        assert_eq!(t["status"], "success", "{suffix}: {t}");
+        assert_eq!(t["message"], "Connection to Immich successful");
+        assert!(t["data"]["warning"].is_null());
+        s.stop().await;
+    }
+    let s = server(&im, KEY, "").await;
+    let v = json(get(&s, "/api/immich/version").await).await;
+    assert_eq!(
+        v["data"],
+        serde_json::json!({"major": 3, "minor": 0, "patch": 3})
+    );
+    let st = json(get(&s, "/api/immich/statistics").await).await;
+    assert_eq!(
+        st["data"],
+        serde_json::json!({"images": 7, "videos": 2, "total": 9})
+    );
+    *im.inner.major.lock().unwrap() = 1;
+    let t = json(get(&s, "/api/immich/test").await).await;
+    assert!(t["data"]["warning"]
+        .as_str()
+        .unwrap()
+        .contains("2.x and 3.x"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn browsing_pages_filters_and_parses() {
+    let im = ImmichStandin::start(library(5)).await;
+    let s = server(&im, KEY, "").await;
+    let p = json(get(&s, "/api/immich/photos?size=2&page=1").await).await;
+    assert_eq!(
+        (
+            p["count"].as_u64(),
+            p["page"].as_u64(),
+            p["nextPage"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
+    assert!(p["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["type"] == "IMAGE"));
+    let body = im
+        .inner
+        .search_bodies
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(body["type"], "IMAGE", "filtered by Immich");
+    assert_eq!(body["visibility"], "timeline");
+    assert_eq!(body["page"], 1);
+    let last = json(get(&s, "/api/immich/photos?size=5&page=2").await).await;
+    assert!(last["nextPage"].is_null());
+    let v = json(get(&s, "/api/immich/videos").await).await;
+    assert_eq!(v["count"], 2);
+    let durations: Vec<u64> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["durationMs"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        durations,
+        vec![5000, 5500],
+        "integer ms and the old string form"
+    );
+    let fav = json(get(&s, "/api/immich/assets?isFavorite=true").await).await;
+    assert!(fav["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["isFavorite"] == true));
+    let a = json(get(&s, &format!("/api/immich/assets/{VIDEO_OLD}")).await).await;
+    assert_eq!(a["data"]["originalFileName"], "old.mp4");
+    assert_eq!(a["data"]["checksum"], "dGVzdGNoZWNrc3VtMTIzNDU2Nzg5MA==");
+    let unknown = get(
+        &s,
+        "/api/immich/assets/00000000-0000-4000-8000-0000000000ff",
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(get(&s, "/api/immich/assets/not-a-uuid").await.status(), 400);
+    let found = json(
+        client()
+            .post(s.at("/api/immich/search"))
+            .json(&serde_json::json!({"query": "IMG_0003", "type": "IMAGE"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        found["count"], 1,
+        "falls back to file-name search without smart search"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn thumbnails_and_originals_stream_with_headers() {
+    let im = ImmichStandin::start(library(3)).await;
+    let s = server(&im, KEY, "").await;
+    let t = get(
+        &s,
+        &format!("/api/immich/assets/{PHOTO1}/thumbnail?size=preview"),
+    )
+    .await;
+    assert_eq!(t.status(), 200);
+    assert_eq!(t.headers()["content-type"], "image/jpeg");
+    let img = image::load_from_memory(&t.bytes().await.unwrap()).unwrap();
+    assert_eq!(img.width(), 160);
+    let o = get(&s, &format!("/api/immich/assets/{PHOTO1}/file")).await;
+    assert_eq!(o.headers()["content-type"], "image/jpeg");
+    assert!(o.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("IMG_0000.jpg"));
+    let len: usize = o.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(o.bytes().await.unwrap().len(), len);
+    let part = client()
+        .get(s.at(&format!("/api/immich/assets/{PHOTO1}/file")))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert!(part.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .starts_with("bytes 0-9/"));
+    assert_eq!(part.bytes().await.unwrap().len(), 10);
+    assert_eq!(
+        get(
+            &s,
+            "/api/immich/assets/00000000-0000-4000-8000-0000000000ff/file"
+        )
+        .await
+        .status(),
+        404
+    );
+    s.stop().await;
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_50_mib_original_streams_without_growing_memory() {
+    let im = ImmichStandin::start(library(1)).await;
+    let s = server(&im, KEY, "").await;
+    // Warm up the connection pools and allocator.
+    let _ = get(&s, &format!("/api/immich/assets/{PHOTO1}/file"))
+        .await
+        .bytes()
+        .await;
+    let before = rss_kib();
+    let resp = get(&s, &format!("/api/immich/assets/{BIG}/file")).await;
+    assert_eq!(resp.headers()["content-length"], "52428800");
+    let mut stream = resp.bytes_stream();
+    let (mut total, mut peak) = (0usize, before);
+    while let Some(c) = stream.next().await {
+        total += c.unwrap().len();
+        peak = peak.max(rss_kib());
+    }
+    assert_eq!(total, 50 * 1024 * 1024);
+    let growth = peak.saturating_sub(before);
+    println!("proxying 50 MiB grew RSS by {growth} KiB");
+    assert!(growth < 8 * 1024, "RSS grew by {growth} KiB");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_map_to_502_404_503() {
+    let im = ImmichStandin::start(library(2)).await;
+    let wrong = server(&im, "wrong-key", "").await;
+    let r = get(&wrong, "/api/immich/photos").await;
+    assert_eq!(r.status(), 502);
+    assert!(json(r).await["message"]
+        .as_str()
+        .unwrap()
+        .contains("Authentication required"));
+    wrong.stop().await;
+
+    let limited = server(&im, KEY_NO_DOWNLOAD, "").await;
+    let r = get(&limited, &format!("/api/immich/assets/{PHOTO1}/file")).await;
+    assert_eq!(r.status(), 502);
+    let b = json(r).await;
+    assert!(
+        b["message"].as_str().unwrap().contains("asset.download"),
+        "{b}"
+    );
+    limited.stop().await;
+
+    let s = server(&im, KEY, "").await;
+    *im.inner.fail_from_page.lock().unwrap() = Some(1);
+    let r = get(&s, "/api/immich/photos").await;
+    assert_eq!(r.status(), 502);
+    assert!(json(r).await["message"].as_str().unwrap().contains("500"));
+    im.down().await;
+    let r = get(&s, "/api/immich/version").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(json(r).await["error"], "Immich unreachable");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn importing_one_asset_queues_it_and_the_worker_completes_it() {
+    let im = ImmichStandin::start(library(2)).await;
+    let ai = AiStandin::start(Mode::Ok).await;
+    let (mut c, tmp) = test_config();
+    c.immich_url = Some(im.url());
+    c.immich_api_key = Some(KEY.parse().unwrap());
+    c.ai_service_url = ai.url();
+    c.auto_start_worker = true;
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let r = client()
+        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let first = json(r).await;
+    assert_eq!(first["variant"], "original");
+    let m = json(
+        get(
+            &s,
+            &format!("/api/media/{}", first["mediaItemId"].as_str().unwrap()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(m["source"], "immich");
+    assert_eq!(m["immich_asset_id"], PHOTO1);
+    assert_eq!(
+        (m["width"].as_u64(), m["height"].as_u64()),
+        (Some(64), Some(48))
+    );
+    wait_status(
+        &s.url,
+        first["queueId"].as_str().unwrap(),
+        "completed",
+        10.0,
+    )
+    .await;
+    let again = client()
+        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again = json(again).await;
+    assert_eq!(
+        (again["mediaItemId"].clone(), again["duplicate"].clone()),
+        (first["mediaItemId"].clone(), serde_json::json!(true))
+    );
+
+    let heic = json(
+        client()
+            .post(s.at(&format!("/api/immich/assets/{HEIC}/enqueue")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(heic["variant"], "preview");
+    let m = json(
+        get(
+            &s,
+            &format!("/api/media/{}", heic["mediaItemId"].as_str().unwrap()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(m["mime_type"], "image/jpeg");
+    assert_eq!(m["immich_variant"], "preview");
+    wait_status(&s.url, heic["queueId"].as_str().unwrap(), "completed", 10.0).await;
+    s.stop().await;
+}
+
+async fn wait_import_done(s: &TestServer) -> serde_json::Value {
+    for _ in 0..300 {
+        let st = json(get(s, "/api/immich/import").await).await;
+        if st["running"] == false && st["startedAt"].is_string() {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("import did not finish");
+}
+
+#[tokio::test]
+async fn bulk_import_pages_respects_limit_and_refuses_a_second_run() {
+    let im = ImmichStandin::start(library(9)).await;
+    *im.inner.page_cap.lock().unwrap() = 3;
+    let s = server(&im, KEY, "").await;
+    let r = client()
+        .post(s.at("/api/immich/import"))
+        .json(&serde_json::json!({"type": "IMAGE", "limit": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let second = client()
+        .post(s.at("/api/immich/import"))
+        .json(&serde_json::json!({"type": "IMAGE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+    let done = wait_import_done(&s).await;
+    assert_eq!(
+        (done["queued"].as_u64(), done["failed"].as_u64()),
+        (Some(7), Some(0)),
+        "{done}"
+    );
+    assert_eq!(
+        im.inner.search_bodies.lock().unwrap().len(),
+        3,
+        "three pages"
+    );
+    let st = json(get(&s, "/api/queue/stats").await).await;
+    assert_eq!(st["stats"]["queued"], 7);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn immich_failing_mid_import_reports_failures_and_leaves_nothing_half_written() {
+    let im = ImmichStandin::start(library(9)).await;
+    *im.inner.page_cap.lock().unwrap() = 3;
+    *im.inner.fail_from_page.lock().unwrap() = Some(2);
+    let s = server(&im, KEY, "").await;
+    let r = client()
+        .post(s.at("/api/immich/import"))
+        .json(&serde_json::json!({"type": "IMAGE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = wait_import_done(&s).await;
+    assert_eq!(done["queued"], 3);
+    assert_eq!(done["failed"], 1);
+    assert!(done["errors"][0].as_str().unwrap().contains("page 2"));
+    // Every stored item has its file; no temporary file is left.
+    let list = json(get(&s, "/api/media/status").await).await;
+    assert_eq!(list["count"], 3);
+    for m in list["media"].as_array().unwrap() {
+        assert_eq!(
+            get(
+                &s,
+                &format!("/api/media/{}/file", m["media_id"].as_str().unwrap())
+            )
+            .await
+            .status(),
+            200
+        );
+    }
+    let tmp: Vec<_> = std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(tmp.is_empty());
+    s.stop().await;
+}

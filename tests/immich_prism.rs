@@ -1,0 +1,157 @@
+//! Contract test against Immich's own spec: Prism (`@stoplight/prism-cli`)
+//! mocks `immich-openapi-3.0.3.json` and validates every request our
+//! connector sends. Any request Prism finds invalid comes back as a 4xx,
+//! which our routes would turn into a 502: every route must answer 2xx.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{client, test_config, TestServer};
+
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/spec/immich-openapi-3.0.3.json"
+);
+
+fn prism_bin() -> PathBuf {
+    let local = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/node_modules/.bin/prism"
+    ));
+    if local.exists() {
+        return local;
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v prism"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    match found {
+        Some(o) => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        None => panic!("prism not found: install it with `npm install -g @stoplight/prism-cli` (scripts/test.sh does)"),
+    }
+}
+
+/// Prism ignores the spec's `/api` server path, so the copy it serves has
+/// every path prefixed with `/api`.
+fn prefixed_spec(dir: &std::path::Path) -> PathBuf {
+    let mut spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(SPEC).expect("the Immich spec in ../shared/spec"),
+    )
+    .unwrap();
+    let paths = spec["paths"].as_object().unwrap().clone();
+    let prefixed: serde_json::Map<String, serde_json::Value> = paths
+        .into_iter()
+        .map(|(k, v)| (format!("/api{k}"), v))
+        .collect();
+    spec["paths"] = serde_json::Value::Object(prefixed);
+    spec.as_object_mut().unwrap().remove("servers");
+    let out = dir.join("immich-prefixed.json");
+    std::fs::write(&out, serde_json::to_vec(&spec).unwrap()).unwrap();
+    out
+}
+
+struct Prism(Child);
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn every_connector_request_is_valid_for_immichs_spec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = prefixed_spec(tmp.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(tmp.path().join("prism.log")).unwrap();
+    let _prism = Prism(
+        Command::new(prism_bin())
+            .args([
+                "mock",
+                "--errors",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .arg(&spec)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("prism starts"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client()
+        .get(format!("{base}/api/server/ping"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "prism did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (mut c, dir) = test_config();
+    c.immich_url = Some(base.clone());
+    c.immich_api_key = Some("prism-contract-key".parse().unwrap());
+    let s = TestServer::start_with(c, Some(dir)).await;
+    let id = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+    let mut failures = Vec::new();
+    let calls: Vec<(&str, String, Option<serde_json::Value>)> = vec![
+        ("GET", "/api/immich/test".into(), None),
+        ("GET", "/api/immich/version".into(), None),
+        ("GET", "/api/immich/statistics".into(), None),
+        (
+            "GET",
+            "/api/immich/assets?size=10&page=1&isFavorite=true".into(),
+            None,
+        ),
+        ("GET", "/api/immich/assets?isArchived=true".into(), None),
+        ("GET", "/api/immich/photos?size=1000".into(), None),
+        ("GET", "/api/immich/videos".into(), None),
+        ("GET", format!("/api/immich/assets/{id}"), None),
+        (
+            "GET",
+            format!("/api/immich/assets/{id}/thumbnail?size=preview"),
+            None,
+        ),
+        ("GET", format!("/api/immich/assets/{id}/thumbnail"), None),
+        ("GET", format!("/api/immich/assets/{id}/file"), None),
+        (
+            "POST",
+            "/api/immich/search".into(),
+            Some(serde_json::json!({"query": "beach", "type": "IMAGE", "size": 5})),
+        ),
+    ];
+    for (method, path, body) in calls {
+        let mut r = client().request(method.parse().unwrap(), s.at(&path));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            failures.push(format!(
+                "{method} {path}: {status} {}",
+                text.chars().take(300).collect::<String>()
+            ));
+        }
+    }
+    s.stop().await;
+    assert!(
+        failures.is_empty(),
+        "Prism refused requests:\n{}",
+        failures.join("\n")
+    );
+}
