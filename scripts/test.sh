@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
+command -v file >/dev/null || need_apt+=(file)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
@@ -21,3 +22,8 @@ cargo test --test kill9 -- --nocapture
 scripts/fuzz.sh
 # The admin page in a real browser (Chromium, headless).
 scripts/browser-test.sh
+# Shipping: the fully static binary, install.sh into a prefix, and the
+# container image's files run in an empty chroot.
+STATIC=$(scripts/static-build.sh)
+scripts/install-test.sh "$STATIC"
+scripts/chroot-test.sh "$STATIC"

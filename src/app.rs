@@ -2,9 +2,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use poem::{
-    get, listener::TcpAcceptor, middleware::Tracing, EndpointExt, IntoEndpoint, Route, Server,
-};
+use poem::{get, listener::TcpAcceptor, EndpointExt, IntoEndpoint, Route, Server};
 use poem_openapi::{OpenApiService, Tags};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -16,7 +14,10 @@ use crate::{
     events::EventBus,
     media::{self, MediaDirs, MediaError, MediaRow},
     queue::{self, Queue},
-    storage::{StorageError, Store},
+    storage::{
+        backup::{copy_table, TableCopy},
+        StorageError, Store,
+    },
     web,
     worker::Worker,
 };
@@ -35,6 +36,8 @@ pub enum ApiTags {
     Events,
     /// Optional token authentication
     Auth,
+    /// Operator actions: backups
+    Admin,
     /// Browsing and importing from Immich
     Immich,
 }
@@ -118,6 +121,7 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             crate::ai::routes::AiApi { state: state.clone() },
             crate::events::routes::EventsApi { state: state.clone() },
             crate::auth::AuthApi { state: state.clone() },
+            web::admin_api::AdminApi { state: state.clone() },
             crate::immich::routes::ImmichApi { state },
         ),
         "ImmichVR backend",
@@ -222,6 +226,16 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let cors = cors(&state.config);
     let allow = Arc::new(crate::web::allow::AllowMap::from_spec(&spec_json));
     Route::new()
+        .at(
+            "/metrics",
+            get(poem::endpoint::make({
+                let state = state.clone();
+                move |_| {
+                    let state = state.clone();
+                    async move { metrics(&state).await }
+                }
+            })),
+        )
         .at("/api/openapi.json", get(StaticText::json(spec_json)))
         .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
         .at("/api/docs", get(web::docs::docs_redirect))
@@ -246,8 +260,38 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .around(web::admin::browsers_to_admin)
         .with(cors)
         .around(web::admin::same_origin_is_not_cors)
-        .with(Tracing)
+        .around(web::access_log::log)
 }
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(state: &AppState) -> poem::Response {
+    match crate::metrics::render(state).await {
+        Ok(body) => poem::Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(body),
+        Err(e) => poem::error::ResponseError::as_response(&ApiError::from(e)),
+    }
+}
+
+/// Every table, for backups. A table missing here makes every backup fail
+/// (and the backup tests with it) rather than silently leaving it out.
+pub const BACKUP_TABLES: &[TableCopy] = &[
+    |r, w| copy_table(r, w, crate::storage::META),
+    |r, w| copy_table(r, w, media::store::MEDIA),
+    |r, w| copy_table(r, w, media::store::MEDIA_BY_CHECKSUM),
+    |r, w| copy_table(r, w, media::store::MEDIA_BY_IMMICH),
+    |r, w| copy_table(r, w, media::store::MEDIA_BY_SEQ),
+    |r, w| copy_table(r, w, media::store::DEPTH_MAPS),
+    |r, w| copy_table(r, w, queue::store::QUEUE),
+    |r, w| copy_table(r, w, queue::store::QUEUE_BY_MEDIA),
+    |r, w| copy_table(r, w, queue::store::QUEUE_READY),
+    |r, w| copy_table(r, w, queue::store::QUEUE_DELAYED),
+    |r, w| copy_table(r, w, queue::store::QUEUE_BY_STATUS_PRIORITY),
+    |r, w| copy_table(r, w, queue::store::QUEUE_BY_STATUS_SEQ),
+    |r, w| copy_table(r, w, queue::store::QUEUE_BY_PRIORITY),
+    |r, w| copy_table(r, w, queue::store::QUEUE_BY_SEQ),
+    |r, w| copy_table(r, w, queue::store::QUEUE_COUNTS),
+];
 
 /// CORS for the origins in `CORS_ORIGINS`; none by default (same origin only).
 fn cors(config: &Config) -> poem::middleware::Cors {

@@ -5,7 +5,10 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod file;
+pub mod reference;
 
 /// A value that must never reach a log line or a response.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -30,25 +33,61 @@ impl FromStr for Secret {
     }
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "immichvr",
     version,
     about = "ImmichVR backend: depth maps for your Immich library, in one binary"
 )]
 pub struct Cli {
+    /// TOML file with the same keys as the environment, lowercase (e.g. backend_port) [default: /etc/immichvr/config.toml when it exists].
+    #[arg(
+        long = "config",
+        env = "IMMICHVR_CONFIG",
+        value_name = "PATH",
+        global = true
+    )]
+    pub config_file: Option<PathBuf>,
     #[command(flatten)]
     pub config: Config,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
     Serve,
     /// Print the OpenAPI spec (YAML) that the server serves.
     Openapi,
+    /// Print the effective configuration and where each value came from (secrets redacted).
+    Config {
+        /// Print the configuration reference as a Markdown table instead.
+        #[arg(long)]
+        reference: bool,
+    },
+    /// Print an environment file with every option commented out and documented.
+    EnvTemplate,
+    /// GET /health of the service on the configured port; exit status 0 when healthy.
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
+    /// Write a consistent copy of the database to PATH (through the running service when it is up).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: PathBuf,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -136,6 +175,10 @@ pub struct Config {
     /// Seconds a connection may stay silent before it is closed (slow clients).
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
+
+    /// Log line format: text or json (what to log is RUST_LOG's business, e.g. RUST_LOG=info,immichvr=debug).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Immich server URL (with or without a trailing /api).
     #[arg(long, env = "IMMICH_URL")]

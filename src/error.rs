@@ -12,8 +12,8 @@ use poem_openapi::{
 };
 
 use crate::{
-    immich::ImmichError, media::MediaError, queue::QueueError, storage::StorageError,
-    worker::WorkerError,
+    immich::ImmichError, media::MediaError, queue::QueueError, storage::backup::BackupError,
+    storage::StorageError, worker::WorkerError,
 };
 
 /// The body of every error answer.
@@ -225,6 +225,23 @@ impl From<WorkerError> for ApiError {
             }
             WorkerError::NotRunning => {
                 ApiError::new(StatusCode::CONFLICT, "Worker not running", message)
+            }
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        let message = e.to_string();
+        match e {
+            BackupError::Storage(s) => s.into(),
+            BackupError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "Backup exists", message),
+            BackupError::DiskFull => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "Disk full", message)
+            }
+            BackupError::UnknownTable(_) | BackupError::Io(_) => {
+                tracing::error!(error = %message, "backup failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Backup failed", message)
             }
         }
     }

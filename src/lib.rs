@@ -5,13 +5,16 @@
 pub mod ai;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod immich;
 pub mod media;
+pub mod metrics;
 pub mod queue;
 pub mod storage;
+pub mod tls;
 pub mod web;
 pub mod worker;
 

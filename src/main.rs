@@ -1,29 +1,39 @@
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use clap::Parser;
-use immichvr::config::{Cli, Command};
+use immichvr::config::{
+    file::{load, LoadError},
+    Command, LogFormat,
+};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,poem=warn".into()),
-        )
-        .init();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => run(cli.config).await,
-        Command::Openapi => match immichvr::app::spec_yaml(cli.config).await {
-            Ok(yaml) => {
-                print!("{yaml}");
-                Ok(())
-            }
+    let loaded = match load() {
+        Ok(l) => l,
+        Err(LoadError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("immichvr: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(loaded.cli.config.log_format);
+    let config = loaded.cli.config.clone();
+    let result = match loaded.cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => run(config).await,
+        Command::Openapi => match immichvr::app::spec_yaml(config).await {
+            Ok(yaml) => print_out(yaml),
             Err(e) => Err(e.to_string()),
         },
+        Command::Config { reference } => print_out(immichvr::cli::config(&loaded, reference)),
+        Command::EnvTemplate => print_out(immichvr::cli::env_template()),
+        Command::Healthcheck { timeout_secs } => {
+            immichvr::cli::healthcheck(&config, Duration::from_secs(timeout_secs)).await
+        }
+        Command::Backup { path } => immichvr::cli::backup(&config, &path)
+            .await
+            .and_then(|msg| print_out(format!("{msg}\n"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,6 +41,22 @@ async fn main() -> ExitCode {
             eprintln!("immichvr: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn print_out(text: String) -> Result<(), String> {
+    print!("{text}");
+    Ok(())
+}
+
+/// `RUST_LOG` chooses what is logged; `LOG_FORMAT` how.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,poem=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

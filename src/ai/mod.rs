@@ -38,6 +38,19 @@ pub enum AiError {
 }
 
 impl AiError {
+    /// A short name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AiError::Unreachable(_) => "unreachable",
+            AiError::NotReady(_) => "not_ready",
+            AiError::Rejected { .. } => "rejected",
+            AiError::BadAnswer(_) => "bad_answer",
+            AiError::TooLarge(_) => "too_large",
+            AiError::Timeout(_) => "timeout",
+            AiError::Disk(_) => "disk",
+        }
+    }
+
     /// Whether this failure uses up one of the item's attempts.
     pub fn counts_attempt(&self) -> bool {
         match self {
@@ -77,7 +90,7 @@ const ZIP_SIG: &[u8] = b"PK\x03\x04";
 
 impl AiClient {
     pub fn new(config: &Config) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("the TLS backend initialises");
@@ -126,6 +139,7 @@ impl AiClient {
             .multipart(Form::new().part(field, part))
             .send();
         let secs = self.timeout.as_secs();
+        let started = std::time::Instant::now();
         let work = async {
             let resp = request.await.map_err(classify)?;
             let status = resp.status();
@@ -149,10 +163,16 @@ impl AiClient {
             r.model_used = model_used;
             Ok(r)
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        let result = match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(AiError::Timeout(secs)),
-        }
+        };
+        crate::metrics::ai_request(
+            base,
+            started.elapsed(),
+            result.as_ref().err().map(AiError::kind),
+        );
+        result
     }
 
     /// Streams the answer to disk with a size cap, checking its signature.

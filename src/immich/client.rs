@@ -85,13 +85,13 @@ pub fn api_base(url: &str) -> String {
 
 impl ImmichClient {
     pub fn new(url: &str, key: Secret) -> Self {
-        let json = reqwest::Client::builder()
+        let json = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
             .expect("the TLS backend initialises");
         // Downloads may be long: bounded by silence, not by total time.
-        let download = reqwest::Client::builder()
+        let download = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(30))
             .build()
@@ -111,11 +111,15 @@ impl ImmichClient {
     async fn check(
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<reqwest::Response, ImmichError> {
-        let resp = resp.map_err(|e| ImmichError::Unreachable(e.without_url().to_string()))?;
+        let resp = resp.map_err(|e| {
+            crate::metrics::immich_request_error();
+            ImmichError::Unreachable(e.without_url().to_string())
+        })?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);
         }
+        crate::metrics::immich_request_error();
         let text = resp.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()

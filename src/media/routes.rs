@@ -99,6 +99,7 @@ impl MediaApi {
         let _permit = s.upload_permit()?;
         let rx = upload::receive_form(form.0, &s.dirs.uploads, s.config.max_upload_bytes).await?;
         let filename = rx.original_filename.clone();
+        crate::metrics::upload_received(rx.size);
         let stored =
             upload::store_received(&s.store, &s.dirs.uploads, rx, Default::default()).await?;
         let result = UploadResult {

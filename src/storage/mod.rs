@@ -4,6 +4,8 @@
 //! Each domain declares its own tables next to its types (`media::store`,
 //! `queue::store`); this module only owns the `meta` table.
 
+pub mod backup;
+
 use std::{path::Path, sync::Arc};
 
 use redb::{
@@ -13,6 +15,9 @@ use redb::{
 
 /// name -> value: the schema version and monotonic counters.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Free space (bytes, and at least half the file) that makes start-up compact.
+pub const COMPACT_MIN_FREE: u64 = 64 * 1024 * 1024;
 
 /// Bump when a table's key or value layout changes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -109,7 +114,29 @@ impl Store {
             init(&txn)?;
         }
         txn.commit()?;
+        let mut db = db;
+        match backup::compact_if_sparse(&mut db, path, COMPACT_MIN_FREE) {
+            Ok(Some((before, after))) => {
+                tracing::info!(before, after, "database compacted at start-up")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
+        }
         Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Writes a consistent copy to `dest` from one read transaction.
+    pub async fn backup(
+        &self,
+        tables: &'static [backup::TableCopy],
+        dest: std::path::PathBuf,
+    ) -> Result<backup::BackupInfo, backup::BackupError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read().map_err(StorageError::from)?;
+            backup::write(&txn, tables, &dest)
+        })
+        .await
     }
 
     pub fn database(&self) -> &Database {

@@ -106,6 +106,7 @@ async fn run_one(
     ep.in_flight.fetch_add(1, Ordering::SeqCst);
     shared.in_flight.lock().unwrap().push(item.id);
     // Its own task, so that a panic fails this item and not the slot.
+    let started = std::time::Instant::now();
     let mut job = tokio::spawn(process(shared.clone(), ep.url.clone(), item.clone()));
     let result = tokio::select! {
         r = &mut job => Some(r),
@@ -140,6 +141,7 @@ async fn run_one(
             log_err(shared.queue.release(item.id, None).await);
         }
     }
+    crate::metrics::item_processed(started.elapsed());
     shared.in_flight.lock().unwrap().retain(|id| *id != item.id);
     ep.in_flight.fetch_sub(1, Ordering::SeqCst);
 }

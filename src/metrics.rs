@@ -1,0 +1,175 @@
+//! `GET /metrics` in the Prometheus text format (prometheus-client).
+//!
+//! Event metrics (durations, errors, bytes) live in one process-wide set
+//! so that instrumented code calls one function and carries no handle.
+//! State metrics (queue counts, totals, database size) are read from the
+//! service at scrape time, so they can never disagree with the API.
+
+use std::{sync::LazyLock, time::Duration};
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use crate::{app::AppState, queue::Status};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    endpoint: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+struct Events {
+    processing: Histogram,
+    ai_duration: Family<EndpointLabel, Histogram>,
+    ai_errors: Family<ErrorLabel, Counter>,
+    upload_bytes: Counter,
+    uploads: Counter,
+    immich_errors: Counter,
+}
+
+/// 0.05 s to ~27 min: a thumbnail on a GPU to a long video on a CPU.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 16))
+}
+
+static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
+    processing: duration_histogram(),
+    ai_duration: Family::new_with_constructor(duration_histogram),
+    ai_errors: Family::default(),
+    upload_bytes: Counter::default(),
+    uploads: Counter::default(),
+    immich_errors: Counter::default(),
+});
+
+/// One item's processing finished (any outcome), after `elapsed`.
+pub fn item_processed(elapsed: Duration) {
+    EVENTS.processing.observe(elapsed.as_secs_f64());
+}
+
+/// One request to an AI endpoint; `error` is the failure's kind, if any.
+pub fn ai_request(endpoint: &str, elapsed: Duration, error: Option<&str>) {
+    let endpoint = endpoint_label(endpoint);
+    EVENTS
+        .ai_duration
+        .get_or_create(&EndpointLabel {
+            endpoint: endpoint.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
+    if let Some(kind) = error {
+        EVENTS
+            .ai_errors
+            .get_or_create(&ErrorLabel {
+                endpoint,
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// One upload stored, `bytes` long.
+pub fn upload_received(bytes: u64) {
+    EVENTS.uploads.inc();
+    EVENTS.upload_bytes.inc_by(bytes);
+}
+
+/// A request to Immich failed (connection, status, or unusable answer).
+pub fn immich_request_error() {
+    EVENTS.immich_errors.inc();
+}
+
+/// `scheme://host:port` only: an AI URL may carry credentials or a path.
+fn endpoint_label(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "invalid".into(),
+    }
+}
+
+/// The whole exposition, read now.
+pub async fn render(state: &AppState) -> Result<String, crate::storage::StorageError> {
+    let stats = state.store.read(crate::queue::query::stats).await?;
+    let db_size = tokio::fs::metadata(state.config.database_path())
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    let mut reg = Registry::with_prefix("immichvr");
+    // A fresh family per scrape: every status appears, even at zero.
+    let queue = Family::<StatusLabel, Gauge>::default();
+    for status in Status::ALL {
+        queue
+            .get_or_create(&StatusLabel {
+                status: status.as_str().to_string(),
+            })
+            .set(stats.get(status) as i64);
+    }
+    reg.register("queue_items", "Queue items by status", queue);
+    reg.register(
+        "items_processed",
+        "Items turned into depth maps since start",
+        ConstCounter::new(state.worker.processed()),
+    );
+    reg.register(
+        "items_failed",
+        "Items failed for good since start",
+        ConstCounter::new(state.worker.failed()),
+    );
+    reg.register(
+        "database_size_bytes",
+        "Size of the database file",
+        ConstGauge::new(db_size as i64),
+    );
+    let e = &*EVENTS;
+    reg.register(
+        "processing_duration_seconds",
+        "Time to process one queue item, any outcome",
+        e.processing.clone(),
+    );
+    reg.register(
+        "ai_request_duration_seconds",
+        "Duration of requests to the AI service, per endpoint",
+        e.ai_duration.clone(),
+    );
+    reg.register(
+        "ai_request_errors",
+        "Failed requests to the AI service, per endpoint and kind",
+        e.ai_errors.clone(),
+    );
+    reg.register(
+        "upload_bytes",
+        "Bytes of uploads stored",
+        e.upload_bytes.clone(),
+    );
+    reg.register("uploads", "Uploads stored", e.uploads.clone());
+    reg.register(
+        "immich_request_errors",
+        "Failed requests to Immich",
+        e.immich_errors.clone(),
+    );
+    let mut out = String::new();
+    encode(&mut out, &reg).expect("writing to a String cannot fail");
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! `/api/admin/*`: operator actions.
+
+use std::sync::Arc;
+
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+
+use crate::{
+    app::{ApiTags, AppState},
+    auth::Authed,
+    error::ApiError,
+    storage::backup,
+};
+
+pub struct AdminApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Backup {
+    /// Where the copy was written, on the server.
+    pub path: String,
+    pub size_bytes: u64,
+    /// Tables copied.
+    pub tables: u64,
+    /// Rows copied, over every table.
+    pub rows: u64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum BackupResponse {
+    /// The copy is complete and synced to disk.
+    #[oai(status = 201)]
+    Created(Json<Backup>),
+}
+
+#[OpenApi(prefix_path = "/api/admin", tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// Write a consistent copy of the database into DATA_DIR/backups
+    ///
+    /// The copy is taken from one read transaction, so it holds every write
+    /// committed before the request and nothing half-done; the service keeps
+    /// running meanwhile. Restore by stopping the service and putting the
+    /// file in place of DATA_DIR/immichvr.redb.
+    #[oai(path = "/backup", method = "post", operation_id = "createBackup")]
+    async fn create_backup(&self, _auth: Authed) -> Result<BackupResponse, ApiError> {
+        let dest = backup::timestamped_path(&self.state.config.data_dir);
+        let info = self
+            .state
+            .store
+            .backup(crate::app::BACKUP_TABLES, dest)
+            .await?;
+        tracing::info!(path = %info.path.display(), bytes = info.size_bytes, "backup written");
+        Ok(BackupResponse::Created(Json(Backup {
+            path: info.path.to_string_lossy().into_owned(),
+            size_bytes: info.size_bytes,
+            tables: info.tables as u64,
+            rows: info.rows,
+            created_at: chrono::Utc::now(),
+        })))
+    }
+}
