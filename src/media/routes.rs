@@ -197,7 +197,8 @@ impl MediaApi {
         let depth = self
             .state
             .store
-            .write(move |txn| -> Result<DepthMap, MediaError> {
+            // An access count may be lost in a crash: no fsync of its own on a read path.
+            .write_unsynced(move |txn| -> Result<DepthMap, MediaError> {
                 store::get_w(txn, id)?.ok_or(MediaError::NotFound(id))?;
                 let mut d = store::depth_w(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
                 d.access_count += 1;
