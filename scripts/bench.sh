@@ -8,7 +8,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 SIZES=${SIZES:-1000,100000,1000000}
 RUNS=${RUNS:-3}
 WORK=${WORK:-$(mktemp -d -p "${TMPDIR:-/var/tmp}" immichvr-bench.XXXX)}
-cargo build --release --bins --benches -q
+cargo build --release --bins --benches --examples -q
 BIN=target/release/immichvr
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -64,7 +64,9 @@ for _ in $(seq "$RUNS"); do
   ups+=("$(wrk -t2 -c8 -d10s -s scripts/upload.lua "$URL" | awk -F= '/uploads_per_sec/ {print $2}')")
   stop
 done
-echo "uploads_per_sec (median) = $(printf '%s\n' "${ups[@]}" | median)  (x 1 MiB = MiB/s)"
+echo "uploads_per_sec wrk (median) = $(printf '%s\n' "${ups[@]}" | median)  (x 1 MiB = MiB/s)"
+echo "## uploads with the lean client (benches/uploads.rs: no per-request copy in the client)"
+RUNS=$RUNS BIN=$BIN cargo bench -q --bench uploads 2>/dev/null | grep '^uploads'
 
 echo "## memory during a 100 MiB upload"
 rm -rf "$WORK/mem"; start "$WORK/mem"; sleep 0.5
@@ -73,6 +75,20 @@ before=$(rss_kib $PID)
 curl -fs -o /dev/null -F "media=@$WORK/big.png" "$URL/api/media/upload"
 echo "idle_rss_kib=$before peak_rss_kib=$(hwm_kib $PID) after_rss_kib=$(rss_kib $PID)"
 stop
+
+echo "## memory after 10,000 processed items (64 KiB photos, AI stand-in)"
+AI_PORT=$(free_port)
+target/release/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)" >/dev/null 2>&1 &
+AI_PID=$!
+curl -fs -o /dev/null --retry 200 --retry-connrefused --retry-delay 0 --retry-max-time 10 "http://127.0.0.1:$AI_PORT/health"
+rm -rf "$WORK/mem10k"; WORKER=true AI=http://127.0.0.1:$AI_PORT start "$WORK/mem10k"; sleep 0.5
+idle=$(rss_kib $PID)
+URL=$URL COUNT=10000 SIZE=65536 CONNS=4 RUNS=1 SECS=900 cargo bench -q --bench uploads 2>/dev/null | grep '^uploads'
+until curl -fs "$URL/api/queue/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin)["stats"]; sys.exit(0 if s["completed"]+s["failed"]>=10000 else 1)'; do sleep 1; done
+done_rss=$(rss_kib $PID); sleep 10
+echo "idle_rss_kib=$idle after_10000_rss_kib=$done_rss 10s_later_rss_kib=$(rss_kib $PID) peak_rss_kib=$(hwm_kib $PID)"
+curl -fs "$URL/api/queue/stats" | python3 -c 'import json,sys; print("stats", json.load(sys.stdin)["stats"])'
+stop; kill "$AI_PID"; wait "$AI_PID" 2>/dev/null || true
 
 echo "## pipeline"
 RUNS=$RUNS cargo bench -q --bench pipeline 2>/dev/null | grep -E 'dispatch|throughput'

@@ -142,6 +142,11 @@ pub async fn render(state: &AppState) -> Result<String, crate::storage::StorageE
         "Size of the database file",
         ConstGauge::new(db_size as i64),
     );
+    reg.register(
+        "database_commits",
+        "Database commits since start; fewer than writes when concurrent writes share one",
+        ConstCounter::new(state.store.commits()),
+    );
     let e = &*EVENTS;
     reg.register(
         "processing_duration_seconds",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, TestServer};
+use common::{client, get_text, TestServer};
 
 const CHECKED_IN: &str = include_str!("../openapi.yaml");
 
@@ -110,14 +110,7 @@ async fn swagger_ui_is_served() {
     let page = client().get(s.at("/api/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));
-    let init = client()
-        .get(s.at("/api/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = get_text(&s.at("/api/docs/swagger-initializer.js")).await;
     assert!(init.contains("/api/openapi.json"));
     s.stop().await;
 }

@@ -155,7 +155,7 @@ fn a_table_the_backup_does_not_know_fails_it_and_leaves_no_file() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store_in(tmp.path());
     store
-        .write_blocking(|txn| {
+        .write_blocking(None, |txn: &redb::WriteTransaction| {
             txn.open_table(STRAY)?.insert(1, 2)?;
             Ok::<_, immichvr::storage::StorageError>(())
         })

@@ -24,6 +24,7 @@ async fn queue_uploads_and_database_size_are_exposed() {
     let s = TestServer::start().await;
     let before = scrape(&s).await;
     let bytes_before = sample(&before, "immichvr_upload_bytes_total").unwrap();
+    let commits_before = sample(&before, "immichvr_database_commits_total").unwrap();
     for status in [
         "pending",
         "queued",
@@ -54,6 +55,8 @@ async fn queue_uploads_and_database_size_are_exposed() {
     // Other tests in this binary upload too: at least our bytes were added.
     assert!(sample(&after, "immichvr_upload_bytes_total").unwrap() >= bytes_before + total);
     assert!(sample(&after, "immichvr_database_size_bytes").unwrap() > 0.0);
+    // One after the other, the two uploads cannot share a commit.
+    assert!(sample(&after, "immichvr_database_commits_total").unwrap() >= commits_before + 2.0);
     assert_eq!(sample(&after, "immichvr_items_processed_total"), Some(0.0));
     assert!(after.contains("# TYPE immichvr_processing_duration_seconds histogram"));
     assert!(after.contains("# TYPE immichvr_immich_request_errors counter"));

@@ -45,7 +45,7 @@ async fn insert_many(state: &Arc<AppState>, items: Vec<(MediaType, u64)>) -> Vec
         .store
         .write(move |txn| {
             let mut out = Vec::new();
-            for (t, size) in items {
+            for &(t, size) in &items {
                 let row = media_row(t, size);
                 let sha = Uuid::new_v4().as_bytes().to_vec();
                 out.push(mstore::insert(txn, row, &sha)?.1);

@@ -8,13 +8,14 @@ use std::{path::Path, time::Duration};
 
 use futures_util::TryStreamExt;
 use reqwest::multipart::{Form, Part};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::{
     config::Config,
-    media::{upload::TempFile, MediaRow, MediaType},
+    media::{
+        sink::{HashingWriter, TempFile},
+        MediaRow, MediaType,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +117,8 @@ impl AiClient {
     ) -> Result<DepthResult, AiError> {
         let file = tokio::fs::File::open(&media.file_path).await?;
         let len = file.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(ReaderStream::new(file));
+        // 256 KiB reads: the default 4 KiB would cost 256 blocking-pool trips per MiB.
+        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
         let name = safe_name(&media.original_filename);
         let (url, field, expect) = match media.media_type {
             MediaType::Photo => (format!("{base}/api/depth"), "image", PNG_SIG),
@@ -183,8 +185,8 @@ impl AiClient {
         expect: &'static [u8],
     ) -> Result<DepthResult, AiError> {
         let tmp = TempFile::new(out_dir);
-        let mut out = tokio::fs::File::create(tmp.path()).await?;
-        let mut hasher = Sha256::new();
+        // Network chunks are small: they are gathered into 256 KiB writes.
+        let mut out = HashingWriter::create(tmp.path(), 256 * 1024).await?;
         let mut head = Vec::with_capacity(64);
         let mut size = 0u64;
         let mut stream = resp.bytes_stream();
@@ -197,8 +199,7 @@ impl AiClient {
                 let take = (64 - head.len()).min(chunk.len());
                 head.extend_from_slice(&chunk[..take]);
             }
-            hasher.update(&chunk);
-            out.write_all(&chunk).await?;
+            out.push(&chunk).await?;
         }
         if !head.starts_with(expect) {
             let what = if expect == PNG_SIG { "a PNG" } else { "a ZIP" };
@@ -206,8 +207,7 @@ impl AiClient {
                 "expected {what}, got {size} bytes of something else"
             )));
         }
-        out.sync_all().await?;
-        drop(out);
+        let sha256 = out.finish().await?;
         let (format, width, height) = if expect == PNG_SIG {
             let dims = imagesize::blob_size(&head)
                 .map_err(|e| AiError::BadAnswer(format!("unreadable PNG header: {e}")))?;
@@ -218,7 +218,7 @@ impl AiClient {
         Ok(DepthResult {
             file: tmp,
             size,
-            sha256: hasher.finalize().into(),
+            sha256,
             format,
             width,
             height,

@@ -67,7 +67,7 @@ pub async fn import_one(
     let id = asset_id.to_string();
     let existing = state
         .store
-        .write(move |txn| Ok::<_, MediaError>(media::store::find_immich(txn, &id)?))
+        .read(move |txn| Ok::<_, MediaError>(media::store::find_immich(txn, &id)?))
         .await?;
     if let Some((m, Some(q))) = existing {
         return Ok(Imported {

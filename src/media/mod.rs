@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod routes;
+pub mod sink;
 pub mod store;
 pub mod upload;
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{DepthMap, MediaRow};
 use crate::{
     queue::{self, QueueError, QueueRow},
-    storage::{decode, encode, next_seq, StorageError},
+    storage::{decode, encode, next_seq, Reader, StorageError},
 };
 
 /// media id -> media row (JSON)
@@ -61,42 +61,42 @@ pub fn depth(txn: &ReadTransaction, media_id: Uuid) -> Result<Option<DepthMap>, 
 
 /// The existing item with these bytes, and its queue entry.
 pub fn find_checksum(
-    txn: &WriteTransaction,
+    txn: &impl Reader,
     sha256: &[u8],
 ) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
     let id = txn
-        .open_table(MEDIA_BY_CHECKSUM)?
+        .table(MEDIA_BY_CHECKSUM)?
         .get(sha256)?
         .map(|v| v.value());
     with_queue(txn, id)
 }
 
 pub fn find_immich(
-    txn: &WriteTransaction,
+    txn: &impl Reader,
     asset_id: &str,
 ) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
     let id = txn
-        .open_table(MEDIA_BY_IMMICH)?
+        .table(MEDIA_BY_IMMICH)?
         .get(asset_id)?
         .map(|v| v.value());
     with_queue(txn, id)
 }
 
 fn with_queue(
-    txn: &WriteTransaction,
+    txn: &impl Reader,
     id: Option<u128>,
 ) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
     let Some(id) = id else { return Ok(None) };
-    let Some(media) = get_w(txn, Uuid::from_u128(id))? else {
+    let Some(media) = load(&txn.table(MEDIA)?, Uuid::from_u128(id))? else {
         return Ok(None);
     };
     let qid = txn
-        .open_table(queue::store::QUEUE_BY_MEDIA)?
+        .table(queue::store::QUEUE_BY_MEDIA)?
         .get(id)?
         .map(|v| v.value());
     let q = match qid {
         Some(qid) => txn
-            .open_table(queue::store::QUEUE)?
+            .table(queue::store::QUEUE)?
             .get(qid)?
             .map(|v| decode(v.value()))
             .transpose()?,

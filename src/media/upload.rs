@@ -1,7 +1,7 @@
 //! Receiving files: streamed to a temporary file while hashed and counted,
 //! typed by magic bytes, fsynced, renamed, then recorded in one transaction.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 use poem::{web::Multipart, Request, RequestBody};
@@ -9,11 +9,13 @@ use poem_openapi::{
     registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
-use super::{store, MediaError, MediaRow, MediaType, Source};
+use super::{
+    sink::{HashingWriter, TempFile},
+    store, MediaError, MediaRow, MediaType, Source,
+};
 use crate::{queue::QueueRow, storage::Store};
 
 /// Free space kept on the data filesystem for the database to grow: an
@@ -35,44 +37,6 @@ const HEAD_BYTES: usize = 8192;
 const MAX_FIELDS: usize = 16;
 const CHUNK: usize = 256 * 1024;
 
-/// A file under a temporary name in the upload directory; removed on drop
-/// unless it was renamed into place.
-pub struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    pub fn new(dir: &Path) -> Self {
-        TempFile {
-            path: dir.join(format!(".tmp-{}", Uuid::new_v4())),
-            armed: true,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Renames into place and fsyncs the directory so the name survives a crash.
-    pub fn persist(mut self, to: &Path) -> std::io::Result<()> {
-        std::fs::rename(&self.path, to)?;
-        self.armed = false;
-        if let Some(dir) = to.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// A file received in full, fsynced, not yet recorded.
 pub struct Received {
     pub file: TempFile,
@@ -91,38 +55,44 @@ pub async fn receive(
 ) -> Result<Received, MediaError> {
     tokio::pin!(reader);
     let tmp = TempFile::new(dir);
-    let mut out = tokio::fs::File::create(tmp.path()).await?;
-    let mut hasher = Sha256::new();
+    let mut out = HashingWriter::create(tmp.path(), CHUNK).await?;
     let mut head = Vec::with_capacity(HEAD_BYTES);
     let mut size: u64 = 0;
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = out.buffer();
+    // The body arrives in frames of a few KiB; each file write is a trip
+    // to the blocking pool, so they are gathered into whole chunks first.
+    let mut filled = 0;
     loop {
         let n = reader
-            .read(&mut buf)
+            .read(&mut buf[filled..])
             .await
             .map_err(|e| MediaError::BadMultipart(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
         size += n as u64;
         if size > limit {
             return Err(MediaError::TooLarge { limit });
         }
-        let chunk = &buf[..n];
-        if head.len() < HEAD_BYTES {
-            let take = (HEAD_BYTES - head.len()).min(n);
-            head.extend_from_slice(&chunk[..take]);
+        filled += n;
+        if filled < CHUNK && n > 0 {
+            continue;
         }
-        hasher.update(chunk);
-        out.write_all(chunk).await?;
+        if head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - head.len()).min(filled);
+            head.extend_from_slice(&buf[..take]);
+        }
+        if filled > 0 {
+            buf = out.write(buf, filled).await?;
+        }
+        filled = 0;
+        if n == 0 {
+            break;
+        }
     }
-    out.sync_all().await?;
-    drop(out);
+    let sha256 = out.finish().await?;
     Ok(Received {
         file: tmp,
         original_filename,
         size,
-        sha256: hasher.finalize().into(),
+        sha256,
         head,
     })
 }
@@ -221,7 +191,7 @@ pub async fn store_received(
     let dir = dir.to_path_buf();
     let task = tokio::task::spawn_blocking(move || -> Result<Stored, MediaError> {
         let dup = |s: &Store| -> Result<Option<Stored>, MediaError> {
-            s.write_blocking(|txn| Ok::<_, MediaError>(store::find_checksum(txn, &rx.sha256)?))
+            s.read_blocking(|txn| Ok::<_, MediaError>(store::find_checksum(txn, &rx.sha256)?))
                 .map(|found| {
                     found.and_then(|(media, q)| {
                         q.map(|queue| Stored {
@@ -243,7 +213,7 @@ pub async fn store_received(
         };
         let id = Uuid::now_v7();
         let final_path = dir.join(format!("{id}.{ext}"));
-        rx.file.persist(&final_path)?;
+        rx.file.rename_into(&final_path)?;
         let now = Utc::now();
         let row = MediaRow {
             id,
@@ -272,12 +242,13 @@ pub async fn store_received(
         };
         let sha = rx.sha256;
         let result = store.write_blocking(
+            Some(&dir),
             move |txn| -> Result<Option<(MediaRow, QueueRow)>, MediaError> {
                 // Checked again inside the transaction: two identical uploads may race.
                 if store::find_checksum(txn, &sha)?.is_some() {
                     return Ok(None);
                 }
-                Ok(Some(store::insert(txn, row, &sha)?))
+                Ok(Some(store::insert(txn, row.clone(), &sha)?))
             },
         );
         match result {

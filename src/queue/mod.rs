@@ -246,11 +246,11 @@ impl Queue {
         &self,
         id: Uuid,
         error: String,
-        backoff: impl FnOnce(u32) -> chrono::Duration + Send + 'static,
+        backoff: impl Fn(u32) -> chrono::Duration + Send + 'static,
     ) -> Result<QueueRow, QueueError> {
         let row = self
             .store
-            .write(move |txn| store::fail(txn, id, error, Utc::now(), backoff))
+            .write(move |txn| store::fail(txn, id, error.clone(), Utc::now(), &backoff))
             .await?;
         self.announce(&row);
         Ok(row)
@@ -261,7 +261,7 @@ impl Queue {
     pub async fn release(&self, id: Uuid, note: Option<String>) -> Result<QueueRow, QueueError> {
         let row = self
             .store
-            .write(move |txn| store::release(txn, id, note))
+            .write(move |txn| store::release(txn, id, note.clone()))
             .await?;
         self.announce(&row);
         Ok(row)

@@ -5,12 +5,15 @@
 //! `queue::store`); this module only owns the `meta` table.
 
 pub mod backup;
+mod group;
+
+pub use group::fsync_dir;
 
 use std::{path::Path, sync::Arc};
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition, Value, WriteTransaction,
 };
 
 /// name -> value: the schema version and monotonic counters.
@@ -86,6 +89,7 @@ pub type TableInit = fn(&WriteTransaction) -> Result<(), StorageError>;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    group: Arc<group::Group>,
 }
 
 impl Store {
@@ -122,7 +126,10 @@ impl Store {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
         }
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            group: Arc::default(),
+        })
     }
 
     /// Writes a consistent copy to `dest` from one read transaction.
@@ -137,6 +144,12 @@ impl Store {
             backup::write(&txn, tables, &dest)
         })
         .await
+    }
+
+    /// Durable and unsynced commits made so far; fewer than writes when
+    /// concurrent writes shared commits.
+    pub fn commits(&self) -> u64 {
+        self.group.commits()
     }
 
     pub fn database(&self) -> &Database {
@@ -159,15 +172,26 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction on the blocking pool and commits
-    /// (durably) only when it returns `Ok`.
+    /// (durably) only when it returns `Ok`. Concurrent writes share one
+    /// commit (see `group`), so `f` may run twice and must be repeatable.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let db = self.db.clone();
-        blocking(move || write_now(&db, f)).await
+        self.write_with(durable(None), f).await
+    }
+
+    /// A durable write that first fsyncs `dir`, for rows that name a file
+    /// just renamed into it (one directory fsync serves a whole batch).
+    pub async fn write_after<T, E, F>(&self, dir: &Path, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        self.write_with(durable(Some(dir)), f).await
     }
 
     /// A write that is not fsynced on its own: it becomes durable with the
@@ -177,27 +201,30 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let db = self.db.clone();
-        blocking(move || {
-            let mut txn = db.begin_write().map_err(StorageError::from)?;
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StorageError::Task(e.to_string()))?;
-            let out = f(&txn)?;
-            txn.commit().map_err(StorageError::from)?;
-            Ok(out)
-        })
-        .await
+        self.write_with(group::Needs::default(), f).await
     }
 
-    /// The same as [`Store::write`], for code already on a blocking thread.
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    async fn write_with<T, E, F>(&self, needs: group::Needs, f: F) -> Result<T, E>
     where
-        E: From<StorageError>,
-        F: FnOnce(&WriteTransaction) -> Result<T, E>,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        write_now(&self.db, f)
+        let this = self.clone();
+        blocking(move || this.group.write(&this.db, needs, f)).await
+    }
+
+    /// The same as [`Store::write_after`], for code already on a blocking
+    /// thread (`None`: no directory to sync).
+    pub fn write_blocking<T, E, F>(&self, dir: Option<&Path>, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        self.group.write(&self.db, durable(dir), f)
     }
 
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
@@ -210,15 +237,11 @@ impl Store {
     }
 }
 
-fn write_now<T, E, F>(db: &Database, f: F) -> Result<T, E>
-where
-    E: From<StorageError>,
-    F: FnOnce(&WriteTransaction) -> Result<T, E>,
-{
-    let txn = db.begin_write().map_err(StorageError::from)?;
-    let out = f(&txn)?;
-    txn.commit().map_err(StorageError::from)?;
-    Ok(out)
+fn durable(dir: Option<&Path>) -> group::Needs {
+    group::Needs {
+        durable: true,
+        sync_dir: dir.map(Path::to_path_buf),
+    }
 }
 
 async fn blocking<T, E, F>(f: F) -> Result<T, E>
@@ -230,6 +253,38 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(StorageError::Task(e.to_string()).into()),
+    }
+}
+
+/// Table reads shared by both kinds of transaction, so that a lookup is
+/// written once and a caller that only looks does not take the write lock.
+pub trait Reader {
+    type Table<'a, K: Key + 'static, V: Value + 'static>: ReadableTable<K, V>
+    where
+        Self: 'a;
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<Self::Table<'_, K, V>, StorageError>;
+}
+
+impl Reader for ReadTransaction {
+    type Table<'a, K: Key + 'static, V: Value + 'static> = ReadOnlyTable<K, V>;
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<ReadOnlyTable<K, V>, StorageError> {
+        Ok(self.open_table(def)?)
+    }
+}
+
+impl Reader for WriteTransaction {
+    type Table<'a, K: Key + 'static, V: Value + 'static> = Table<'a, K, V>;
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<Table<'_, K, V>, StorageError> {
+        Ok(self.open_table(def)?)
     }
 }
 

@@ -222,8 +222,8 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
     let path2 = path.clone();
     let committed = tokio::task::spawn_blocking(
         move || -> Result<(QueueRow, Option<DepthMap>), MediaError> {
-            file.persist(&path2)?;
-            let r = store.write_blocking(|txn| -> Result<_, MediaError> {
+            file.rename_into(&path2)?;
+            let r = store.write_blocking(path2.parent(), move |txn| -> Result<_, MediaError> {
                 let old = media::store::depth_w(txn, record.media_item_id)?;
                 media::store::put_depth(txn, &record)?;
                 let row = queue::store::complete(txn, item_id, Utc::now())?;

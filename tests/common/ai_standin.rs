@@ -49,7 +49,10 @@ pub struct Seen {
     pub paths: Vec<String>,
     pub file_names: Vec<String>,
     pub queries: Vec<String>,
+    /// When each file had been read in full.
     pub arrivals: Vec<Instant>,
+    /// When each depth request's headers arrived, before its body.
+    pub starts: Vec<Instant>,
 }
 
 pub struct Inner {
@@ -285,6 +288,7 @@ pub fn depth_png(w: u32, h: u32) -> Vec<u8> {
 #[handler]
 async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -> Response {
     let inner = inner.0.clone();
+    inner.seen.lock().unwrap().starts.push(Instant::now());
     let (name, bytes) = match read_field(form, "image").await {
         Ok(v) => v,
         Err(r) => return r,
@@ -337,6 +341,7 @@ async fn video_depth(
     req: &poem::Request,
 ) -> Response {
     let inner = inner.0.clone();
+    inner.seen.lock().unwrap().starts.push(Instant::now());
     let (name, _bytes) = match read_field(form, "video").await {
         Ok(v) => v,
         Err(r) => return r,

@@ -43,7 +43,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let data_dir = config.data_dir.clone();
         let handle = tokio::spawn(immichvr::serve(config, listener, shutdown.clone()));
-        let client = reqwest::Client::new();
+        let client = client();
         for _ in 0..200 {
             if client.get(format!("{url}/health")).send().await.is_ok() {
                 break;
@@ -71,8 +71,11 @@ impl TestServer {
     }
 }
 
+/// A fresh client per call (a pooled connection must not outlive its
+/// test's runtime), on the server's TLS set-up, which reads the system's
+/// CA files once per process rather than once per client.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    immichvr::tls::client_builder().build().unwrap()
 }
 
 /// A real PNG of the given size.
@@ -118,6 +121,18 @@ pub async fn upload(url: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response 
         .post(format!("{url}/api/media/upload"))
         .multipart(form)
         .send()
+        .await
+        .unwrap()
+}
+
+/// The body of `GET url` as text.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap()
 }
