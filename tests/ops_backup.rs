@@ -14,7 +14,7 @@ use immichvr::{
     media, queue,
     storage::{backup, Store},
 };
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
 
 /// Media ids with the instant their 201 arrived.
@@ -194,6 +194,7 @@ fn a_fresh_database_backs_up_every_table() {
 }
 
 const BULK: TableDefinition<u64, &[u8]> = TableDefinition::new("bulk");
+const KEEP: TableDefinition<u64, &[u8]> = TableDefinition::new("keep");
 
 #[test]
 fn compaction_runs_only_when_much_of_the_file_is_free() {
@@ -226,4 +227,84 @@ fn compaction_runs_only_when_much_of_the_file_is_free() {
         None,
         "below the threshold nothing happens"
     );
+}
+
+fn meta_counter(path: &std::path::Path, value: Option<u64>) -> u64 {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    let old = {
+        let mut meta = txn.open_table(immichvr::storage::META).unwrap();
+        let key = immichvr::storage::DELETES_SINCE_COMPACTION;
+        let old = meta.get(key).unwrap().map(|v| v.value()).unwrap_or(0);
+        if let Some(v) = value {
+            meta.insert(key, v).unwrap();
+        }
+        old
+    };
+    txn.commit().unwrap();
+    old
+}
+
+/// Start-up looks at the free space (a walk of every page) only after
+/// many deletions, so a large database opens at once.
+#[test]
+fn start_up_compacts_only_after_many_deletions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("immichvr.redb");
+    let store = store_in(tmp.path());
+    let blob = vec![3u8; 1024 * 1024];
+    for chunk in 0..4u64 {
+        let blob = blob.clone();
+        store
+            .write_blocking(None, move |txn: &redb::WriteTransaction| {
+                let mut t = txn.open_table(BULK)?;
+                for i in 0..24u64 {
+                    t.insert(chunk * 100 + i, blob.as_slice())?;
+                }
+                // Live data after each run of blobs, so that deleting the
+                // blobs leaves holes rather than a tail to cut off.
+                txn.open_table(KEEP)?.insert(chunk, &blob[..256 * 1024])?;
+                Ok::<_, immichvr::storage::StorageError>(())
+            })
+            .unwrap();
+    }
+    store
+        .write_blocking(None, |txn: &redb::WriteTransaction| {
+            txn.delete_table(BULK)?;
+            Ok::<_, immichvr::storage::StorageError>(())
+        })
+        .unwrap();
+    drop(store);
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let sparse = size();
+    assert!(
+        sparse > immichvr::storage::COMPACT_MIN_FREE * 5 / 4,
+        "{sparse}"
+    );
+
+    meta_counter(&path, Some(immichvr::storage::COMPACT_AFTER_DELETES - 1));
+    drop(store_in(tmp.path()));
+    assert_eq!(size(), sparse, "too few deletions: not even looked at");
+
+    meta_counter(&path, Some(immichvr::storage::COMPACT_AFTER_DELETES));
+    drop(store_in(tmp.path()));
+    assert!(size() < sparse / 4, "{sparse} -> {}", size());
+    assert_eq!(meta_counter(&path, None), 0, "the count starts again");
+}
+
+#[tokio::test]
+async fn deleting_an_item_counts_towards_compaction() {
+    let s = TestServer::start().await;
+    for i in 0..3u8 {
+        let body = json(upload(&s.url, "d.png", png(8, 8, i)).await).await;
+        let id = body["mediaItemId"].as_str().unwrap().to_string();
+        let r = client()
+            .delete(s.at(&format!("/api/media/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let dir = s.stop().await.unwrap();
+    assert_eq!(meta_counter(&dir.path().join("immichvr.redb"), None), 3);
 }

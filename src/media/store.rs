@@ -135,6 +135,7 @@ pub fn delete(
         return Ok(None);
     };
     queue::store::remove_for_media(txn, id)?;
+    next_seq(txn, crate::storage::DELETES_SINCE_COMPACTION)?;
     let key = id.as_u128();
     txn.open_table(MEDIA)?.remove(key)?;
     if let Ok(sum) = hex::decode(&row.checksum) {

@@ -22,6 +22,16 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Free space (bytes, and at least half the file) that makes start-up compact.
 pub const COMPACT_MIN_FREE: u64 = 64 * 1024 * 1024;
 
+/// `meta` counter of media items deleted since the last compaction check.
+pub const DELETES_SINCE_COMPACTION: &str = "deletes_since_compaction";
+
+/// Deletions after which start-up looks at the free space. Looking walks
+/// every page (seconds and a page cache of the whole file with a million
+/// items), and only deletions free space that redb does not reuse; 10,000
+/// deleted items free a few tens of MiB at most, so fewer cannot make the
+/// file half empty.
+pub const COMPACT_AFTER_DELETES: u64 = 10_000;
+
 /// Bump when a table's key or value layout changes.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -98,8 +108,13 @@ impl Store {
     pub fn open(path: &Path, inits: &[TableInit]) -> Result<Self, StorageError> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
+        let deletes;
         {
             let mut meta = txn.open_table(META)?;
+            deletes = meta
+                .get(DELETES_SINCE_COMPACTION)?
+                .map(|v| v.value())
+                .unwrap_or(0);
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
@@ -119,12 +134,17 @@ impl Store {
         }
         txn.commit()?;
         let mut db = db;
-        match backup::compact_if_sparse(&mut db, path, COMPACT_MIN_FREE) {
-            Ok(Some((before, after))) => {
-                tracing::info!(before, after, "database compacted at start-up")
+        if deletes >= COMPACT_AFTER_DELETES {
+            match backup::compact_if_sparse(&mut db, path, COMPACT_MIN_FREE) {
+                Ok(Some((before, after))) => {
+                    tracing::info!(before, after, "database compacted at start-up")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert(DELETES_SINCE_COMPACTION, 0)?;
+            txn.commit()?;
         }
         Ok(Store {
             db: Arc::new(db),
