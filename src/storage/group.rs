@@ -131,24 +131,29 @@ impl Group {
             out: None,
             reply,
         }));
-        {
-            let _leader = lock(&self.commit);
-            loop {
-                // Ours is in this batch or was in an earlier leader's.
-                let batch: Vec<_> = {
-                    let mut q = lock(&self.queue);
-                    let n = q.len().min(MAX_BATCH);
-                    q.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
+        let _leader = lock(&self.commit);
+        loop {
+            // Done by an earlier leader, or by us in the batch before. The
+            // leader stops once its own write is answered, so under steady
+            // load no caller keeps committing for everyone else.
+            match answer.try_recv() {
+                Ok(out) => return out,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(StorageError::Task("write abandoned".into()).into())
                 }
-                self.run_batch(db, batch);
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
             }
+            // The queue is in arrival order: ours is in a batch soon.
+            let batch: Vec<_> = {
+                let mut q = lock(&self.queue);
+                let n = q.len().min(MAX_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Err(StorageError::Task("write lost from the queue".into()).into());
+            }
+            self.run_batch(db, batch);
         }
-        answer
-            .try_recv()
-            .unwrap_or_else(|_| Err(StorageError::Task("write abandoned".into()).into()))
     }
 
     fn run_batch(&self, db: &Database, mut batch: Vec<Box<dyn Pending>>) {
