@@ -9,7 +9,7 @@ SIZES=${SIZES:-1000,100000,1000000}
 RUNS=${RUNS:-3}
 WORK=${WORK:-$(mktemp -d -p "${TMPDIR:-/var/tmp}" immichvr-bench.XXXX)}
 cargo build --release --bins --benches --examples -q
-BIN=target/release/immichvr
+BIN=${BIN:-target/release/immichvr}   # BIN=$(scripts/static-build.sh) measures the shipped static binary
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
