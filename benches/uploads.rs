@@ -49,11 +49,7 @@ impl Drop for Server {
 
 async fn start(bin: &str) -> Server {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let child = Command::new(bin)
         .env("DATA_DIR", dir.path())
         .env("BACKEND_PORT", port.to_string())

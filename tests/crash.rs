@@ -11,16 +11,8 @@ use std::{
 };
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{client, json, png, queue_item, upload, wait_for, wait_status};
+use common::{client, free_port, json, png, queue_item, upload, wait_for, wait_status};
 use redb::ReadableDatabase;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(data: &Path, port: u16, ai: &str, grace: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_immichvr"))

@@ -14,18 +14,10 @@ use std::{
 };
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{client, json, png};
+use common::{client, free_port, json, png};
 use sha2::{Digest, Sha256};
 
 const ROUNDS: u32 = 10;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(data: &Path, port: u16, ai: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_immichvr"))

@@ -182,14 +182,6 @@ fn help_env_template_and_reference_list_the_same_options() {
     assert_eq!(commented, envs.len(), "{template}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn port_of(s: &TestServer) -> String {
     s.url.rsplit(':').next().unwrap().to_string()
 }

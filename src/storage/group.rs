@@ -233,7 +233,7 @@ impl Group {
     }
 }
 
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 

@@ -7,8 +7,6 @@
 pub mod backup;
 mod group;
 
-pub use group::fsync_dir;
-
 use std::{path::Path, sync::Arc};
 
 use redb::{

@@ -125,6 +125,15 @@ pub async fn upload(url: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response 
         .unwrap()
 }
 
+/// A port nothing listens on right now (for a spawned binary).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The body of `GET url` as text.
 pub async fn get_text(url: &str) -> String {
     client()
