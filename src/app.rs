@@ -2,9 +2,9 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use poem::{get, listener::TcpAcceptor, EndpointExt, IntoEndpoint, Route, Server};
+use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -12,12 +12,10 @@ use crate::{
     config::Config,
     error::ApiError,
     events::EventBus,
-    media::{self, MediaDirs, MediaError, MediaRow},
+    http::{guard, server},
+    media::{self, gate::Gate, MediaDirs, MediaError, MediaRow},
     queue::{self, Queue},
-    storage::{
-        backup::{copy_table, TableCopy},
-        StorageError, Store,
-    },
+    storage::{self, StorageError, Store},
     web,
     worker::Worker,
 };
@@ -55,26 +53,11 @@ pub struct AppState {
     pub imports: std::sync::Mutex<crate::immich::import::ImportStatus>,
     /// Cancelled when the process shuts down; ends event streams and the worker.
     pub shutdown: CancellationToken,
-    uploads: Arc<Semaphore>,
+    /// Upload slots (`UPLOAD_CONCURRENCY`) and the line waiting for them.
+    pub uploads: Gate,
 }
 
 impl AppState {
-    /// A slot for one upload; 429 when all are taken.
-    pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        self.uploads.clone().try_acquire_owned().map_err(|_| {
-            let mut e = ApiError::new(
-                poem::http::StatusCode::TOO_MANY_REQUESTS,
-                "Too many uploads",
-                format!(
-                    "At most {} uploads are received at once (UPLOAD_CONCURRENCY); try again shortly",
-                    self.config.upload_concurrency
-                ),
-            );
-            e.retry_after = Some(1);
-            e
-        })
-    }
-
     pub async fn media(&self, id: Uuid) -> Result<MediaRow, MediaError> {
         self.store
             .read(move |txn| media::store::get(txn, id)?.ok_or(MediaError::NotFound(id)))
@@ -166,26 +149,38 @@ pub async fn open_state_with(
         ensure_dir(d)?;
     }
     let db_path = config.database_path();
+    let options = storage::Options {
+        compact_after_deletes: config.compact_after_deletes,
+        compact_min_free: config.compact_min_free_bytes,
+        integrity_check_max_bytes: config.integrity_check_max_bytes,
+        headroom: media::upload::DISK_HEADROOM,
+        ..Default::default()
+    };
     let store = {
         let p = db_path.clone();
-        tokio::task::spawn_blocking(move || {
-            Store::open(&p, &[media::store::init, queue::store::init])
-        })
-        .await
-        .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?
-        .map_err(|source| StartError::Storage {
-            path: db_path.clone(),
-            source,
-        })?
+        tokio::task::spawn_blocking(move || Store::open(&p, &crate::schema::SCHEMA, options))
+            .await
+            .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?
+            .map_err(|source| StartError::Storage {
+                path: db_path.clone(),
+                source,
+            })?
     };
+    // Before the server accepts requests: nothing can be writing these yet.
     for d in [&dirs.uploads, &dirs.depth_maps] {
-        let n = media::upload::remove_temp_files(d).map_err(|source| StartError::Dir {
+        let n = media::cleanup::remove_temp_files(d).map_err(|source| StartError::Dir {
             path: d.clone(),
             source,
         })?;
         if n > 0 {
             tracing::info!(dir = %d.display(), files = n, "removed unfinished temporary files");
         }
+    }
+    let backups = config.data_dir.join("backups");
+    match storage::backup::remove_partials(&backups) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed unfinished backups (.partial)"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean the backups directory"),
     }
     let queue = Queue::new(store.clone(), EventBus::new(1024));
     let requeued = queue.requeue_in_flight().await?;
@@ -204,7 +199,11 @@ pub async fn open_state_with(
         _ => None,
     };
     Ok(Arc::new(AppState {
-        uploads: Arc::new(Semaphore::new(config.upload_concurrency.max(1))),
+        uploads: Gate::new(
+            config.upload_concurrency,
+            config.upload_queue,
+            std::time::Duration::from_secs(config.upload_wait_secs),
+        ),
         config,
         store,
         queue,
@@ -225,6 +224,11 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let auth = state.auth.clone();
     let cors = cors(&state.config);
     let allow = Arc::new(crate::web::allow::AllowMap::from_spec(&spec_json));
+    let bodies = Arc::new(guard::BodyLimits {
+        upload: state.config.max_upload_bytes,
+    });
+    let hosts = (!state.auth.required())
+        .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
     Route::new()
         .at(
             "/metrics",
@@ -254,12 +258,23 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .catch_all_error(|err| async move {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
         })
+        .around(move |ep, req| guard::limit_bodies(ep, req, bodies.clone()))
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
         .around(crate::web::allow::limit_headers)
         .around(web::admin::browsers_to_admin)
         .with(cors)
         .around(web::admin::same_origin_is_not_cors)
+        .around(move |ep, req| {
+            let hosts = hosts.clone();
+            async move {
+                match hosts {
+                    Some(h) => guard::check_host(ep, req, h).await,
+                    None => ep.call(req).await.map(poem::IntoResponse::into_response),
+                }
+            }
+        })
+        .around(guard::json_errors)
         .around(web::access_log::log)
 }
 
@@ -272,26 +287,6 @@ async fn metrics(state: &AppState) -> poem::Response {
         Err(e) => poem::error::ResponseError::as_response(&ApiError::from(e)),
     }
 }
-
-/// Every table, for backups. A table missing here makes every backup fail
-/// (and the backup tests with it) rather than silently leaving it out.
-pub const BACKUP_TABLES: &[TableCopy] = &[
-    |r, w| copy_table(r, w, crate::storage::META),
-    |r, w| copy_table(r, w, media::store::MEDIA),
-    |r, w| copy_table(r, w, media::store::MEDIA_BY_CHECKSUM),
-    |r, w| copy_table(r, w, media::store::MEDIA_BY_IMMICH),
-    |r, w| copy_table(r, w, media::store::MEDIA_BY_SEQ),
-    |r, w| copy_table(r, w, media::store::DEPTH_MAPS),
-    |r, w| copy_table(r, w, queue::store::QUEUE),
-    |r, w| copy_table(r, w, queue::store::QUEUE_BY_MEDIA),
-    |r, w| copy_table(r, w, queue::store::QUEUE_READY),
-    |r, w| copy_table(r, w, queue::store::QUEUE_DELAYED),
-    |r, w| copy_table(r, w, queue::store::QUEUE_BY_STATUS_PRIORITY),
-    |r, w| copy_table(r, w, queue::store::QUEUE_BY_STATUS_SEQ),
-    |r, w| copy_table(r, w, queue::store::QUEUE_BY_PRIORITY),
-    |r, w| copy_table(r, w, queue::store::QUEUE_BY_SEQ),
-    |r, w| copy_table(r, w, queue::store::QUEUE_COUNTS),
-];
 
 /// CORS for the origins in `CORS_ORIGINS`; none by default (same origin only).
 fn cors(config: &Config) -> poem::middleware::Cors {
@@ -360,25 +355,7 @@ pub async fn serve(
             "worker not started (AUTO_START_WORKER=false); POST /api/queue/worker/start starts it"
         );
     }
-    {
-        let state = state.clone();
-        spawn_named("orphan-cleanup", async move {
-            let store = state.store.clone();
-            let dirs = state.dirs.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                let a = media::upload::remove_orphans(&dirs.uploads, &store)?;
-                let b = media::upload::remove_orphans(&dirs.depth_maps, &store)?;
-                Ok::<_, MediaError>(a + b)
-            })
-            .await;
-            match r {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(files = n, "removed files that no row names"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "orphan cleanup failed"),
-                Err(e) => tracing::warn!(error = %e, "orphan cleanup panicked"),
-            }
-        });
-    }
+    spawn_named("orphan-cleanup", remove_orphans(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     if let Some(client) = state.immich.clone() {
@@ -400,21 +377,49 @@ pub async fn serve(
         tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
     }
     let app = routes(state.clone());
-    let token = shutdown.clone();
-    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .idle_timeout(std::time::Duration::from_secs(
-            state.config.idle_timeout_secs.max(1),
-        ))
-        .run_with_graceful_shutdown(
-            app,
-            async move { token.cancelled().await },
-            Some(std::time::Duration::from_secs(5)),
-        )
-        .await?;
+    let c = &state.config;
+    let limits = server::Limits {
+        header_timeout: std::time::Duration::from_secs(c.header_timeout_secs.max(1)),
+        idle_timeout: std::time::Duration::from_secs(c.idle_timeout_secs.max(1)),
+        max_connections: c.max_connections.max(1),
+        max_per_ip: c.max_connections_per_ip.max(1),
+    }
+    .fit_to_fd_limit();
+    server::run(
+        listener,
+        app,
+        limits,
+        shutdown.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
     // The HTTP side is closed; in-flight items finish or go back to `queued`.
     let _ = state.worker.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The start-up clean-up of files no row names (see `media::cleanup`).
+/// Its last log line says it finished, whatever happened.
+async fn remove_orphans(state: Arc<AppState>) {
+    let store = state.store.clone();
+    let dirs = state.dirs.clone();
+    let grace = std::time::Duration::from_secs(state.config.orphan_grace_secs);
+    let r = tokio::task::spawn_blocking(move || {
+        media::cleanup::remove_orphans(&store, &dirs, grace)
+    })
+    .await;
+    match r {
+        Ok(Ok(s)) => tracing::info!(
+            uploads_removed = s.uploads_removed,
+            depth_maps_removed = s.depth_maps_removed,
+            named = s.named,
+            too_young = s.too_young,
+            "start-up clean-up finished"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %e, "start-up clean-up finished without removing the rest: {e}"),
+        Err(e) => tracing::warn!(error = %e, "start-up clean-up finished: it panicked"),
+    }
 }
 
 /// Spawns a task inside a span carrying its name, so its log lines say

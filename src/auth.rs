@@ -60,7 +60,7 @@ impl Auth {
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         if let Some(b) = bearer {
             return self.token_matches(b.trim());
         }
@@ -92,6 +92,13 @@ impl Auth {
             self.sessions.lock().unwrap().remove(&id);
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme
+/// name is case-insensitive (RFC 9110, section 11.1).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 fn session_cookie(req: &Request) -> Option<String> {

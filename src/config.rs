@@ -116,9 +116,17 @@ pub struct Config {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
-    /// Uploads received at the same time at most; more get 429.
+    /// Uploads received at the same time at most; more wait for a slot (UPLOAD_WAIT_SECS).
     #[arg(long, env = "UPLOAD_CONCURRENCY", default_value_t = 4)]
     pub upload_concurrency: usize,
+
+    /// Seconds an upload waits for a free slot before it is refused with 429.
+    #[arg(long, env = "UPLOAD_WAIT_SECS", default_value_t = 30)]
+    pub upload_wait_secs: u64,
+
+    /// Uploads that may wait for a slot at once; beyond them an upload is refused with 429 at once.
+    #[arg(long, env = "UPLOAD_QUEUE", default_value_t = 1024)]
+    pub upload_queue: usize,
 
     /// AI service base URL; several may be given, comma-separated.
     #[arg(long, env = "AI_SERVICE_URL", default_value = "http://localhost:5000")]
@@ -172,9 +180,41 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
 
-    /// Seconds a connection may stay silent before it is closed (slow clients).
+    /// Seconds a client may stall while sending a request body or receiving an answer before its request fails (a handler that is busy is never cut).
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request's line and headers; also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 20)]
+    pub header_timeout_secs: u64,
+
+    /// Open connections at most (more wait in the kernel's backlog); lowered at start-up to fit the open-file limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Open connections at most from one client address (more are answered 503); at most half of MAX_CONNECTIONS. Behind a reverse proxy every client has the proxy's address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
+
+    /// Dotted host names the API answers while AUTH_TOKEN is unset, comma-separated (`*.example.org` for a zone); IP addresses, localhost, this machine's name and single-label names always work (DNS rebinding guard).
+    #[arg(long, env = "ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
+
+    /// Seconds a file that no row names must be old before the start-up clean-up removes it.
+    #[arg(long, env = "ORPHAN_GRACE_SECS", default_value_t = 3600)]
+    pub orphan_grace_secs: u64,
+
+    /// Deleted media items after which start-up considers compacting the database.
+    #[arg(long, env = "COMPACT_AFTER_DELETES", default_value_t = 10_000)]
+    pub compact_after_deletes: u64,
+
+    /// Free bytes inside the database file that make start-up compact it (once COMPACT_AFTER_DELETES is reached).
+    #[arg(long, env = "COMPACT_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub compact_min_free_bytes: u64,
+
+    /// Database files up to this size get a full integrity check (every page's checksum) at start-up.
+    #[arg(long, env = "INTEGRITY_CHECK_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub integrity_check_max_bytes: u64,
 
     /// Log line format: text or json (what to log is RUST_LOG's business, e.g. RUST_LOG=info,immichvr=debug).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -45,6 +45,11 @@ impl ApiError {
         }
     }
 
+    /// The JSON answer.
+    pub fn response(&self) -> Response {
+        poem::error::ResponseError::as_response(self)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "Bad request", message)
     }
@@ -109,12 +114,14 @@ pub fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
 const ERROR_STATUSES: &[(u16, &str)] = &[
     (400, "Bad input: malformed id, parameter or body"),
     (401, "Missing or wrong token"),
+    (403, "Host not allowed (DNS rebinding guard) or cross-origin request refused"),
     (404, "Unknown id"),
+    (408, "The client stopped sending the body"),
     (409, "The item is not in a state that allows this"),
     (413, "Upload larger than MAX_UPLOAD_BYTES"),
     (415, "Not a photo or video"),
     (422, "Invalid body"),
-    (429, "Too many concurrent uploads"),
+    (429, "Too many concurrent uploads (after waiting for a slot)"),
     (431, "Request headers too large"),
     (500, "Internal error"),
     (502, "An upstream service answered with an error"),
@@ -150,13 +157,19 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let message = e.to_string();
         match e {
-            StorageError::Db(_) if e.is_disk_full() => {
-                tracing::error!(error = %message, "disk full under the database");
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "Disk full",
-                    "The database cannot grow: free disk space and restart the service",
-                )
+            StorageError::Db(_) | StorageError::ReadOnly(_) if e.is_disk_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "Disk full",
+                "The database cannot grow: free disk space; writes resume by themselves once there is room",
+            ),
+            StorageError::ReadOnly(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Storage unavailable", message)
+            }
+            StorageError::Reopening => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Storage unavailable", message);
+                e.retry_after = Some(2);
+                e
             }
             StorageError::Db(_) | StorageError::Corrupt(_) | StorageError::Task(_) => {
                 tracing::error!(error = %message, "storage failure");
@@ -205,6 +218,12 @@ impl From<MediaError> for ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
             }
             MediaError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "Disk full"),
+            MediaError::Busy { .. } => {
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many uploads", message);
+                e.retry_after = Some(2);
+                return e;
+            }
+            MediaError::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
             MediaError::Io(_) => {
                 tracing::error!(error = %message, "file system failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "File system error")
@@ -236,8 +255,11 @@ impl From<BackupError> for ApiError {
         match e {
             BackupError::Storage(s) => s.into(),
             BackupError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "Backup exists", message),
-            BackupError::DiskFull => {
+            BackupError::DiskFull(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "Disk full", message)
+            }
+            BackupError::Running => {
+                ApiError::new(StatusCode::CONFLICT, "Backup running", message)
             }
             BackupError::UnknownTable(_) | BackupError::Io(_) => {
                 tracing::error!(error = %message, "backup failed");

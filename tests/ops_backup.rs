@@ -10,9 +10,9 @@ use std::{
 
 use common::*;
 use immichvr::{
-    app::BACKUP_TABLES,
     media, queue,
-    storage::{backup, Store},
+    schema::SCHEMA,
+    storage::{backup, Options, Store},
 };
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
@@ -76,7 +76,7 @@ async fn backup_during_uploads_holds_every_acknowledged_upload_and_restores() {
     );
     assert_eq!(
         body["tables"].as_u64().unwrap() as usize,
-        BACKUP_TABLES.len()
+        SCHEMA.all_tables().count()
     );
 
     {
@@ -143,11 +143,11 @@ async fn backups_get_distinct_names_and_need_the_token_when_auth_is_on() {
 const STRAY: TableDefinition<u64, u64> = TableDefinition::new("stray");
 
 fn store_in(dir: &std::path::Path) -> Store {
-    Store::open(
-        &dir.join("immichvr.redb"),
-        &[media::store::init, queue::store::init],
-    )
-    .unwrap()
+    Store::open(&dir.join("immichvr.redb"), &SCHEMA, Options::default()).unwrap()
+}
+
+fn backup_to(store: &Store, dest: &std::path::Path) -> Result<backup::BackupInfo, backup::BackupError> {
+    store.read_blocking(|txn| backup::write(txn, &SCHEMA, dest))
 }
 
 #[test]
@@ -161,8 +161,7 @@ fn a_table_the_backup_does_not_know_fails_it_and_leaves_no_file() {
         })
         .unwrap();
     let dest = tmp.path().join("out.redb");
-    let txn = store.database().begin_read().unwrap();
-    let err = backup::write(&txn, BACKUP_TABLES, &dest).unwrap_err();
+    let err = backup_to(&store, &dest).unwrap_err();
     assert!(
         matches!(err, backup::BackupError::UnknownTable(ref t) if t == "stray"),
         "{err}"
@@ -177,8 +176,7 @@ fn an_existing_target_is_never_overwritten() {
     let store = store_in(tmp.path());
     let dest = tmp.path().join("taken.redb");
     std::fs::write(&dest, b"precious").unwrap();
-    let txn = store.database().begin_read().unwrap();
-    let err = backup::write(&txn, BACKUP_TABLES, &dest).unwrap_err();
+    let err = backup_to(&store, &dest).unwrap_err();
     assert!(matches!(err, backup::BackupError::Exists(_)), "{err}");
     assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
 }
@@ -187,10 +185,12 @@ fn an_existing_target_is_never_overwritten() {
 fn a_fresh_database_backs_up_every_table() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store_in(tmp.path());
-    let txn = store.database().begin_read().unwrap();
-    let info = backup::write(&txn, BACKUP_TABLES, &tmp.path().join("b.redb")).unwrap();
-    let names = immichvr::storage::table_counts(&txn).unwrap();
+    let info = backup_to(&store, &tmp.path().join("b.redb")).unwrap();
+    let names = store
+        .read_blocking(immichvr::storage::table_counts)
+        .unwrap();
     assert_eq!(info.tables, names.len());
+    assert_eq!(info.tables, SCHEMA.all_tables().count());
 }
 
 const BULK: TableDefinition<u64, &[u8]> = TableDefinition::new("bulk");
@@ -277,16 +277,14 @@ fn start_up_compacts_only_after_many_deletions() {
     drop(store);
     let size = || std::fs::metadata(&path).unwrap().len();
     let sparse = size();
-    assert!(
-        sparse > immichvr::storage::COMPACT_MIN_FREE * 5 / 4,
-        "{sparse}"
-    );
+    let defaults = Options::default();
+    assert!(sparse > defaults.compact_min_free * 5 / 4, "{sparse}");
 
-    meta_counter(&path, Some(immichvr::storage::COMPACT_AFTER_DELETES - 1));
+    meta_counter(&path, Some(defaults.compact_after_deletes - 1));
     drop(store_in(tmp.path()));
     assert_eq!(size(), sparse, "too few deletions: not even looked at");
 
-    meta_counter(&path, Some(immichvr::storage::COMPACT_AFTER_DELETES));
+    meta_counter(&path, Some(defaults.compact_after_deletes));
     drop(store_in(tmp.path()));
     assert!(size() < sparse / 4, "{sparse} -> {}", size());
     assert_eq!(meta_counter(&path, None), 0, "the count starts again");

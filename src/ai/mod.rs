@@ -108,14 +108,16 @@ impl AiClient {
         &self.http
     }
 
-    /// Sends one item's original to `base` and stores the answer in `out_dir`.
+    /// Sends one item's original (at `original`) to `base` and stores the
+    /// answer in `out_dir`.
     pub async fn depth(
         &self,
         base: &str,
         media: &MediaRow,
+        original: &Path,
         out_dir: &Path,
     ) -> Result<DepthResult, AiError> {
-        let file = tokio::fs::File::open(&media.file_path).await?;
+        let file = tokio::fs::File::open(original).await?;
         let len = file.metadata().await?.len();
         // 256 KiB reads: the default 4 KiB would cost 256 blocking-pool trips per MiB.
         let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));

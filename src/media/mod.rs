@@ -1,7 +1,9 @@
 //! Media items: uploaded or imported originals, their files on disk, their
 //! depth maps, and the routes that serve them.
 
+pub mod cleanup;
 pub mod files;
+pub mod gate;
 pub mod routes;
 pub mod sink;
 pub mod store;
@@ -40,6 +42,8 @@ pub struct MediaRow {
     /// The client's file name: metadata only, never a path on disk.
     pub original_filename: String,
     pub media_type: MediaType,
+    /// Where the original is on the server. Stored relative to `UPLOAD_DIR`
+    /// (a moved or restored data dir keeps working); answers show it whole.
     pub file_path: String,
     pub file_size: u64,
     pub mime_type: String,
@@ -75,6 +79,7 @@ pub struct MediaRow {
 pub struct DepthMap {
     pub id: Uuid,
     pub media_item_id: Uuid,
+    /// Stored relative to `DEPTH_MAPS_DIR`.
     pub file_path: String,
     pub file_size: u64,
     /// `png` for photos, `zip` (PNG frames) for videos.
@@ -112,6 +117,10 @@ pub enum MediaError {
     Unsupported { detected: String },
     #[error("Not enough disk space to store the file; free some space and try again")]
     DiskFull,
+    #[error("The server is receiving {concurrency} uploads and {waiting} more are waiting (UPLOAD_CONCURRENCY, UPLOAD_QUEUE); try again shortly")]
+    Busy { concurrency: usize, waiting: usize },
+    #[error("The client stopped sending the body: {0}")]
+    Stalled(String),
     #[error("File system error: {0}")]
     Io(std::io::Error),
     #[error(transparent)]
@@ -132,9 +141,84 @@ impl From<std::io::Error> for MediaError {
 
 crate::redb_errors_into!(MediaError);
 
+impl crate::storage::Fault for MediaError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            MediaError::Storage(s) => Some(s),
+            MediaError::Queue(q) => crate::storage::Fault::storage(q),
+            MediaError::NotFound(_)
+            | MediaError::DepthNotReady(_)
+            | MediaError::Processing(_)
+            | MediaError::MissingField
+            | MediaError::EmptyFile
+            | MediaError::BadMultipart(_)
+            | MediaError::TooLarge { .. }
+            | MediaError::Unsupported { .. }
+            | MediaError::DiskFull
+            | MediaError::Busy { .. }
+            | MediaError::Stalled(_)
+            | MediaError::Io(_) => None,
+        }
+    }
+}
+
+/// The directories files live in. Rows name a file by its directory and
+/// its name in it, never by an absolute path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDir {
+    Uploads,
+    DepthMaps,
+}
+
+impl FileDir {
+    /// The key prefix in the file index (stable on disk).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            FileDir::Uploads => "uploads/",
+            FileDir::DepthMaps => "depth_maps/",
+        }
+    }
+
+    /// `uploads/<name>`: a file's key in the file index.
+    pub fn key(self, name: &str) -> String {
+        format!("{}{name}", self.prefix())
+    }
+}
+
 /// Where media files live.
 #[derive(Debug, Clone)]
 pub struct MediaDirs {
     pub uploads: PathBuf,
     pub depth_maps: PathBuf,
+}
+
+impl MediaDirs {
+    pub fn dir(&self, which: FileDir) -> &std::path::Path {
+        match which {
+            FileDir::Uploads => &self.uploads,
+            FileDir::DepthMaps => &self.depth_maps,
+        }
+    }
+
+    /// The file a row names.
+    pub fn path(&self, which: FileDir, name: &str) -> PathBuf {
+        self.dir(which).join(name)
+    }
+
+    pub fn original(&self, row: &MediaRow) -> PathBuf {
+        self.path(FileDir::Uploads, &row.file_path)
+    }
+
+    pub fn depth_map(&self, d: &DepthMap) -> PathBuf {
+        self.path(FileDir::DepthMaps, &d.file_path)
+    }
+}
+
+/// The last segment of a stored path: rows of schema 1 held absolute
+/// paths, rows since hold the name alone.
+pub fn file_name_of(stored: &str) -> String {
+    std::path::Path::new(stored)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| stored.to_string())
 }

@@ -96,7 +96,7 @@ impl MediaApi {
         form: upload::UploadForm,
     ) -> Result<UploadResponse, ApiError> {
         let s = &self.state;
-        let _permit = s.upload_permit()?;
+        let _permit = s.uploads.enter().await?;
         let rx = upload::receive_form(form.0, &s.dirs.uploads, s.config.max_upload_bytes).await?;
         let filename = rx.original_filename.clone();
         crate::metrics::upload_received(rx.size);
@@ -141,12 +141,15 @@ impl MediaApi {
         offset: Query<u32>,
     ) -> Result<Json<MediaStatusList>, ApiError> {
         let (limit, offset) = (limit.0.min(MAX_LIMIT) as usize, offset.0 as usize);
-        let rows = self
+        let listed = self
             .state
             .store
-            .read(move |txn| Ok::<_, ApiError>(store::list_recent(txn, limit, offset)?))
+            .read(move |txn| store::list_recent(txn, limit, offset))
             .await?;
-        let media: Vec<MediaStatusRow> = rows
+        self.state.store.report(&listed.unreadable);
+        let dirs = &self.state.dirs;
+        let media: Vec<MediaStatusRow> = listed
+            .rows
             .into_iter()
             .map(|(m, q, d)| MediaStatusRow {
                 media_id: m.id,
@@ -157,7 +160,9 @@ impl MediaApi {
                 processing_attempts: q.as_ref().map(|q| q.attempts),
                 last_error: q.and_then(|q| q.last_error),
                 depth_map_id: d.as_ref().map(|d| d.id),
-                depth_map_path: d.as_ref().map(|d| d.file_path.clone()),
+                depth_map_path: d
+                    .as_ref()
+                    .map(|d| dirs.depth_map(d).to_string_lossy().into_owned()),
                 depth_map_generated_at: d.map(|d| d.generated_at),
             })
             .collect();
@@ -170,7 +175,9 @@ impl MediaApi {
     /// One media item
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
     async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
-        Ok(Json(self.state.media(id.0).await?))
+        let mut row = self.state.media(id.0).await?;
+        row.file_path = self.state.dirs.original(&row).to_string_lossy().into_owned();
+        Ok(Json(row))
     }
 
     /// The original file
@@ -182,7 +189,7 @@ impl MediaApi {
         req: StaticFileRequest,
     ) -> Result<FileBody, ApiError> {
         let m = self.state.media(id.0).await?;
-        FileBody::serve(req, std::path::Path::new(&m.file_path), &m.mime_type)
+        FileBody::serve(req, &self.state.dirs.original(&m), &m.mime_type)
     }
 
     /// The depth map (PNG for photos, ZIP of PNG frames for videos)
@@ -203,7 +210,7 @@ impl MediaApi {
                 let mut d = store::depth_w(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
                 d.access_count += 1;
                 d.accessed_at = Some(Utc::now());
-                store::put_depth(txn, &d)?;
+                store::touch_depth(txn, &d)?;
                 Ok(d)
             })
             .await?;
@@ -212,7 +219,7 @@ impl MediaApi {
         } else {
             "image/png"
         };
-        FileBody::serve(req, std::path::Path::new(&depth.file_path), mime)
+        FileBody::serve(req, &self.state.dirs.depth_map(&depth), mime)
     }
 
     /// Delete a media item, its queue entry, its files and its depth map
@@ -234,9 +241,9 @@ impl MediaApi {
         // Files go after the commit: a crash in between leaves an orphan
         // file (cleaned at start-up), never a row without its file.
         let (row, depth) = removed;
-        let _ = tokio::fs::remove_file(&row.file_path).await;
+        let _ = tokio::fs::remove_file(self.state.dirs.original(&row)).await;
         if let Some(d) = depth {
-            let _ = tokio::fs::remove_file(&d.file_path).await;
+            let _ = tokio::fs::remove_file(self.state.dirs.depth_map(&d)).await;
         }
         Ok(Json(Deleted {
             success: true,

@@ -1,13 +1,14 @@
-//! Media tables. A media row, its checksum and upload-order index entries
-//! and its queue entry are always written in one transaction.
+//! Media tables. A media row, its checksum, upload-order and file index
+//! entries and its queue entry are always written in one transaction.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
 
-use super::{DepthMap, MediaRow};
+use super::{file_name_of, DepthMap, FileDir, MediaRow};
 use crate::{
     queue::{self, QueueError, QueueRow},
-    storage::{decode, encode, next_seq, Reader, StorageError},
+    storage::{decode, encode, next_seq, Listed, Reader, StorageError, TableSpec},
+    table_spec,
 };
 
 /// media id -> media row (JSON)
@@ -21,16 +22,62 @@ pub const MEDIA_BY_IMMICH: TableDefinition<&str, u128> = TableDefinition::new("m
 pub const MEDIA_BY_SEQ: TableDefinition<u64, u128> = TableDefinition::new("media_by_seq");
 /// media id -> depth map record (JSON)
 pub const DEPTH_MAPS: TableDefinition<u128, &[u8]> = TableDefinition::new("depth_maps");
+/// `uploads/<name>` or `depth_maps/<name>` -> media id of the row naming
+/// that file (the start-up clean-up asks it before removing anything)
+pub const FILES: TableDefinition<&str, u128> = TableDefinition::new("files");
+
+pub const TABLES: &[TableSpec] = &[
+    table_spec!(MEDIA),
+    table_spec!(MEDIA_BY_CHECKSUM),
+    table_spec!(MEDIA_BY_IMMICH),
+    table_spec!(MEDIA_BY_SEQ),
+    table_spec!(DEPTH_MAPS),
+    table_spec!(FILES),
+];
 
 const SEQ: &str = "media_seq";
 
-pub fn init(txn: &WriteTransaction) -> Result<(), StorageError> {
-    txn.open_table(MEDIA)?;
-    txn.open_table(MEDIA_BY_CHECKSUM)?;
-    txn.open_table(MEDIA_BY_IMMICH)?;
-    txn.open_table(MEDIA_BY_SEQ)?;
-    txn.open_table(DEPTH_MAPS)?;
+/// Schema 2: rows name files relative to their directory (schema 1 held
+/// absolute paths, so a moved or restored data dir served 404s), and every
+/// named file is in `FILES`.
+pub fn migrate_to_v2(txn: &WriteTransaction) -> Result<(), StorageError> {
+    let mut files = txn.open_table(FILES)?;
+    let rows: Vec<(u128, MediaRow)> = {
+        let media = txn.open_table(MEDIA)?;
+        let mut out = Vec::new();
+        for e in media.iter()? {
+            let (k, v) = e?;
+            out.push((k.value(), decode(v.value())?));
+        }
+        out
+    };
+    let mut media = txn.open_table(MEDIA)?;
+    for (id, mut row) in rows {
+        row.file_path = file_name_of(&row.file_path);
+        files.insert(FileDir::Uploads.key(&row.file_path).as_str(), id)?;
+        media.insert(id, encode(&row).as_slice())?;
+    }
+    let depths: Vec<(u128, DepthMap)> = {
+        let table = txn.open_table(DEPTH_MAPS)?;
+        let mut out = Vec::new();
+        for e in table.iter()? {
+            let (k, v) = e?;
+            out.push((k.value(), decode(v.value())?));
+        }
+        out
+    };
+    let mut table = txn.open_table(DEPTH_MAPS)?;
+    for (id, mut d) in depths {
+        d.file_path = file_name_of(&d.file_path);
+        files.insert(FileDir::DepthMaps.key(&d.file_path).as_str(), id)?;
+        table.insert(id, encode(&d).as_slice())?;
+    }
     Ok(())
+}
+
+/// The media id of the row naming `key` (see [`FileDir::key`]).
+pub fn file_owner(txn: &ReadTransaction, key: &str) -> Result<Option<u128>, StorageError> {
+    Ok(txn.open_table(FILES)?.get(key)?.map(|v| v.value()))
 }
 
 fn load<T: serde::de::DeserializeOwned>(
@@ -117,6 +164,8 @@ pub fn insert(
     txn.open_table(MEDIA)?.insert(id, encode(&row).as_slice())?;
     txn.open_table(MEDIA_BY_CHECKSUM)?.insert(sha256, id)?;
     txn.open_table(MEDIA_BY_SEQ)?.insert(row.seq, id)?;
+    txn.open_table(FILES)?
+        .insert(FileDir::Uploads.key(&row.file_path).as_str(), id)?;
     if let Some(asset) = &row.immich_asset_id {
         txn.open_table(MEDIA_BY_IMMICH)?
             .insert(asset.as_str(), id)?;
@@ -150,10 +199,36 @@ pub fn delete(
         .remove(key)?
         .map(|v| decode::<DepthMap>(v.value()))
         .transpose()?;
+    let mut files = txn.open_table(FILES)?;
+    files.remove(FileDir::Uploads.key(&row.file_path).as_str())?;
+    if let Some(d) = &depth {
+        files.remove(FileDir::DepthMaps.key(&d.file_path).as_str())?;
+    }
     Ok(Some((row, depth)))
 }
 
-pub fn put_depth(txn: &WriteTransaction, depth: &DepthMap) -> Result<(), StorageError> {
+/// Records a new depth map in place of the item's previous one (returned,
+/// so its file can go once the commit is durable).
+pub fn replace_depth(
+    txn: &WriteTransaction,
+    depth: &DepthMap,
+) -> Result<Option<DepthMap>, StorageError> {
+    let id = depth.media_item_id.as_u128();
+    let old = txn
+        .open_table(DEPTH_MAPS)?
+        .insert(id, encode(depth).as_slice())?
+        .map(|v| decode::<DepthMap>(v.value()))
+        .transpose()?;
+    let mut files = txn.open_table(FILES)?;
+    if let Some(o) = &old {
+        files.remove(FileDir::DepthMaps.key(&o.file_path).as_str())?;
+    }
+    files.insert(FileDir::DepthMaps.key(&depth.file_path).as_str(), id)?;
+    Ok(old)
+}
+
+/// Rewrites a depth record whose file stays the same (access counts).
+pub fn touch_depth(txn: &WriteTransaction, depth: &DepthMap) -> Result<(), StorageError> {
     txn.open_table(DEPTH_MAPS)?
         .insert(depth.media_item_id.as_u128(), encode(depth).as_slice())?;
     Ok(())
@@ -167,26 +242,33 @@ pub fn list_recent(
     txn: &ReadTransaction,
     limit: usize,
     offset: usize,
-) -> Result<Vec<MediaWithStatus>, StorageError> {
+) -> Result<Listed<MediaWithStatus>, StorageError> {
     let by_seq = txn.open_table(MEDIA_BY_SEQ)?;
     let media = txn.open_table(MEDIA)?;
     let depths = txn.open_table(DEPTH_MAPS)?;
-    let mut out = Vec::with_capacity(limit);
+    let mut out = Listed::default();
     for e in by_seq.iter()?.rev().skip(offset).take(limit) {
-        let id = Uuid::from_u128(e?.1.value());
-        let Some(row) = load::<MediaRow>(&media, id)? else {
-            continue;
+        let id = match e {
+            Ok((_, v)) => Uuid::from_u128(v.value()),
+            Err(e) => {
+                // A damaged index page: what follows it cannot be reached.
+                out.unreadable.push(StorageError::from(e));
+                break;
+            }
         };
-        let q = queue::store::get_by_media(txn, id)?;
-        let d = load::<DepthMap>(&depths, id)?;
-        out.push((row, q, d));
+        let joined = (|| -> Result<Option<MediaWithStatus>, StorageError> {
+            let Some(row) = load::<MediaRow>(&media, id)? else {
+                return Ok(None);
+            };
+            let q = queue::store::get_by_media(txn, id)?;
+            let d = load::<DepthMap>(&depths, id)?;
+            Ok(Some((row, q, d)))
+        })();
+        match joined {
+            Ok(Some(r)) => out.rows.push(r),
+            Ok(None) => {}
+            Err(e) => out.unreadable.push(e),
+        }
     }
     Ok(out)
-}
-
-/// Whether a media row or depth map with this id exists (orphan-file check).
-pub fn id_known(txn: &ReadTransaction, id: Uuid) -> Result<bool, StorageError> {
-    let key = id.as_u128();
-    Ok(txn.open_table(MEDIA)?.get(key)?.is_some()
-        || txn.open_table(DEPTH_MAPS)?.get(key)?.is_some())
 }

@@ -23,11 +23,18 @@ use crate::{queue::QueueRow, storage::Store};
 /// every later write after one of its own writes failed for lack of space.
 pub const DISK_HEADROOM: u64 = 4 * 1024 * 1024;
 
+/// Whether `dir`'s filesystem has `need` bytes plus the headroom free
+/// (`true` when that cannot be told).
+pub fn has_space(dir: &Path, need: u64) -> bool {
+    !matches!(fs4::available_space(dir), Ok(free) if free < need.saturating_add(DISK_HEADROOM))
+}
+
 /// 507 unless `dir`'s filesystem has `need` bytes plus the headroom free.
 pub fn ensure_space(dir: &Path, need: u64) -> Result<(), MediaError> {
-    match fs4::available_space(dir) {
-        Ok(free) if free < need.saturating_add(DISK_HEADROOM) => Err(MediaError::DiskFull),
-        _ => Ok(()),
+    if has_space(dir, need) {
+        Ok(())
+    } else {
+        Err(MediaError::DiskFull)
     }
 }
 
@@ -63,10 +70,7 @@ pub async fn receive(
     // to the blocking pool, so they are gathered into whole chunks first.
     let mut filled = 0;
     loop {
-        let n = reader
-            .read(&mut buf[filled..])
-            .await
-            .map_err(|e| MediaError::BadMultipart(e.to_string()))?;
+        let n = reader.read(&mut buf[filled..]).await.map_err(body_error)?;
         size += n as u64;
         if size > limit {
             return Err(MediaError::TooLarge { limit });
@@ -97,6 +101,20 @@ pub async fn receive(
     })
 }
 
+/// A failed body read: the client stalled (408) or sent something broken.
+fn body_error(e: std::io::Error) -> MediaError {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return MediaError::Stalled(e.to_string());
+    }
+    // multer wraps the stream's error; its text still says what happened.
+    let text = e.to_string();
+    if text.contains("IDLE_TIMEOUT_SECS") {
+        MediaError::Stalled(text)
+    } else {
+        MediaError::BadMultipart(text)
+    }
+}
+
 /// Reads the multipart body, streaming the `media` field to disk.
 pub async fn receive_form(
     mut form: Multipart,
@@ -109,7 +127,7 @@ pub async fn receive_form(
     while let Some(field) = form
         .next_field()
         .await
-        .map_err(|e| MediaError::BadMultipart(e.to_string()))?
+        .map_err(|e| body_error(std::io::Error::other(e.to_string())))?
     {
         fields += 1;
         if fields > MAX_FIELDS {
@@ -131,9 +149,7 @@ pub async fn receive_form(
             let sink = field.into_async_read().take(64 * 1024);
             tokio::pin!(sink);
             let mut skip = Vec::new();
-            sink.read_to_end(&mut skip)
-                .await
-                .map_err(|e| MediaError::BadMultipart(e.to_string()))?;
+            sink.read_to_end(&mut skip).await.map_err(body_error)?;
         }
     }
     let received = received.ok_or(MediaError::MissingField)?;
@@ -219,7 +235,7 @@ pub async fn store_received(
             id,
             original_filename: rx.original_filename,
             media_type,
-            file_path: final_path.to_string_lossy().into_owned(),
+            file_path: super::file_name_of(&final_path.to_string_lossy()),
             file_size: rx.size,
             mime_type: mime.to_string(),
             width,
@@ -269,40 +285,6 @@ pub async fn store_received(
     });
     task.await
         .map_err(|e| MediaError::Io(std::io::Error::other(e.to_string())))?
-}
-
-/// Removes temporary files left by a crash mid-upload. Runs before the
-/// server accepts requests.
-pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            std::fs::remove_file(entry.path())?;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-/// Removes files no row names: left when the process died between the
-/// rename and the commit. Runs in the background after start-up.
-pub fn remove_orphans(dir: &Path, store: &Store) -> Result<usize, MediaError> {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name.split('.').next().unwrap_or("");
-        let Ok(id) = Uuid::parse_str(stem) else {
-            continue;
-        };
-        let known = store.read_blocking(|txn| Ok::<_, MediaError>(store::id_known(txn, id)?))?;
-        if !known {
-            std::fs::remove_file(entry.path())?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// The upload body: `multipart/form-data` with the file in field `media`.

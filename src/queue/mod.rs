@@ -140,6 +140,18 @@ pub enum QueueError {
 
 crate::redb_errors_into!(QueueError);
 
+impl crate::storage::Fault for QueueError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            QueueError::Storage(s) => Some(s),
+            QueueError::NotFound(_)
+            | QueueError::MediaNotFound(_)
+            | QueueError::AlreadyQueued { .. }
+            | QueueError::InvalidTransition { .. } => None,
+        }
+    }
+}
+
 /// What happens to an item whose attempt failed.
 #[derive(Debug, Clone)]
 pub enum FailOutcome {

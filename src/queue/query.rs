@@ -11,7 +11,7 @@ use super::{
     },
     QueueRow, Status,
 };
-use crate::storage::{decode, StorageError};
+use crate::storage::{decode, Listed, StorageError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -107,18 +107,23 @@ pub struct ListQuery {
     pub offset: usize,
 }
 
-/// One page of items and the number of items matching the filter.
-pub fn list(txn: &ReadTransaction, q: &ListQuery) -> Result<(Vec<QueueRow>, u64), StorageError> {
+/// One page of items and the number of items matching the filter. Rows
+/// that cannot be read are skipped and listed (see [`Listed`]).
+pub fn list(
+    txn: &ReadTransaction,
+    q: &ListQuery,
+) -> Result<(Listed<QueueRow>, u64), StorageError> {
     let counts = stats(txn)?;
     let total = q
         .status
         .map(|s| counts.get(s))
         .unwrap_or_else(|| counts.total());
+    let mut out = Listed::default();
     macro_rules! walk {
         ($table:expr, $range:expr) => {{
             let table = txn.open_table($table)?;
             let iter = table.range($range)?.map(|e| e.map(|(_, v)| v.value()));
-            take_page(iter, q)?
+            take_page(iter, q, &mut out.unreadable)
         }};
     }
     let ids = match (q.order, q.status) {
@@ -137,44 +142,86 @@ pub fn list(txn: &ReadTransaction, q: &ListQuery) -> Result<(Vec<QueueRow>, u64)
         (ListOrder::QueuedAt, None) => walk!(QUEUE_BY_SEQ, 0..=u64::MAX),
         // No index for these: they read the filtered rows once and sort.
         // Documented in the README as the slow orders.
-        (_, _) => return Ok((sorted_scan(txn, q)?, total)),
+        (_, _) => {
+            sorted_scan(txn, q, &mut out)?;
+            return Ok((out, total));
+        }
     };
-    let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(row) = get(txn, Uuid::from_u128(id))? {
-            rows.push(row);
+        match get(txn, Uuid::from_u128(id)) {
+            Ok(Some(row)) => out.rows.push(row),
+            Ok(None) => {}
+            Err(e) => out.unreadable.push(e),
         }
     }
-    Ok((rows, total))
+    Ok((out, total))
 }
 
+/// The page's ids; an index page that cannot be read ends the walk there.
 fn take_page(
     iter: impl DoubleEndedIterator<Item = Result<u128, redb::StorageError>>,
     q: &ListQuery,
-) -> Result<Vec<u128>, StorageError> {
-    let out: Result<Vec<u128>, redb::StorageError> = if q.descending {
-        iter.rev().skip(q.offset).take(q.limit).collect()
+    unreadable: &mut Vec<StorageError>,
+) -> Vec<u128> {
+    let iter: Box<dyn Iterator<Item = _>> = if q.descending {
+        Box::new(iter.rev())
     } else {
-        iter.skip(q.offset).take(q.limit).collect()
+        Box::new(iter)
     };
-    Ok(out?)
+    let mut ids = Vec::new();
+    for e in iter.skip(q.offset).take(q.limit) {
+        match e {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                unreadable.push(e.into());
+                break;
+            }
+        }
+    }
+    ids
 }
 
-fn sorted_scan(txn: &ReadTransaction, q: &ListQuery) -> Result<Vec<QueueRow>, StorageError> {
+fn sorted_scan(
+    txn: &ReadTransaction,
+    q: &ListQuery,
+    out: &mut Listed<QueueRow>,
+) -> Result<(), StorageError> {
     let mut rows: Vec<QueueRow> = Vec::new();
+    let mut keep = |r: Result<Option<QueueRow>, StorageError>| -> bool {
+        match r {
+            Ok(Some(row)) => rows.push(row),
+            Ok(None) => {}
+            Err(e) => {
+                out.unreadable.push(e);
+                return false;
+            }
+        }
+        true
+    };
     match q.status {
         Some(s) => {
             let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
             let c = s.code();
             for e in idx.range((c, 0)..=(c, u64::MAX))? {
-                if let Some(row) = get(txn, Uuid::from_u128(e?.1.value()))? {
-                    rows.push(row);
+                let r = e
+                    .map_err(StorageError::from)
+                    .and_then(|(_, v)| get(txn, Uuid::from_u128(v.value())));
+                let page_error = matches!(r, Err(StorageError::Db(_)));
+                if !keep(r) && page_error {
+                    break;
                 }
             }
         }
         None => {
             for e in txn.open_table(QUEUE)?.iter()? {
-                rows.push(decode(e?.1.value())?);
+                let r = e
+                    .map_err(StorageError::from)
+                    .and_then(|(_, v)| decode(v.value()).map(Some));
+                // A row that does not decode is skipped; a page error ends the scan.
+                let page_error = matches!(r, Err(StorageError::Db(_)));
+                if !keep(r) && page_error {
+                    break;
+                }
             }
         }
     }
@@ -199,7 +246,8 @@ fn sorted_scan(txn: &ReadTransaction, q: &ListQuery) -> Result<Vec<QueueRow>, St
     if q.descending {
         rows.reverse();
     }
-    Ok(rows.into_iter().skip(q.offset).take(q.limit).collect())
+    out.rows = rows.into_iter().skip(q.offset).take(q.limit).collect();
+    Ok(())
 }
 
 /// Recounts every status from the rows: the check that counters never drift.

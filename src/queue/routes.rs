@@ -159,7 +159,7 @@ impl QueueApi {
         let rows = self
             .state
             .store
-            .read(|txn| Ok::<_, ApiError>(query::summary(txn)?))
+            .read(query::summary)
             .await?;
         let summary = rows
             .into_iter()
@@ -212,11 +212,13 @@ impl QueueApi {
             offset: offset.0 as usize,
         };
         let (limit, offset) = (limit.0.min(1000), offset.0);
-        let (items, total) = self
+        let (listed, total) = self
             .state
             .store
-            .read(move |txn| Ok::<_, ApiError>(query::list(txn, &q)?))
+            .read(move |txn| query::list(txn, &q))
             .await?;
+        self.state.store.report(&listed.unreadable);
+        let items = listed.rows;
         Ok(Json(ItemList {
             count: items.len() as u64,
             total,
@@ -232,14 +234,15 @@ impl QueueApi {
         let (item, media) = self
             .state
             .store
-            .read(move |txn| -> Result<_, ApiError> {
+            .read(move |txn| -> Result<_, QueueError> {
                 let item = super::store::get(txn, id)?.ok_or(QueueError::NotFound(id))?;
                 let media = media::store::get(txn, item.media_item_id)?;
                 Ok((item, media))
             })
             .await?;
+        let dirs = &self.state.dirs;
         Ok(Json(ItemDetail {
-            file_path: media.map(|m| m.file_path),
+            file_path: media.map(|m| dirs.original(&m).to_string_lossy().into_owned()),
             error_count: item.error_count,
             processing_duration_seconds: item.processing_duration_seconds,
             item,

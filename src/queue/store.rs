@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::{FailOutcome, QueueError, QueueRow, Status};
 use crate::{
     media,
-    storage::{decode, encode, next_seq, StorageError},
+    storage::{decode, encode, next_seq, StorageError, TableSpec},
+    table_spec,
 };
 
 /// queue id -> queue row (JSON)
@@ -37,18 +38,17 @@ pub const QUEUE_COUNTS: TableDefinition<u8, (u64, u64, u64, u64)> =
 
 const SEQ: &str = "queue_seq";
 
-pub fn init(txn: &WriteTransaction) -> Result<(), StorageError> {
-    txn.open_table(QUEUE)?;
-    txn.open_table(QUEUE_BY_MEDIA)?;
-    txn.open_table(QUEUE_READY)?;
-    txn.open_table(QUEUE_DELAYED)?;
-    txn.open_table(QUEUE_BY_STATUS_PRIORITY)?;
-    txn.open_table(QUEUE_BY_STATUS_SEQ)?;
-    txn.open_table(QUEUE_BY_PRIORITY)?;
-    txn.open_table(QUEUE_BY_SEQ)?;
-    txn.open_table(QUEUE_COUNTS)?;
-    Ok(())
-}
+pub const TABLES: &[TableSpec] = &[
+    table_spec!(QUEUE),
+    table_spec!(QUEUE_BY_MEDIA),
+    table_spec!(QUEUE_READY),
+    table_spec!(QUEUE_DELAYED),
+    table_spec!(QUEUE_BY_STATUS_PRIORITY),
+    table_spec!(QUEUE_BY_STATUS_SEQ),
+    table_spec!(QUEUE_BY_PRIORITY),
+    table_spec!(QUEUE_BY_SEQ),
+    table_spec!(QUEUE_COUNTS),
+];
 
 fn load(
     table: &impl ReadableTable<u128, &'static [u8]>,

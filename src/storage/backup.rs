@@ -14,10 +14,7 @@ use redb::{
     WriteTransaction,
 };
 
-use super::StorageError;
-
-/// Copies one table from the snapshot into the new file; returns its rows.
-pub type TableCopy = fn(&ReadTransaction, &WriteTransaction) -> Result<(String, u64), StorageError>;
+use super::{Schema, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -27,16 +24,18 @@ pub enum BackupError {
     Exists(PathBuf),
     #[error("table `{0}` is not known to the backup; refusing to write an incomplete copy")]
     UnknownTable(String),
-    #[error("not enough disk space for the backup")]
-    DiskFull,
+    #[error("not enough disk space for the backup: {0}")]
+    DiskFull(String),
+    #[error("a backup is being written; try again when it is done")]
+    Running,
     #[error("cannot write the backup: {0}")]
     Io(std::io::Error),
 }
 
 impl From<std::io::Error> for BackupError {
     fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
-            BackupError::DiskFull
+        if super::io_is_disk_full(&e) {
+            BackupError::DiskFull(e.to_string())
         } else {
             BackupError::Io(e)
         }
@@ -44,6 +43,19 @@ impl From<std::io::Error> for BackupError {
 }
 
 crate::redb_errors_into!(BackupError);
+
+impl super::Fault for BackupError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            BackupError::Storage(s) => Some(s),
+            BackupError::Exists(_)
+            | BackupError::UnknownTable(_)
+            | BackupError::DiskFull(_)
+            | BackupError::Running
+            | BackupError::Io(_) => None,
+        }
+    }
+}
 
 /// What a finished backup holds.
 #[derive(Debug, Clone)]
@@ -74,11 +86,7 @@ pub fn copy_table<K: Key + 'static, V: Value + 'static>(
 /// Writes the snapshot seen by `src` to `dest` (which must not exist): to
 /// a `.partial` file first, renamed only once complete and synced, so a
 /// crash never leaves something that looks like a backup and is not.
-pub fn write(
-    src: &ReadTransaction,
-    tables: &[TableCopy],
-    dest: &Path,
-) -> Result<BackupInfo, BackupError> {
+pub fn write(src: &ReadTransaction, schema: &Schema, dest: &Path) -> Result<BackupInfo, BackupError> {
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_path_buf()));
     }
@@ -87,7 +95,7 @@ pub fn write(
     }
     let partial = partial_path(dest);
     let _ = std::fs::remove_file(&partial);
-    let result = write_partial(src, tables, &partial);
+    let result = write_partial(src, schema, &partial);
     let (n_tables, rows) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -111,7 +119,7 @@ pub fn write(
 
 fn write_partial(
     src: &ReadTransaction,
-    tables: &[TableCopy],
+    schema: &Schema,
     partial: &Path,
 ) -> Result<(usize, u64), BackupError> {
     let existing: BTreeSet<String> = src
@@ -123,8 +131,8 @@ fn write_partial(
     let txn = db.begin_write()?;
     let mut copied = BTreeSet::new();
     let mut rows = 0;
-    for copy in tables {
-        let (name, n) = copy(src, &txn)?;
+    for table in schema.all_tables() {
+        let (name, n) = (table.copy)(src, &txn)?;
         rows += n;
         copied.insert(name);
     }
@@ -136,18 +144,45 @@ fn write_partial(
     Ok((copied.len(), rows))
 }
 
+const PARTIAL: &str = ".partial";
+
 fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(PARTIAL);
     dest.with_file_name(name)
 }
 
-/// `DATA_DIR/backups/immichvr-<UTC time>.redb`.
+/// `DATA_DIR/backups/immichvr-<UTC time>.redb`, with a counter when that
+/// name is taken (two backups in one millisecond).
 pub fn timestamped_path(data_dir: &Path) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    data_dir
-        .join("backups")
-        .join(format!("immichvr-{stamp}.redb"))
+    let dir = data_dir.join("backups");
+    let mut path = dir.join(format!("immichvr-{stamp}.redb"));
+    let mut n = 1;
+    while path.exists() || partial_path(&path).exists() {
+        n += 1;
+        path = dir.join(format!("immichvr-{stamp}-{n}.redb"));
+    }
+    path
+}
+
+/// Removes `.partial` files a crash left in `dir` (start-up, before any
+/// backup can run); returns how many.
+pub fn remove_partials(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(PARTIAL) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Space that compaction would give back, in bytes, and the file's size.
@@ -162,15 +197,15 @@ pub fn free_space(db: &Database, path: &Path) -> Result<(u64, u64), StorageError
     Ok((len.saturating_sub(used), len))
 }
 
-/// Compacts when at least `min_free` bytes and half the file are free
-/// (after large deletions); returns the sizes before and after.
+/// Compacts when at least `min_free` bytes are free (start-up calls this
+/// only after many deletions); returns the sizes before and after.
 pub fn compact_if_sparse(
     db: &mut Database,
     path: &Path,
     min_free: u64,
 ) -> Result<Option<(u64, u64)>, StorageError> {
     let (free, before) = free_space(db, path)?;
-    if free < min_free || free * 2 < before {
+    if free < min_free || free == 0 {
         return Ok(None);
     }
     db.compact().map_err(|e| StorageError::Db(e.into()))?;

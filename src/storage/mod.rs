@@ -1,43 +1,41 @@
-//! The one redb file: opening it, its schema version, and running
-//! transactions off the async executor.
+//! The one redb file: opening and migrating it, watching its health, and
+//! running transactions off the async executor.
 //!
-//! Each domain declares its own tables next to its types (`media::store`,
-//! `queue::store`); this module only owns the `meta` table.
+//! Each domain declares its own tables next to its types and lists them in
+//! one `TABLES` slice; [`schema::Schema`] gathers those slices, so creating
+//! tables at open, backups and `/api/db/info` work from the same list.
 
 pub mod backup;
 mod group;
+pub mod health;
+mod open;
+pub mod schema;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
 
 use redb::{
     Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, Value, WriteTransaction,
 };
 
+pub use health::{Fault, Health};
+pub use open::Options;
+pub use schema::{Migration, Schema, TableSpec};
+
 /// name -> value: the schema version and monotonic counters.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// Free space (bytes, and at least half the file) that makes start-up compact.
-pub const COMPACT_MIN_FREE: u64 = 64 * 1024 * 1024;
-
-/// redb's page cache. Its default (1 GiB) grows with the file and never
-/// shrinks: 35 MiB after 10,000 processed items, most of a 2 GiB file with
-/// a million. Requests touch a few pages each (stats six counters, a list
-/// page one index range), so a small cache serves them as well.
-pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// The storage layer's own tables.
+pub const TABLES: &[TableSpec] = &[crate::table_spec!(META)];
 
 /// `meta` counter of media items deleted since the last compaction check.
 pub const DELETES_SINCE_COMPACTION: &str = "deletes_since_compaction";
 
-/// Deletions after which start-up looks at the free space. Looking walks
-/// every page (seconds and a page cache of the whole file with a million
-/// items), and only deletions free space that redb does not reuse; 10,000
-/// deleted items free a few tens of MiB at most, so fewer cannot make the
-/// file half empty.
-pub const COMPACT_AFTER_DELETES: u64 = 10_000;
-
-/// Bump when a table's key or value layout changes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// `meta` key of the schema version the file is at.
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -47,6 +45,12 @@ pub enum StorageError {
     Corrupt(String),
     #[error("the database was written by a newer ImmichVR (schema {found}, this binary knows {supported}); upgrade the binary or restore a backup")]
     SchemaTooNew { found: u64, supported: u64 },
+    /// Writes are refused until the database is reopened (see `health`).
+    #[error("the database accepts no writes: {0}")]
+    ReadOnly(String),
+    /// The database is being reopened after an I/O failure.
+    #[error("the database is being reopened; try again in a few seconds")]
+    Reopening,
     #[error("storage task failed: {0}")]
     Task(String),
 }
@@ -72,17 +76,40 @@ macro_rules! redb_errors_into {
 }
 redb_errors_into!(StorageError);
 
+/// Whether an I/O error says the file system is full.
+pub fn io_is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
 impl StorageError {
-    /// Whether the file system ran out of space under redb.
+    /// Whether the file system ran out of space under redb (or refused
+    /// writes since it did).
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StorageError::Db(redb::Error::Io(e)) => {
-                e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
-            }
+            StorageError::Db(redb::Error::Io(e)) => io_is_disk_full(e),
+            StorageError::ReadOnly(reason) => reason.contains(health::DISK_FULL),
             StorageError::Db(_)
             | StorageError::Corrupt(_)
             | StorageError::SchemaTooNew { .. }
+            | StorageError::Reopening
             | StorageError::Task(_) => false,
+        }
+    }
+}
+
+/// Rows of a list, and the failures met reading it: one damaged row (or
+/// index page) must not take a whole list down; the caller reports the
+/// failures ([`Store::report`]) and answers with what it could read.
+pub struct Listed<T> {
+    pub rows: Vec<T>,
+    pub unreadable: Vec<StorageError>,
+}
+
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Listed {
+            rows: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 }
@@ -97,77 +124,109 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Storage
     serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
-/// Called at open with the write transaction that creates every table.
-pub type TableInit = fn(&WriteTransaction) -> Result<(), StorageError>;
-
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
-    group: Arc<group::Group>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    options: Options,
+    /// `None` only while the file is being reopened.
+    db: RwLock<Option<Arc<Database>>>,
+    group: group::Group,
+    health: health::Monitor,
+    /// Held while a backup is written: one at a time, the rest get 409.
+    backup: std::sync::Mutex<()>,
 }
 
 impl Store {
-    /// Opens (or creates) the database, refuses a newer schema and creates
-    /// every domain's tables so that readers never meet a missing table.
-    pub fn open(path: &Path, inits: &[TableInit]) -> Result<Self, StorageError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
-        let txn = db.begin_write()?;
-        let deletes;
-        {
-            let mut meta = txn.open_table(META)?;
-            deletes = meta
-                .get(DELETES_SINCE_COMPACTION)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StorageError::SchemaTooNew {
-                        found: v,
-                        supported: SCHEMA_VERSION,
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-            }
-        }
-        for init in inits {
-            init(&txn)?;
-        }
-        txn.commit()?;
-        let mut db = db;
-        if deletes >= COMPACT_AFTER_DELETES {
-            match backup::compact_if_sparse(&mut db, path, COMPACT_MIN_FREE) {
-                Ok(Some((before, after))) => {
-                    tracing::info!(before, after, "database compacted at start-up")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
-            }
-            let txn = db.begin_write()?;
-            txn.open_table(META)?.insert(DELETES_SINCE_COMPACTION, 0)?;
-            txn.commit()?;
-        }
+    /// Opens (or creates) the database: refuses a newer schema, migrates an
+    /// older one (after a copy of the file), creates every table so that
+    /// readers never meet a missing one, and compacts when due.
+    pub fn open(path: &Path, schema: &Schema, options: Options) -> Result<Self, StorageError> {
+        let opened = open::open(path, schema, &options)?;
         Ok(Store {
-            db: Arc::new(db),
-            group: Arc::default(),
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                options,
+                db: RwLock::new(Some(Arc::new(opened.db))),
+                group: group::Group::default(),
+                health: health::Monitor::new(opened.damage),
+                backup: std::sync::Mutex::new(()),
+            }),
         })
     }
 
-    /// Writes a consistent copy to `dest` from one read transaction.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The database handle for one piece of work; `Reopening` while the
+    /// file is being reopened.
+    fn db(&self) -> Result<Arc<Database>, StorageError> {
+        health::lock_read(&self.inner.db)
+            .clone()
+            .ok_or(StorageError::Reopening)
+    }
+
+    /// Reports failures met while reading leniently (see [`Listed`]).
+    pub fn report(&self, errors: &[StorageError]) {
+        for e in errors {
+            tracing::warn!(error = %e, "skipped an unreadable row");
+            health::observe(self, e);
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.inner.health.current()
+    }
+
+    /// Resolves once writes are possible again (at once when they are).
+    pub async fn wait_writable(&self) {
+        self.inner.health.wait_writable().await
+    }
+
+    /// Looks at a failure: a full disk or an I/O error makes the store
+    /// read-only until it reopens the file; damage is reported on `/health`.
+    fn observe<E: Fault>(&self, result: Result<(), &E>) {
+        if let Err(e) = result {
+            if let Some(se) = e.storage() {
+                health::observe(self, se);
+            }
+        }
+    }
+
+    /// Writes a consistent copy to `dest` from one read transaction. One
+    /// backup at a time; refused when the copy would eat into the free
+    /// space the database itself needs.
     pub async fn backup(
         &self,
-        tables: &'static [backup::TableCopy],
-        dest: std::path::PathBuf,
+        schema: &'static Schema,
+        dest: PathBuf,
     ) -> Result<backup::BackupInfo, backup::BackupError> {
-        let db = self.db.clone();
+        let this = self.clone();
         blocking(move || {
+            let _one = match this.inner.backup.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::WouldBlock) => return Err(backup::BackupError::Running),
+                Err(std::sync::TryLockError::Poisoned(g)) => g.into_inner(),
+            };
+            let dir = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+            std::fs::create_dir_all(&dir)?;
+            let len = std::fs::metadata(&this.inner.path).map(|m| m.len()).unwrap_or(0);
+            let need = len.saturating_add(2 * this.inner.options.headroom);
+            if let Ok(free) = fs4::available_space(&dir) {
+                if free < need {
+                    return Err(backup::BackupError::DiskFull(format!(
+                        "the copy needs up to {len} bytes and the database keeps {} bytes free for itself; {free} bytes are free",
+                        2 * this.inner.options.headroom
+                    )));
+                }
+            }
+            let db = this.db()?;
             let txn = db.begin_read().map_err(StorageError::from)?;
-            backup::write(&txn, tables, &dest)
+            backup::write(&txn, schema, &dest)
         })
         .await
     }
@@ -175,26 +234,18 @@ impl Store {
     /// Durable and unsynced commits made so far; fewer than writes when
     /// concurrent writes shared commits.
     pub fn commits(&self) -> u64 {
-        self.group.commits()
-    }
-
-    pub fn database(&self) -> &Database {
-        &self.db
+        self.inner.group.commits()
     }
 
     /// Runs `f` in a read transaction on the blocking pool.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
     {
-        let db = self.db.clone();
-        blocking(move || {
-            let txn = db.begin_read().map_err(StorageError::from)?;
-            f(&txn)
-        })
-        .await
+        let this = self.clone();
+        blocking(move || this.read_blocking(f)).await
     }
 
     /// Runs `f` in a write transaction on the blocking pool and commits
@@ -203,7 +254,7 @@ impl Store {
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.write_with(durable(None), f).await
@@ -214,7 +265,7 @@ impl Store {
     pub async fn write_after<T, E, F>(&self, dir: &Path, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.write_with(durable(Some(dir)), f).await
@@ -226,7 +277,7 @@ impl Store {
     pub async fn write_unsynced<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.write_with(group::Needs::default(), f).await
@@ -235,11 +286,11 @@ impl Store {
     async fn write_with<T, E, F>(&self, needs: group::Needs, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let this = self.clone();
-        blocking(move || this.group.write(&this.db, needs, f)).await
+        blocking(move || this.write_needs(needs, f)).await
     }
 
     /// The same as [`Store::write_after`], for code already on a blocking
@@ -247,19 +298,41 @@ impl Store {
     pub fn write_blocking<T, E, F>(&self, dir: Option<&Path>, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.group.write(&self.db, durable(dir), f)
+        self.write_needs(durable(dir), f)
+    }
+
+    fn write_needs<T, E, F>(&self, needs: group::Needs, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        if let Some(reason) = self.health().write_error {
+            return Err(StorageError::ReadOnly(reason).into());
+        }
+        let db = self.db()?;
+        let r = self.inner.group.write(&db, needs, f);
+        drop(db);
+        self.observe(r.as_ref().map(|_| ()));
+        r
     }
 
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        E: From<StorageError>,
+        E: From<StorageError> + Fault,
         F: FnOnce(&ReadTransaction) -> Result<T, E>,
     {
-        let txn = self.db.begin_read().map_err(StorageError::from)?;
-        f(&txn)
+        let db = self.db()?;
+        let r = (|| {
+            let txn = db.begin_read().map_err(StorageError::from)?;
+            f(&txn)
+        })();
+        drop(db);
+        self.observe(r.as_ref().map(|_| ()));
+        r
     }
 }
 
@@ -270,6 +343,8 @@ fn durable(dir: Option<&Path>) -> group::Needs {
     }
 }
 
+/// Runs `f` on the blocking pool. A panic inside (redb's debug checks
+/// panic on a damaged page) becomes an error, never a dead request.
 async fn blocking<T, E, F>(f: F) -> Result<T, E>
 where
     T: Send + 'static,
@@ -320,6 +395,15 @@ pub fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, StorageError>
     let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
     meta.insert(name, next)?;
     Ok(next)
+}
+
+/// The schema version the file is at.
+pub fn schema_version(txn: &impl Reader) -> Result<u64, StorageError> {
+    Ok(txn
+        .table(META)?
+        .get(SCHEMA_VERSION_KEY)?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 /// Names and row counts of every table, for `/api/db/info`.

@@ -41,15 +41,17 @@ impl AdminApi {
     ///
     /// The copy is taken from one read transaction, so it holds every write
     /// committed before the request and nothing half-done; the service keeps
-    /// running meanwhile. Restore by stopping the service and putting the
-    /// file in place of DATA_DIR/immichvr.redb.
+    /// running meanwhile. One backup is written at a time (409 while one
+    /// runs); 507 when the copy would leave the database too little disk.
+    /// Restore by stopping the service and putting the file in place of
+    /// DATA_DIR/immichvr.redb.
     #[oai(path = "/backup", method = "post", operation_id = "createBackup")]
     async fn create_backup(&self, _auth: Authed) -> Result<BackupResponse, ApiError> {
         let dest = backup::timestamped_path(&self.state.config.data_dir);
         let info = self
             .state
             .store
-            .backup(crate::app::BACKUP_TABLES, dest)
+            .backup(&crate::schema::SCHEMA, dest)
             .await?;
         tracing::info!(path = %info.path.display(), bytes = info.size_bytes, "backup written");
         Ok(BackupResponse::Created(Json(Backup {

@@ -21,7 +21,8 @@ pub struct Health {
     /// `healthy` or `unhealthy`.
     pub status: String,
     pub service: String,
-    /// `connected` or `disconnected`.
+    /// `connected`, `read-only` (writes impossible, e.g. disk full),
+    /// `damaged` or `disconnected`.
     pub database: String,
     #[oai(nullable)]
     pub error: Option<String>,
@@ -31,7 +32,7 @@ pub struct Health {
 pub enum HealthResponse {
     #[oai(status = 200)]
     Healthy(Json<Health>),
-    /// Storage cannot be read.
+    /// Storage cannot be read or written, or is damaged; `error` says why.
     #[oai(status = 503)]
     Unhealthy(Json<Health>),
 }
@@ -65,6 +66,11 @@ pub struct DbInfo {
 #[OpenApi(tag = "ApiTags::Service")]
 impl ServiceApi {
     /// Liveness and storage check
+    ///
+    /// 503 with the reason in `error` while the database cannot be read,
+    /// while writes are impossible (`database`: `read-only`, after a full
+    /// disk: they resume by themselves once there is room) or when the
+    /// database file is damaged (`damaged`: restore a backup).
     #[oai(path = "/health", method = "get", operation_id = "getHealth")]
     async fn health(&self) -> HealthResponse {
         let probe = self
@@ -72,19 +78,42 @@ impl ServiceApi {
             .store
             .read(|txn| Ok::<_, storage::StorageError>(txn.open_table(storage::META)?.len()?))
             .await;
-        match probe {
-            Ok(_) => HealthResponse::Healthy(Json(Health {
-                status: "healthy".into(),
-                service: "backend".into(),
-                database: "connected".into(),
-                error: None,
-            })),
-            Err(e) => HealthResponse::Unhealthy(Json(Health {
-                status: "unhealthy".into(),
-                service: "backend".into(),
-                database: "disconnected".into(),
-                error: Some(e.to_string()),
-            })),
+        let h = self.state.store.health();
+        let low_disk = !crate::media::upload::has_space(&self.state.dirs.uploads, 0);
+        let (database, error) = match (probe, h.damage, h.write_error) {
+            (Err(e), _, _) => ("disconnected", Some(e.to_string())),
+            (Ok(_), Some(d), _) => (
+                "damaged",
+                Some(format!(
+                    "the database file is damaged ({d}); what can be read is served; stop the \
+                     service and restore the latest backup (see the operators guide)"
+                )),
+            ),
+            (Ok(_), None, Some(w)) => (
+                "read-only",
+                Some(format!(
+                    "writes are impossible: {w}; they resume by themselves once the database can be reopened"
+                )),
+            ),
+            (Ok(_), None, None) if low_disk => (
+                "connected",
+                Some(format!(
+                    "disk full: less than {} bytes free for uploads and the database; free some space",
+                    crate::media::upload::DISK_HEADROOM
+                )),
+            ),
+            (Ok(_), None, None) => ("connected", None),
+        };
+        let body = Health {
+            status: if error.is_none() { "healthy" } else { "unhealthy" }.into(),
+            service: "backend".into(),
+            database: database.into(),
+            error,
+        };
+        if body.error.is_none() {
+            HealthResponse::Healthy(Json(body))
+        } else {
+            HealthResponse::Unhealthy(Json(body))
         }
     }
 
@@ -105,10 +134,10 @@ impl ServiceApi {
         tag = "ApiTags::Service"
     )]
     async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
-        let counts = self
+        let (counts, schema_version) = self
             .state
             .store
-            .read(|txn| Ok::<_, ApiError>(storage::table_counts(txn)?))
+            .read(|txn| Ok::<_, storage::StorageError>((storage::table_counts(txn)?, storage::schema_version(txn)?)))
             .await?;
         let path = self.state.config.database_path();
         let file_size_bytes = tokio::fs::metadata(&path)
@@ -121,7 +150,7 @@ impl ServiceApi {
             views: vec![],
             status: "connected".into(),
             engine: "redb".into(),
-            schema_version: storage::SCHEMA_VERSION,
+            schema_version,
             file_size_bytes,
             row_counts: counts
                 .into_iter()

@@ -188,20 +188,23 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let result = match shared.ai.depth(&url, &media, &shared.dirs.depth_maps).await {
+    let original = shared.dirs.original(&media);
+    let result = match shared
+        .ai
+        .depth(&url, &media, &original, &shared.dirs.depth_maps)
+        .await
+    {
         Ok(r) => r,
         Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let depth_id = Uuid::now_v7();
-    let path = shared
-        .dirs
-        .depth_maps
-        .join(format!("{depth_id}.{}", result.format));
+    let name = format!("{depth_id}.{}", result.format);
+    let path = shared.dirs.depth_maps.join(&name);
     let record = DepthMap {
         id: depth_id,
         media_item_id: media.id,
-        file_path: path.to_string_lossy().into_owned(),
+        file_path: name,
         file_size: result.size,
         format: result.format.to_string(),
         width: result.width,
@@ -224,8 +227,7 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
         move || -> Result<(QueueRow, Option<DepthMap>), MediaError> {
             file.rename_into(&path2)?;
             let r = store.write_blocking(path2.parent(), move |txn| -> Result<_, MediaError> {
-                let old = media::store::depth_w(txn, record.media_item_id)?;
-                media::store::put_depth(txn, &record)?;
+                let old = media::store::replace_depth(txn, &record)?;
                 let row = queue::store::complete(txn, item_id, Utc::now())?;
                 Ok((row, old))
             });
@@ -239,7 +241,7 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
     match committed {
         Ok(Ok((row, old))) => {
             if let Some(old) = old {
-                let _ = tokio::fs::remove_file(&old.file_path).await;
+                let _ = tokio::fs::remove_file(shared.dirs.depth_map(&old)).await;
             }
             shared.queue.announce(&row);
             Outcome::Completed

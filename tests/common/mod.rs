@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 pub mod ai_standin;
+pub mod bin;
 pub mod immich_standin;
+pub mod library;
+pub mod snapshot;
 
 use std::{io::Cursor, path::PathBuf, time::Duration};
 

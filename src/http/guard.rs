@@ -1,0 +1,245 @@
+//! Checks every request passes before a route sees it: body sizes, the
+//! `Host` a browser sent (DNS rebinding), and the JSON shape of every
+//! error whoever produced it.
+
+use std::{net::IpAddr, sync::Arc};
+
+use futures_util::TryStreamExt;
+use poem::{
+    http::{header, StatusCode},
+    Body, Endpoint, IntoResponse, Request, Response,
+};
+
+use crate::error::ApiError;
+
+/// Largest JSON body of any route.
+pub const MAX_JSON_BYTES: u64 = 1024 * 1024;
+/// The login body holds one token.
+pub const MAX_LOGIN_BYTES: u64 = 4 * 1024;
+/// Room for the multipart envelope around an upload's file.
+pub const UPLOAD_SLACK: u64 = 64 * 1024;
+
+/// Routes whose bodies are files, streamed to disk with their own limit.
+pub fn is_upload(path: &str) -> bool {
+    path == "/api/media/upload"
+}
+
+pub struct BodyLimits {
+    pub upload: u64,
+}
+
+fn too_large(limit: u64) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Body too large",
+        format!("This route accepts at most {limit} bytes of body"),
+    )
+    .response()
+    
+}
+
+/// Refuses a body over its route's limit from `Content-Length` before
+/// reading a byte; a body without a length (chunked) is read up to the
+/// limit, which for everything but uploads is at most 1 MiB.
+pub async fn limit_bodies<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    limits: Arc<BodyLimits>,
+) -> poem::Result<Response> {
+    let path = req.uri().path();
+    let upload = is_upload(path);
+    let limit = if upload {
+        limits.upload.saturating_add(UPLOAD_SLACK)
+    } else if path == "/api/auth/login" {
+        MAX_LOGIN_BYTES
+    } else {
+        MAX_JSON_BYTES
+    };
+    let declared = match req.headers().get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                return Ok(ApiError::bad_request("Content-Length is not a number").response())
+            }
+        },
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(too_large(limit));
+    }
+    if declared.is_none() && !upload {
+        let mut stream = req.take_body().into_bytes_stream();
+        let mut buf = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() as u64 + chunk.len() as u64 > limit {
+                        return Ok(too_large(limit));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Ok(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Request timeout",
+                        e.to_string(),
+                    )
+                    .response())
+                }
+                Err(e) => {
+                    return Ok(
+                        ApiError::bad_request(format!("The body could not be read: {e}")).response()
+                    )
+                }
+            }
+        }
+        req.set_body(Body::from_vec(buf));
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Which `Host` names the API answers while `AUTH_TOKEN` is unset. A page
+/// on the internet can point its own DNS name at a LAN address ("DNS
+/// rebinding") and drive an open API from a visitor's browser; its `Host`
+/// is then that dotted name. IP literals, `localhost`, this machine's own
+/// name and single-label names (a compose service such as `backend`, as a
+/// reverse proxy sends) are always fine.
+/// Zones only a local network resolves.
+const LOCAL_ZONES: &[&str] = &["local", "lan", "home", "home.arpa", "internal", "localdomain"];
+
+pub struct HostRules {
+    allowed: Vec<String>,
+    machine: Option<String>,
+}
+
+impl HostRules {
+    pub fn new(allowed: Option<&str>) -> Self {
+        let allowed = allowed
+            .unwrap_or("")
+            .split(',')
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty());
+        HostRules { allowed, machine }
+    }
+
+    /// `host` as sent, possibly with a port and IPv6 brackets.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        if host.starts_with('[') {
+            return true; // an IPv6 literal
+        }
+        let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(&host);
+        let name = name.trim_end_matches('.');
+        if name.parse::<IpAddr>().is_ok() || !name.contains('.') {
+            return true;
+        }
+        if name == "localhost" || name.ends_with(".localhost") {
+            return true;
+        }
+        // The machine's own name, bare or in a home network's local zones.
+        if self.machine.as_deref().is_some_and(|m| {
+            m == name
+                || name.strip_prefix(m).is_some_and(|zone| {
+                    LOCAL_ZONES.contains(&zone.trim_start_matches('.'))
+                        && zone.starts_with('.')
+                })
+        }) {
+            return true;
+        }
+        self.allowed.iter().any(|a| match a.strip_prefix("*.") {
+            Some(suffix) => name.ends_with(&format!(".{suffix}")),
+            None => a == name,
+        })
+    }
+}
+
+pub async fn check_host<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    rules: Arc<HostRules>,
+) -> poem::Result<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(host) = host.filter(|h| !rules.allows(h)) {
+        return Ok(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Host not allowed",
+            format!(
+                "Requests for host {host:?} are refused while AUTH_TOKEN is unset (DNS rebinding guard); \
+                 add it to ALLOWED_HOSTS or set AUTH_TOKEN"
+            ),
+        )
+        .response());
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The last word on every answer: an error that is not JSON yet (poem's
+/// CORS refusal, a missing Swagger file) becomes the JSON error shape.
+pub async fn json_errors<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => return Ok(ApiError::from_poem(e).response()),
+    };
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Ok(resp);
+    }
+    let (parts, body) = resp.into_parts();
+    let text = body.into_string().await.unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let message = match text.trim() {
+        "" => format!("{} {title}", status.as_u16()),
+        t => t.chars().take(500).collect(),
+    };
+    let mut out = ApiError::new(status, title, message).response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostRules;
+
+    #[test]
+    fn dotted_names_need_listing() {
+        let r = HostRules {
+            allowed: vec!["photos.example.org".into(), "*.lan.example".into()],
+            machine: Some("nas".into()),
+        };
+        for ok in [
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "192.168.1.5",
+            "localhost:3000",
+            "backend",
+            "backend:3000",
+            "nas.local",
+            "photos.example.org",
+            "a.lan.example:443",
+        ] {
+            assert!(r.allows(ok), "{ok}");
+        }
+        for no in ["evil.example.com", "evil.example.com:3000", "nas.evil.com", "lan.example"] {
+            assert!(!r.allows(no), "{no}");
+        }
+    }
+}

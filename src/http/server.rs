@@ -1,0 +1,291 @@
+//! Our own accept loop in front of poem (hyper-util underneath).
+//!
+//! poem's server sets no deadline on a request's headers, so one address
+//! could hold every connection with requests it never finishes. Here each
+//! connection gets hyper's header deadline, the connection count is capped
+//! in total (beyond it new connections wait in the kernel's backlog) and
+//! per client address (beyond it they are answered 503 and closed), and
+//! running out of file descriptors backs off instead of spinning. Owning
+//! the loop also lets a later protocol (Socket.IO's upgrade) be routed
+//! beside poem on the same port.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use poem::{endpoint::BoxEndpoint, Addr, Endpoint, EndpointExt, Response};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::conn::{ConnIo, StallBody};
+
+/// The body type hyper gets from poem's answers.
+type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// How connections are limited; see the configuration reference.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+}
+
+/// File descriptors kept for everything that is not a connection: the
+/// database, files being received or served, the AI and Immich clients.
+const FD_RESERVE: u64 = 128;
+
+impl Limits {
+    /// Lowers the caps so that connections cannot use up the open-file
+    /// limit (after raising the soft limit to the hard one, as Go does).
+    pub fn fit_to_fd_limit(mut self) -> Self {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+            return self;
+        };
+        let budget = (soft.saturating_sub(FD_RESERVE) * 3 / 4).max(16) as usize;
+        if self.max_connections > budget {
+            tracing::info!(
+                configured = self.max_connections,
+                used = budget,
+                open_file_limit = soft,
+                "MAX_CONNECTIONS lowered to fit the open-file limit"
+            );
+            self.max_connections = budget;
+        }
+        let per_ip = (self.max_connections / 2).max(1);
+        if self.max_per_ip > per_ip {
+            tracing::info!(
+                configured = self.max_per_ip,
+                used = per_ip,
+                "MAX_CONNECTIONS_PER_IP lowered to half of MAX_CONNECTIONS"
+            );
+            self.max_per_ip = per_ip;
+        }
+        self
+    }
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's share of the limits, given back when its socket closes.
+struct Slot {
+    _total: tokio::sync::OwnedSemaphorePermit,
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.per_ip.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PerIp {
+    fn try_take(&self, ip: IpAddr, max: usize) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+}
+
+/// A log line at most every 10 s per kind, with how often it happened.
+struct Throttled {
+    what: &'static str,
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Throttled {
+    fn new(what: &'static str) -> Self {
+        Throttled {
+            what,
+            last: None,
+            since: 0,
+        }
+    }
+
+    fn hit(&mut self, detail: impl std::fmt::Display) {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        tracing::warn!(times = self.since, "{}: {detail}", self.what);
+        self.last = Some(Instant::now());
+        self.since = 0;
+    }
+}
+
+/// The answer to a connection over its address's cap: written without
+/// waiting, then the socket closes.
+fn refusal(max: usize) -> Vec<u8> {
+    let body = format!(
+        r#"{{"error":"Too many connections","message":"This address already has {max} open connections (MAX_CONNECTIONS_PER_IP); close some and try again"}}"#
+    );
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n\
+         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Whether an accept error means the process (or system) is out of
+/// descriptors or memory: then waiting, not retrying, is what helps.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105))
+}
+
+/// Serves `ep` on `listener` until `shutdown`; connections still open then
+/// get `drain` to finish their requests.
+pub async fn run<E>(
+    listener: TcpListener,
+    ep: E,
+    limits: Limits,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let ep: Arc<BoxEndpoint<'static, Response>> = Arc::new(ep.map_to_response().boxed());
+    let total = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let local = listener.local_addr()?;
+    let tracker = TaskTracker::new();
+    let (mut full_log, mut ip_log, mut fd_log) = (
+        Throttled::new("connection limit reached (MAX_CONNECTIONS); new connections wait"),
+        Throttled::new("connections refused (MAX_CONNECTIONS_PER_IP)"),
+        Throttled::new("cannot accept connections"),
+    );
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = match total.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                full_log.hit(limits.max_connections);
+                tokio::select! {
+                    p = total.clone().acquire_owned() => p.expect("never closed"),
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) if out_of_resources(&e) => {
+                fd_log.hit(format!("{e}; waiting {} ms", backoff.as_millis()));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+            // A connection that went away before it was accepted.
+            Err(_) => continue,
+        };
+        let ip = canonical(remote.ip());
+        if !per_ip.try_take(ip, limits.max_per_ip) {
+            ip_log.hit(ip);
+            let _ = stream.try_write(&refusal(limits.max_per_ip));
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let slot = Slot {
+            _total: permit,
+            per_ip: per_ip.clone(),
+            ip,
+        };
+        tracker.spawn(connection(
+            ConnIo::new(stream, limits.idle_timeout, slot),
+            local,
+            remote,
+            ep.clone(),
+            limits.clone(),
+            shutdown.clone(),
+            drain,
+        ));
+    }
+    drop(listener);
+    tracker.close();
+    let _ = tokio::time::timeout(drain + Duration::from_secs(1), tracker.wait()).await;
+    Ok(())
+}
+
+/// `::ffff:1.2.3.4` counts as `1.2.3.4`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+async fn connection<T: Send + Unpin + 'static>(
+    io: ConnIo<T>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    ep: Arc<BoxEndpoint<'static, Response>>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    let idle = limits.idle_timeout;
+    let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
+        let ep = ep.clone();
+        async move {
+            let mut req: poem::Request = (
+                req,
+                poem::web::LocalAddr(Addr::SocketAddr(local)),
+                poem::web::RemoteAddr(Addr::SocketAddr(remote)),
+                poem::http::uri::Scheme::HTTP,
+            )
+                .into();
+            let body = req.take_body().into_bytes_stream();
+            req.set_body(poem::Body::from_bytes_stream(StallBody::new(Box::pin(body), idle)));
+            let resp = ep.get_response(req).await;
+            Ok::<_, Infallible>(poem::http::Response::<ResponseBody>::from(resp))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(drain, conn).await;
+}

@@ -1,0 +1,199 @@
+//! Opening the file: the schema version, migrations (after a copy of the
+//! file), table creation, an integrity check when it is cheap, and
+//! compaction after many deletions.
+
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+};
+
+use redb::{Database, ReadableDatabase};
+
+use super::{
+    backup, schema_version, Schema, StorageError, DELETES_SINCE_COMPACTION, META,
+    SCHEMA_VERSION_KEY,
+};
+
+/// How the file is opened; the defaults suit a home server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// redb's page cache. Its default (1 GiB) grows with the file and never
+    /// shrinks; requests touch a few pages each, so a small cache serves
+    /// them as well.
+    pub cache_bytes: usize,
+    /// Deletions after which start-up looks at the free space. Looking
+    /// walks every page, and only deletions free space that redb does not
+    /// reuse, so fewer cannot make much of the file free.
+    pub compact_after_deletes: u64,
+    /// Free space that makes start-up compact (once deletions are due).
+    pub compact_min_free: u64,
+    /// Files up to this size are checked page by page at start-up (every
+    /// checksum); larger ones only when a read fails.
+    pub integrity_check_max_bytes: u64,
+    /// Free space the file system must keep; a migration's copy of the
+    /// file may not eat into it.
+    pub headroom: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_bytes: 8 * 1024 * 1024,
+            compact_after_deletes: 10_000,
+            compact_min_free: 64 * 1024 * 1024,
+            integrity_check_max_bytes: 256 * 1024 * 1024,
+            headroom: 4 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Opened {
+    pub db: Database,
+    /// Set when the integrity check found damage it could not repair.
+    pub damage: Option<String>,
+}
+
+pub fn create(path: &Path, options: &Options) -> Result<Database, StorageError> {
+    Ok(Database::builder()
+        .set_cache_size(options.cache_bytes)
+        .create(path)?)
+}
+
+pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, StorageError> {
+    let supported = schema.version();
+    let mut db = create(path, options)?;
+    let found = {
+        let txn = db.begin_read()?;
+        match txn.open_table(META) {
+            Ok(_) => schema_version(&txn)?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if found > supported {
+        return Err(StorageError::SchemaTooNew { found, supported });
+    }
+    if found != 0 && found < supported {
+        drop(db);
+        let copy = copy_before_migrating(path, found, options)?;
+        tracing::info!(from = found, to = supported, copy = %copy.display(), "database copied before migrating");
+        db = create(path, options)?;
+        for m in schema.migrations.iter().filter(|m| m.to > found) {
+            let txn = db.begin_write()?;
+            (m.run)(&txn)?;
+            txn.open_table(META)?.insert(SCHEMA_VERSION_KEY, m.to)?;
+            txn.commit()?;
+            tracing::info!(version = m.to, "database migrated: {}", m.what);
+        }
+    }
+    let txn = db.begin_write()?;
+    schema.create_tables(&txn)?;
+    if found == 0 {
+        txn.open_table(META)?.insert(SCHEMA_VERSION_KEY, supported)?;
+    }
+    txn.commit()?;
+
+    let (db, damage) = check(db, path, options)?;
+    let db = compact_when_due(db, path, options)?;
+    Ok(Opened { db, damage })
+}
+
+/// A copy of the file as it was, beside it, so a failed or unwanted
+/// upgrade can be undone by putting it back. Refused when the disk cannot
+/// hold it and keep the headroom.
+fn copy_before_migrating(
+    path: &Path,
+    version: u64,
+    options: &Options,
+) -> Result<PathBuf, StorageError> {
+    let io = |e: std::io::Error| StorageError::Db(redb::Error::Io(e));
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let free = fs4::available_space(dir).map_err(io)?;
+    if free < len.saturating_add(options.headroom) {
+        return Err(StorageError::ReadOnly(format!(
+            "{}: upgrading the database needs a copy of it first ({len} bytes plus {} bytes of headroom), \
+             but only {free} bytes are free; free some space and start again",
+            super::health::DISK_FULL,
+            options.headroom
+        )));
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = format!(
+        "{}.v{version}-{stamp}.bak",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let copy = path.with_file_name(name);
+    let partial = copy.with_extension("bak.partial");
+    std::fs::copy(path, &partial).map_err(io)?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&partial, &copy).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(copy)
+}
+
+/// Checks every page's checksum when the file is small enough for that to
+/// be quick. Damage it cannot repair is reported, not fatal: the service
+/// still serves what it can read and says on `/health` what to do.
+fn check(
+    mut db: Database,
+    path: &Path,
+    options: &Options,
+) -> Result<(Database, Option<String>), StorageError> {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len > options.integrity_check_max_bytes {
+        return Ok((db, None));
+    }
+    let started = std::time::Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| db.check_integrity()));
+    let damage = match outcome {
+        Ok(Ok(true)) => None,
+        Ok(Ok(false)) => {
+            tracing::warn!("database integrity check repaired the file");
+            None
+        }
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("the integrity check stopped on a damaged page".to_string()),
+    };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, bytes = len, "integrity check");
+    if damage.is_none() {
+        return Ok((db, None));
+    }
+    // A failed check leaves redb's allocator state discarded: open afresh.
+    drop(db);
+    Ok((create(path, options)?, damage))
+}
+
+fn compact_when_due(
+    mut db: Database,
+    path: &Path,
+    options: &Options,
+) -> Result<Database, StorageError> {
+    let deletes = {
+        let txn = db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let n = meta
+            .get(DELETES_SINCE_COMPACTION)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        n
+    };
+    if deletes < options.compact_after_deletes {
+        return Ok(db);
+    }
+    match backup::compact_if_sparse(&mut db, path, options.compact_min_free) {
+        Ok(Some((before, after))) => {
+            tracing::info!(before, after, deletes, "database compacted at start-up")
+        }
+        Ok(None) => tracing::info!(deletes, "database not compacted: too little free space"),
+        Err(e) => tracing::warn!(error = %e, "database compaction failed; continuing"),
+    }
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(DELETES_SINCE_COMPACTION, 0)?;
+    txn.commit()?;
+    Ok(db)
+}

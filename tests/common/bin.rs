@@ -1,0 +1,180 @@
+//! The real binary as a child process: started on a data directory and a
+//! free port, stopped with SIGTERM or SIGKILL, its log kept in a file so a
+//! test can wait for a line or read what it said.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::{client, free_port};
+
+pub struct Binary {
+    pub url: String,
+    pub port: u16,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+/// What a test starts the binary with; `env` wins over the defaults.
+pub struct Launch {
+    pub exe: PathBuf,
+    pub data: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// `ulimit -n` for the child (through `prlimit`), if set.
+    pub nofile: Option<u64>,
+}
+
+impl Launch {
+    pub fn new(data: &Path) -> Self {
+        Launch {
+            exe: PathBuf::from(env!("CARGO_BIN_EXE_immichvr")),
+            data: data.to_path_buf(),
+            env: Vec::new(),
+            nofile: None,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn exe(mut self, exe: impl Into<PathBuf>) -> Self {
+        self.exe = exe.into();
+        self
+    }
+
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
+    /// Starts the binary on a free port and waits until `/health` answers
+    /// (any status: a test may start it on a broken data dir on purpose).
+    pub async fn start(self) -> Binary {
+        let port = free_port();
+        let log = self.data.with_extension(format!("log-{port}"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        cmd.env("DATA_DIR", &self.data)
+            .env("BACKEND_PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("AI_SERVICE_URL", "http://127.0.0.1:9")
+            .env("RETRY_BASE_SECS", "0.05")
+            .env("RUST_LOG", "info")
+            .env_remove("IMMICH_URL")
+            .env_remove("IMMICH_API_KEY")
+            .env_remove("AUTH_TOKEN")
+            .env_remove("IMMICHVR_CONFIG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("the binary starts");
+        let mut b = Binary {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            data: self.data,
+            log,
+            child: Some(child),
+        };
+        b.wait_answering().await;
+        b
+    }
+}
+
+impl Binary {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    async fn wait_answering(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if client().get(self.at("/health")).send().await.is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("the binary exited with {status}; log:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the binary did not answer within 30 s; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle`, or panics with the log.
+    pub async fn wait_log(&self, needle: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {secs} s; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; panics unless it exits cleanly.
+    pub async fn terminate(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "exit status {status:?}: {}", self.log_text());
+        self.log_text()
+    }
+
+    /// SIGKILL: no clean-up of any kind runs.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.log_text()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
