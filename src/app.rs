@@ -224,9 +224,6 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let auth = state.auth.clone();
     let cors = cors(&state.config);
     let allow = Arc::new(crate::web::allow::AllowMap::from_spec(&spec_json));
-    let bodies = Arc::new(guard::BodyLimits {
-        upload: state.config.max_upload_bytes,
-    });
     let hosts = (!state.auth.required())
         .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
     Route::new()
@@ -258,7 +255,6 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .catch_all_error(|err| async move {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
         })
-        .around(move |ep, req| guard::limit_bodies(ep, req, bodies.clone()))
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
         .around(crate::web::allow::limit_headers)
@@ -383,6 +379,10 @@ pub async fn serve(
         idle_timeout: std::time::Duration::from_secs(c.idle_timeout_secs.max(1)),
         max_connections: c.max_connections.max(1),
         max_per_ip: c.max_connections_per_ip.max(1),
+        body_limit: {
+            let max_upload = c.max_upload_bytes;
+            Arc::new(move |path: &str| guard::body_limit(path, max_upload))
+        },
     }
     .fit_to_fd_limit();
     server::run(

@@ -5,7 +5,6 @@ mod common;
 use std::{
     io::Write,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use common::{client, json, png, TestServer};

@@ -17,6 +17,10 @@ use std::{
     future::Future,
     io,
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -59,7 +63,7 @@ impl Stall {
     }
 }
 
-fn stalled(what: &str, limit: Duration) -> io::Error {
+pub fn stalled(what: &str, limit: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
         format!(
@@ -162,23 +166,40 @@ async fn linger<T>(mut stream: TcpStream, slot: Option<T>) {
     drop(slot);
 }
 
-/// A request body that fails when the client stops sending while the
-/// handler waits for it.
-pub struct StallBody<S> {
-    inner: S,
-    stall: Stall,
+/// What happened to a request's body, for the answer: parsers (multer,
+/// poem's JSON) replace a body error's text with their own, so the server
+/// looks here to answer 408 or 413 whatever the handler made of it.
+#[derive(Default)]
+pub struct BodyFlags {
+    pub stalled: AtomicBool,
+    pub too_large: AtomicBool,
 }
 
-impl<S> StallBody<S> {
-    pub fn new(inner: S, idle: Duration) -> Self {
-        StallBody {
+/// A request body that fails when the client stops sending while the
+/// handler waits for it, or sends more than `limit` bytes. Nothing is
+/// buffered here: an oversized body fails at the first byte past the
+/// limit, whatever reads it.
+pub struct GuardedBody<S> {
+    inner: S,
+    stall: Stall,
+    limit: u64,
+    seen: u64,
+    flags: Arc<BodyFlags>,
+}
+
+impl<S> GuardedBody<S> {
+    pub fn new(inner: S, idle: Duration, limit: u64, flags: Arc<BodyFlags>) -> Self {
+        GuardedBody {
             inner,
             stall: Stall::new(idle),
+            limit,
+            seen: 0,
+            flags,
         }
     }
 }
 
-impl<S> Stream for StallBody<S>
+impl<S> Stream for GuardedBody<S>
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin,
 {
@@ -188,10 +209,23 @@ where
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Pending => {
                 if self.stall.waiting(cx) {
+                    self.flags.stalled.store(true, Ordering::SeqCst);
                     let limit = self.stall.limit;
                     return Poll::Ready(Some(Err(stalled("sending the request body", limit))));
                 }
                 Poll::Pending
+            }
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.stall.moved();
+                self.seen += chunk.len() as u64;
+                if self.seen > self.limit {
+                    self.flags.too_large.store(true, Ordering::SeqCst);
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the body is larger than {} bytes", self.limit),
+                    ))));
+                }
+                Poll::Ready(Some(Ok(chunk)))
             }
             ready => {
                 self.stall.moved();

@@ -1,19 +1,19 @@
-//! Checks every request passes before a route sees it: body sizes, the
-//! `Host` a browser sent (DNS rebinding), and the JSON shape of every
-//! error whoever produced it.
+//! Checks every request passes before a route sees it: body sizes (the
+//! limits; the server enforces them while reading), the `Host` a browser
+//! sent (DNS rebinding), and the JSON shape of every error whoever
+//! produced it.
 
 use std::{net::IpAddr, sync::Arc};
 
-use futures_util::TryStreamExt;
 use poem::{
     http::{header, StatusCode},
-    Body, Endpoint, IntoResponse, Request, Response,
+    Endpoint, IntoResponse, Request, Response,
 };
 
 use crate::error::ApiError;
 
-/// Largest JSON body of any route.
-pub const MAX_JSON_BYTES: u64 = 1024 * 1024;
+/// Largest JSON body of any route (the largest real one is a few hundred bytes).
+pub const MAX_JSON_BYTES: u64 = 256 * 1024;
 /// The login body holds one token.
 pub const MAX_LOGIN_BYTES: u64 = 4 * 1024;
 /// Room for the multipart envelope around an upload's file.
@@ -24,79 +24,16 @@ pub fn is_upload(path: &str) -> bool {
     path == "/api/media/upload"
 }
 
-pub struct BodyLimits {
-    pub upload: u64,
-}
-
-fn too_large(limit: u64) -> Response {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Body too large",
-        format!("This route accepts at most {limit} bytes of body"),
-    )
-    .response()
-    
-}
-
-/// Refuses a body over its route's limit from `Content-Length` before
-/// reading a byte; a body without a length (chunked) is read up to the
-/// limit, which for everything but uploads is at most 1 MiB.
-pub async fn limit_bodies<E: Endpoint>(
-    ep: Arc<E>,
-    mut req: Request,
-    limits: Arc<BodyLimits>,
-) -> poem::Result<Response> {
-    let path = req.uri().path();
-    let upload = is_upload(path);
-    let limit = if upload {
-        limits.upload.saturating_add(UPLOAD_SLACK)
+/// The largest body a request to `path` may have: uploads stream to disk
+/// and have their own limit; everything else is a small JSON body.
+pub fn body_limit(path: &str, max_upload: u64) -> u64 {
+    if is_upload(path) {
+        max_upload.saturating_add(UPLOAD_SLACK)
     } else if path == "/api/auth/login" {
         MAX_LOGIN_BYTES
     } else {
         MAX_JSON_BYTES
-    };
-    let declared = match req.headers().get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) => Some(n),
-            None => {
-                return Ok(ApiError::bad_request("Content-Length is not a number").response())
-            }
-        },
-    };
-    if declared.is_some_and(|n| n > limit) {
-        return Ok(too_large(limit));
     }
-    if declared.is_none() && !upload {
-        let mut stream = req.take_body().into_bytes_stream();
-        let mut buf = Vec::new();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(chunk)) => {
-                    if buf.len() as u64 + chunk.len() as u64 > limit {
-                        return Ok(too_large(limit));
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Ok(ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "Request timeout",
-                        e.to_string(),
-                    )
-                    .response())
-                }
-                Err(e) => {
-                    return Ok(
-                        ApiError::bad_request(format!("The body could not be read: {e}")).response()
-                    )
-                }
-            }
-        }
-        req.set_body(Body::from_vec(buf));
-    }
-    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 /// Which `Host` names the API answers while `AUTH_TOKEN` is unset. A page

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::{atomic::Ordering, Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,22 +22,25 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use poem::{endpoint::BoxEndpoint, Addr, Endpoint, EndpointExt, Response};
+use poem::{endpoint::BoxEndpoint, http::StatusCode, Addr, Endpoint, EndpointExt, Response};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::conn::{ConnIo, StallBody};
+use super::conn::{BodyFlags, ConnIo, GuardedBody};
+use crate::error::ApiError;
 
 /// The body type hyper gets from poem's answers.
 type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
 
 /// How connections are limited; see the configuration reference.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_per_ip: usize,
+    /// The largest body a request to this path may have.
+    pub body_limit: Arc<dyn Fn(&str) -> u64 + Send + Sync>,
 }
 
 /// File descriptors kept for everything that is not a connection: the
@@ -240,6 +243,59 @@ where
     Ok(())
 }
 
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Body too large",
+        format!("This route accepts at most {limit} bytes of body"),
+    )
+}
+
+/// The `Content-Length`, when there is one; a 400 when it is not a number.
+fn declared_length<B>(req: &poem::http::Request<B>) -> Result<Option<u64>, ApiError> {
+    match req.headers().get(poem::http::header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("Content-Length is not a number")),
+    }
+}
+
+/// Runs one request with its body guarded; a body that stalled or grew
+/// past the limit decides the answer, whatever the handler said.
+async fn handle(
+    ep: &BoxEndpoint<'static, Response>,
+    mut req: poem::Request,
+    idle: Duration,
+    limit: u64,
+) -> Response {
+    let flags = Arc::new(BodyFlags::default());
+    let body = req.take_body().into_bytes_stream();
+    req.set_body(poem::Body::from_bytes_stream(GuardedBody::new(
+        Box::pin(body),
+        idle,
+        limit,
+        flags.clone(),
+    )));
+    let resp = ep.get_response(req).await;
+    let replaced = if flags.too_large.load(Ordering::SeqCst) {
+        too_large(limit)
+    } else if flags.stalled.load(Ordering::SeqCst) {
+        let e = super::conn::stalled("sending the request body", idle);
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "Request timeout", e.to_string())
+    } else {
+        return resp;
+    };
+    let mut resp = replaced.response();
+    // The rest of the body will not be read: this connection ends here.
+    resp.headers_mut()
+        .insert(poem::http::header::CONNECTION, "close".parse().unwrap());
+    resp
+}
+
 /// `::ffff:1.2.3.4` counts as `1.2.3.4`.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -258,19 +314,25 @@ async fn connection<T: Send + Unpin + 'static>(
     drain: Duration,
 ) {
     let idle = limits.idle_timeout;
+    let body_limit = limits.body_limit.clone();
     let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
         let ep = ep.clone();
+        let limit = body_limit(req.uri().path());
         async move {
-            let mut req: poem::Request = (
-                req,
-                poem::web::LocalAddr(Addr::SocketAddr(local)),
-                poem::web::RemoteAddr(Addr::SocketAddr(remote)),
-                poem::http::uri::Scheme::HTTP,
-            )
-                .into();
-            let body = req.take_body().into_bytes_stream();
-            req.set_body(poem::Body::from_bytes_stream(StallBody::new(Box::pin(body), idle)));
-            let resp = ep.get_response(req).await;
+            let resp = match declared_length(&req) {
+                Err(e) => e.response(),
+                Ok(Some(n)) if n > limit => too_large(limit).response(),
+                Ok(_) => {
+                    let req = (
+                        req,
+                        poem::web::LocalAddr(Addr::SocketAddr(local)),
+                        poem::web::RemoteAddr(Addr::SocketAddr(remote)),
+                        poem::http::uri::Scheme::HTTP,
+                    )
+                        .into();
+                    handle(&ep, req, idle, limit).await
+                }
+            };
             Ok::<_, Infallible>(poem::http::Response::<ResponseBody>::from(resp))
         }
     });

@@ -59,25 +59,44 @@ pub fn create(path: &Path, options: &Options) -> Result<Database, StorageError> 
         .create(path)?)
 }
 
+/// The schema version in a file (0 for a new one).
+fn version_in(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
+    let txn = db.begin_read()?;
+    match txn.open_table(META) {
+        Ok(_) => schema_version(&txn),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, StorageError> {
     let supported = schema.version();
-    let mut db = create(path, options)?;
-    let found = {
-        let txn = db.begin_read()?;
-        match txn.open_table(META) {
-            Ok(_) => schema_version(&txn)?,
-            Err(redb::TableError::TableDoesNotExist(_)) => 0,
-            Err(e) => return Err(e.into()),
+    // Looked at read-only first: a file that needs migrating is copied
+    // exactly as the previous release left it, before anything writes.
+    let mut copied = None;
+    if path.exists() {
+        if let Ok(ro) = redb::ReadOnlyDatabase::open(path) {
+            let found = version_in(&ro)?;
+            drop(ro);
+            if found != 0 && found < supported {
+                copied = Some(copy_before_migrating(path, found, options)?);
+            }
         }
-    };
+    }
+    let mut db = create(path, options)?;
+    let found = version_in(&db)?;
     if found > supported {
         return Err(StorageError::SchemaTooNew { found, supported });
     }
     if found != 0 && found < supported {
-        drop(db);
-        let copy = copy_before_migrating(path, found, options)?;
+        if copied.is_none() {
+            // The file needed redb's repair before it could be read.
+            drop(db);
+            copied = Some(copy_before_migrating(path, found, options)?);
+            db = create(path, options)?;
+        }
+        let copy = copied.unwrap_or_default();
         tracing::info!(from = found, to = supported, copy = %copy.display(), "database copied before migrating");
-        db = create(path, options)?;
         for m in schema.migrations.iter().filter(|m| m.to > found) {
             let txn = db.begin_write()?;
             (m.run)(&txn)?;

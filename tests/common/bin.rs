@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -80,7 +80,7 @@ impl Launch {
             cmd.env(k, v);
         }
         let child = cmd
-            .stdout(Stdio::null())
+            .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .expect("the binary starts");

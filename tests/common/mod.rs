@@ -6,6 +6,7 @@ pub mod ai_standin;
 pub mod bin;
 pub mod immich_standin;
 pub mod library;
+pub mod raw;
 pub mod snapshot;
 
 use std::{io::Cursor, path::PathBuf, time::Duration};
