@@ -161,6 +161,9 @@ Restart=on-failure
 RestartSec=5
 # SHUTDOWN_GRACE_SECS (30 by default) for in-flight items, plus margin.
 TimeoutStopSec=45
+# Room for MAX_CONNECTIONS (4096) and the files being served; the service
+# lowers its connection caps to fit whatever limit it gets.
+LimitNOFILE=65536
 NoNewPrivileges=true
 $hardening
 

@@ -183,12 +183,16 @@ pub async fn open_state_with(
         Err(e) => tracing::warn!(error = %e, "cannot clean the backups directory"),
     }
     let queue = Queue::new(store.clone(), EventBus::new(1024));
-    let requeued = queue.requeue_in_flight().await?;
-    if !requeued.is_empty() {
-        tracing::warn!(
-            items = requeued.len(),
-            "items found processing at start-up returned to the queue"
-        );
+    if let Some(reason) = store.health().write_error {
+        tracing::warn!(reason, "items found processing stay so: the database takes no writes");
+    } else {
+        let requeued = queue.requeue_in_flight().await?;
+        if !requeued.is_empty() {
+            tracing::warn!(
+                items = requeued.len(),
+                "items found processing at start-up returned to the queue"
+            );
+        }
     }
     let worker = Worker::new(&config, queue.clone(), dirs.clone(), shutdown.clone());
     let config_auth = config.auth_token.clone();

@@ -212,7 +212,7 @@ pub struct Config {
     #[arg(long, env = "COMPACT_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub compact_min_free_bytes: u64,
 
-    /// Database files up to this size get a full integrity check (every page's checksum) at start-up.
+    /// Database files up to this size are read through at start-up (every row of every table), so that damage is reported at once.
     #[arg(long, env = "INTEGRITY_CHECK_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub integrity_check_max_bytes: u64,
 

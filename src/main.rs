@@ -19,6 +19,13 @@ async fn main() -> ExitCode {
         }
     };
     init_logs(loaded.cli.config.log_format);
+    // A panic is caught where it happens (a request, an item, a damaged
+    // page) and answered there; the log gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let message = immichvr::storage::panic_text_of(info.payload());
+        tracing::error!(%location, "panic: {message}");
+    }));
     let config = loaded.cli.config.clone();
     let result = match loaded.cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => run(config).await,

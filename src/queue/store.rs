@@ -39,7 +39,7 @@ pub const QUEUE_COUNTS: TableDefinition<u8, (u64, u64, u64, u64)> =
 const SEQ: &str = "queue_seq";
 
 pub const TABLES: &[TableSpec] = &[
-    table_spec!(QUEUE),
+    table_spec!(QUEUE, json),
     table_spec!(QUEUE_BY_MEDIA),
     table_spec!(QUEUE_READY),
     table_spec!(QUEUE_DELAYED),

@@ -25,7 +25,7 @@ use std::{
 
 use redb::{Database, Durability, WriteTransaction};
 
-use super::StorageError;
+use super::{panic_text, StorageError};
 
 /// Enough to amortise a commit; small enough that one batch's transaction
 /// stays short for the readers of its results.
@@ -100,12 +100,6 @@ where
     }
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

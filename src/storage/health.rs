@@ -55,16 +55,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Monitor {
+    /// Damage found at open makes the store read-only for good: writing
+    /// into a file whose structure cannot be read could only make it worse.
     pub fn new(damage: Option<String>) -> Self {
         if let Some(d) = &damage {
             log_damage(d);
         }
+        let write_error = damage
+            .as_ref()
+            .map(|_| "the database file is damaged; restore a backup".to_string());
         Monitor {
+            writable: watch::Sender::new(write_error.is_none()),
             state: Mutex::new(Health {
-                write_error: None,
+                write_error,
                 damage,
             }),
-            writable: watch::Sender::new(true),
         }
     }
 
@@ -134,7 +139,7 @@ fn damage(e: &StorageError) -> Option<String> {
     match e {
         StorageError::Db(redb::Error::Corrupted(m)) => Some(m.clone()),
         StorageError::Corrupt(m) => Some(m.clone()),
-        // redb's debug checks panic on pages that make no sense.
+        // redb panics on pages that make no sense.
         StorageError::Task(m) if m.contains("panic") => Some(m.clone()),
         StorageError::Db(_)
         | StorageError::SchemaTooNew { .. }
@@ -217,7 +222,8 @@ fn reopen(weak: Weak<Inner>) {
     loop {
         match open::create(&inner.path, &inner.options) {
             Ok(db) => {
-                *inner.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+                *inner.db.write().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Arc::new(super::Handle::ReadWrite(db)));
                 inner.health.set_writable();
                 tracing::info!("database reopened; writes resume");
                 return;

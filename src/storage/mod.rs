@@ -114,6 +114,83 @@ impl<T> Default for Listed<T> {
     }
 }
 
+/// The open file: read-write, or read-only when it is too damaged for
+/// redb to open it for writing.
+pub enum Handle {
+    ReadWrite(Database),
+    ReadOnly(redb::ReadOnlyDatabase),
+}
+
+impl Handle {
+    pub fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::ReadWrite(db) => db.begin_read(),
+            Handle::ReadOnly(db) => db.begin_read(),
+        }
+    }
+
+    fn writable(&self) -> Option<&Database> {
+        match self {
+            Handle::ReadWrite(db) => Some(db),
+            Handle::ReadOnly(_) => None,
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    panic_text_of(p.as_ref())
+}
+
+pub fn panic_text_of(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs one read of possibly damaged data: redb panics on some pages that
+/// make no sense, and one such page must cost one row, not a request.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(StorageError::Corrupt(format!(
+            "a damaged page (panic: {})",
+            panic_text(&p)
+        ))),
+    }
+}
+
+/// Takes entries from an index walk until one cannot be read (a damaged
+/// page ends the walk there; its error is kept in `errors`).
+pub fn collect_walk<T, I>(make: impl FnOnce() -> Result<I, StorageError>, errors: &mut Vec<StorageError>) -> Vec<T>
+where
+    I: Iterator<Item = Result<T, redb::StorageError>>,
+{
+    let mut out = Vec::new();
+    let mut iter = match guarded(make) {
+        Ok(i) => i,
+        Err(e) => {
+            errors.push(e);
+            return out;
+        }
+    };
+    loop {
+        match guarded(|| Ok(iter.next())) {
+            Ok(Some(Ok(t))) => out.push(t),
+            Ok(None) => return out,
+            Ok(Some(Err(e))) => {
+                errors.push(e.into());
+                return out;
+            }
+            Err(e) => {
+                errors.push(e);
+                return out;
+            }
+        }
+    }
+}
+
 /// Row values are stored as JSON: readable with any redb tool, and the
 /// rows are small next to the fsync that every commit pays.
 pub fn encode<T: serde::Serialize>(row: &T) -> Vec<u8> {
@@ -133,7 +210,7 @@ struct Inner {
     path: PathBuf,
     options: Options,
     /// `None` only while the file is being reopened.
-    db: RwLock<Option<Arc<Database>>>,
+    db: RwLock<Option<Arc<Handle>>>,
     group: group::Group,
     health: health::Monitor,
     /// Held while a backup is written: one at a time, the rest get 409.
@@ -150,7 +227,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 options,
-                db: RwLock::new(Some(Arc::new(opened.db))),
+                db: RwLock::new(Some(Arc::new(opened.handle))),
                 group: group::Group::default(),
                 health: health::Monitor::new(opened.damage),
                 backup: std::sync::Mutex::new(()),
@@ -164,7 +241,7 @@ impl Store {
 
     /// The database handle for one piece of work; `Reopening` while the
     /// file is being reopened.
-    fn db(&self) -> Result<Arc<Database>, StorageError> {
+    fn db(&self) -> Result<Arc<Handle>, StorageError> {
         health::lock_read(&self.inner.db)
             .clone()
             .ok_or(StorageError::Reopening)
@@ -313,9 +390,12 @@ impl Store {
         if let Some(reason) = self.health().write_error {
             return Err(StorageError::ReadOnly(reason).into());
         }
-        let db = self.db()?;
-        let r = self.inner.group.write(&db, needs, f);
-        drop(db);
+        let handle = self.db()?;
+        let r = match handle.writable() {
+            Some(db) => self.inner.group.write(db, needs, f),
+            None => Err(StorageError::ReadOnly("the database file is damaged; restore a backup".into()).into()),
+        };
+        drop(handle);
         self.observe(r.as_ref().map(|_| ()));
         r
     }

@@ -27,8 +27,8 @@ pub struct Options {
     pub compact_after_deletes: u64,
     /// Free space that makes start-up compact (once deletions are due).
     pub compact_min_free: u64,
-    /// Files up to this size are checked page by page at start-up (every
-    /// checksum); larger ones only when a read fails.
+    /// Files up to this size are read through at start-up (every entry of
+    /// every table); larger ones are checked only when a read fails.
     pub integrity_check_max_bytes: u64,
     /// Free space the file system must keep; a migration's copy of the
     /// file may not eat into it.
@@ -48,8 +48,9 @@ impl Default for Options {
 }
 
 pub struct Opened {
-    pub db: Database,
-    /// Set when the integrity check found damage it could not repair.
+    pub handle: super::Handle,
+    /// Set when the file is damaged beyond redb's repair: the store then
+    /// serves what it can read and writes nothing.
     pub damage: Option<String>,
 }
 
@@ -69,7 +70,48 @@ fn version_in(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
     }
 }
 
+/// Opens the file. A file whose structure cannot be read (redb reports
+/// it corrupted, or panics on a page that makes no sense) still opens,
+/// damaged: reads are tried one row at a time, nothing is written.
 pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, StorageError> {
+    let detail = match catch_unwind(AssertUnwindSafe(|| open_checked(path, schema, options))) {
+        Ok(Ok(opened)) => return Ok(opened),
+        Ok(Err(e)) if is_damage(&e) => e.to_string(),
+        Ok(Err(e)) => return Err(e),
+        Err(panic) => format!("reading the file's structure failed: {}", super::panic_text(&panic)),
+    };
+    Ok(Opened {
+        handle: open_damaged(path, options, &detail)?,
+        damage: Some(detail),
+    })
+}
+
+/// Read-write if redb still manages that (reads will say what is
+/// unreadable), otherwise read-only; an error only when neither works.
+fn open_damaged(path: &Path, options: &Options, detail: &str) -> Result<super::Handle, StorageError> {
+    if let Ok(Ok(db)) = catch_unwind(AssertUnwindSafe(|| create(path, options))) {
+        return Ok(super::Handle::ReadWrite(db));
+    }
+    match catch_unwind(AssertUnwindSafe(|| redb::ReadOnlyDatabase::open(path))) {
+        Ok(Ok(db)) => Ok(super::Handle::ReadOnly(db)),
+        Ok(Err(e)) => Err(StorageError::Corrupt(format!(
+            "{detail}; the file cannot be opened at all ({e}): restore the latest backup"
+        ))),
+        Err(p) => Err(StorageError::Corrupt(format!(
+            "{detail}; the file cannot be opened at all ({}): restore the latest backup",
+            super::panic_text(&p)
+        ))),
+    }
+}
+
+fn is_damage(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::Db(redb::Error::Corrupted(_)) | StorageError::Corrupt(_)
+    )
+}
+
+fn open_checked(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, StorageError> {
     let supported = schema.version();
     // Looked at read-only first: a file that needs migrating is copied
     // exactly as the previous release left it, before anything writes.
@@ -112,9 +154,17 @@ pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, S
     }
     txn.commit()?;
 
-    let (db, damage) = check(db, path, options)?;
-    let db = compact_when_due(db, path, options)?;
-    Ok(Opened { db, damage })
+    let damage = check(&db, path, schema, options);
+    // Compacting rewrites the whole file: never one that is damaged.
+    let db = if damage.is_none() {
+        compact_when_due(db, path, options)?
+    } else {
+        db
+    };
+    Ok(Opened {
+        handle: super::Handle::ReadWrite(db),
+        damage,
+    })
 }
 
 /// A copy of the file as it was, beside it, so a failed or unwanted
@@ -155,36 +205,34 @@ fn copy_before_migrating(
     Ok(copy)
 }
 
-/// Checks every page's checksum when the file is small enough for that to
-/// be quick. Damage it cannot repair is reported, not fatal: the service
-/// still serves what it can read and says on `/health` what to do.
-fn check(
-    mut db: Database,
-    path: &Path,
-    options: &Options,
-) -> Result<(Database, Option<String>), StorageError> {
+/// Reads every table, every entry, when the file is small enough for that
+/// to be quick (a few hundred milliseconds for 100,000 items). Read-only
+/// on purpose: redb's own integrity check writes its findings into the
+/// file, and on a damaged file that can leave it impossible to open at
+/// all, where before every undamaged row could still be read. Damage is
+/// reported, not fatal: the service serves what it can read.
+fn check(db: &Database, path: &Path, schema: &Schema, options: &Options) -> Option<String> {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if len > options.integrity_check_max_bytes {
-        return Ok((db, None));
+        return None;
     }
     let started = std::time::Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| db.check_integrity()));
-    let damage = match outcome {
-        Ok(Ok(true)) => None,
-        Ok(Ok(false)) => {
-            tracing::warn!("database integrity check repaired the file");
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<u64, StorageError> {
+        let txn = db.begin_read()?;
+        let mut rows = 0;
+        for table in schema.all_tables() {
+            rows += (table.scan)(&txn)?;
+        }
+        Ok(rows)
+    }));
+    match outcome {
+        Ok(Ok(rows)) => {
+            tracing::debug!(rows, bytes = len, ms = started.elapsed().as_millis() as u64, "database read through");
             None
         }
         Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some("the integrity check stopped on a damaged page".to_string()),
-    };
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, bytes = len, "integrity check");
-    if damage.is_none() {
-        return Ok((db, None));
+        Err(p) => Some(format!("a damaged page: {}", super::panic_text(&p))),
     }
-    // A failed check leaves redb's allocator state discarded: open afresh.
-    drop(db);
-    Ok((create(path, options)?, damage))
 }
 
 fn compact_when_due(

@@ -13,20 +13,53 @@ pub struct TableSpec {
     /// Copies the table from a snapshot into a new file; returns its name
     /// and how many rows it copied.
     pub copy: fn(&ReadTransaction, &WriteTransaction) -> Result<(String, u64), StorageError>,
+    /// Reads every entry (and, for rows stored as JSON, parses it): the
+    /// start-up check that every page still holds what was written.
+    pub scan: fn(&ReadTransaction) -> Result<u64, StorageError>,
 }
 
-/// `table_spec!(MEDIA)`: the [`TableSpec`] of a `TableDefinition` constant.
+/// `table_spec!(MEDIA, json)` or `table_spec!(QUEUE_READY)`: the
+/// [`TableSpec`] of a `TableDefinition` constant; `json` for tables whose
+/// values are JSON rows.
 #[macro_export]
 macro_rules! table_spec {
     ($def:path) => {
+        $crate::table_spec!(@make $def, |txn| $crate::storage::schema::scan(txn, $def, |_| Ok(())))
+    };
+    ($def:path, json) => {
+        $crate::table_spec!(@make $def, |txn| $crate::storage::schema::scan(txn, $def, |v| {
+            $crate::storage::decode::<serde_json::Value>(v).map(|_| ())
+        }))
+    };
+    (@make $def:path, $scan:expr) => {
         $crate::storage::TableSpec {
             create: |txn| {
                 txn.open_table($def)?;
                 Ok(())
             },
             copy: |from, to| $crate::storage::backup::copy_table(from, to, $def),
+            scan: $scan,
         }
     };
+}
+
+/// Reads every entry of a table, checking each value with `check`.
+pub fn scan<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+    check: impl Fn(V::SelfType<'_>) -> Result<(), StorageError>,
+) -> Result<u64, StorageError> {
+    let table = txn.open_table(def)?;
+    let mut n = 0;
+    for entry in redb::ReadableTable::iter(&table)? {
+        let (k, v) = entry?;
+        let _ = k.value();
+        check(v.value()).map_err(|e| {
+            StorageError::Corrupt(format!("table {}: {e}", redb::TableHandle::name(&def)))
+        })?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// One step of the chain: brings a file at version `to - 1` to `to`, in

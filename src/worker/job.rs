@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Endpoint, Shared};
 use crate::{
+    ai::AiError,
     media::{self, DepthMap, MediaError},
     queue::{self, QueueError, QueueRow, Status},
 };
@@ -18,6 +19,9 @@ enum Outcome {
     Completed,
     /// The endpoint is down or loading its model: back to `queued`, no attempt used.
     Unavailable(String),
+    /// The disk is full or the database read-only: back to `queued`, no
+    /// attempt used; the slots pause until writes are possible again.
+    Paused(String),
     /// The attempt failed: retried with backoff, or failed for good.
     Failed(String),
 }
@@ -25,12 +29,36 @@ enum Outcome {
 /// Longest wait between two looks at the queue when nothing wakes the slot.
 const BACKSTOP: Duration = Duration::from_secs(5);
 
+/// Why nothing can be stored now (a full disk, a read-only database).
+fn blocked(shared: &Shared) -> Option<String> {
+    if let Some(reason) = shared.queue.store.health().write_error {
+        return Some(format!("the database accepts no writes: {reason}"));
+    }
+    let dir = &shared.dirs.depth_maps;
+    (!media::upload::has_space(dir, media::upload::DISK_HEADROOM)).then(|| {
+        format!(
+            "disk full: less than {} bytes free for depth maps in {}",
+            2 * media::upload::DISK_HEADROOM,
+            dir.display()
+        )
+    })
+}
+
 pub async fn slot(shared: Arc<Shared>, ep: Arc<Endpoint>, stop: CancellationToken) {
     let wake = shared.queue.wake_handle();
     loop {
         if stop.is_cancelled() {
             return;
         }
+        if let Some(reason) = blocked(&shared) {
+            shared.pause(Some(reason));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
+        shared.pause(None);
         if !ep.reachable() {
             tokio::select! {
                 _ = ep.back.notified() => {}
@@ -129,16 +157,21 @@ async fn run_one(
         }
         Some(Ok(Outcome::Unavailable(msg))) => {
             ep.mark_down(shared, msg.clone());
-            log_err(shared.queue.release(item.id, Some(msg)).await);
+            release(shared, item.id, Some(msg), stop).await;
+        }
+        Some(Ok(Outcome::Paused(msg))) => {
+            tracing::warn!(id = %item.id, reason = %msg, "item returned to the queue; processing pauses");
+            shared.pause(Some(msg.clone()));
+            release(shared, item.id, Some(msg), stop).await;
         }
         Some(Ok(Outcome::Failed(msg))) => {
             ep.set_error(Some(msg.clone()));
-            fail(shared, item.id, msg).await;
+            fail(shared, item.id, msg, stop).await;
         }
-        Some(Err(join)) => fail(shared, item.id, panic_message(&join)).await,
+        Some(Err(join)) => fail(shared, item.id, panic_message(&join), stop).await,
         None => {
             tracing::info!(id = %item.id, "unfinished at shutdown; returned to the queue");
-            log_err(shared.queue.release(item.id, None).await);
+            release(shared, item.id, None, stop).await;
         }
     }
     crate::metrics::item_processed(started.elapsed());
@@ -146,12 +179,49 @@ async fn run_one(
     ep.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn fail(shared: &Shared, id: Uuid, msg: String) {
+/// Whether a failed write will work once the database takes writes again.
+fn retry_later(e: &QueueError) -> bool {
+    use crate::storage::{Fault, StorageError};
+    matches!(
+        e.storage(),
+        Some(StorageError::ReadOnly(_) | StorageError::Reopening)
+    ) || e.storage().is_some_and(StorageError::is_disk_full)
+}
+
+/// Records an outcome; while the database takes no writes, waits for it
+/// (an item is never left `processing` because a disk was full). Gives up
+/// only at shutdown: start-up returns `processing` items to the queue.
+async fn record<F, Fut>(shared: &Shared, stop: &CancellationToken, f: F) -> Result<QueueRow, QueueError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<QueueRow, QueueError>>,
+{
+    loop {
+        match f().await {
+            Err(e) if retry_later(&e) && !stop.is_cancelled() => {
+                tokio::select! {
+                    _ = shared.queue.store.wait_writable() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn release(shared: &Shared, id: Uuid, note: Option<String>, stop: &CancellationToken) {
+    log_err(record(shared, stop, || shared.queue.release(id, note.clone())).await);
+}
+
+async fn fail(shared: &Shared, id: Uuid, msg: String, stop: &CancellationToken) {
     let base = shared.retry_base;
-    let r = shared
-        .queue
-        .fail(id, msg, move |attempts| backoff(base, attempts))
-        .await;
+    let r = record(shared, stop, || {
+        shared
+            .queue
+            .fail(id, msg.clone(), move |attempts| backoff(base, attempts))
+    })
+    .await;
     if let Ok(row) = &r {
         if row.status == Status::Failed {
             shared
@@ -195,6 +265,9 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
         .await
     {
         Ok(r) => r,
+        Err(AiError::Disk(e)) if crate::storage::io_is_disk_full(&e) => {
+            return Outcome::Paused(format!("disk full while writing the depth map: {e}"))
+        }
         Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -246,8 +319,23 @@ async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
             shared.queue.announce(&row);
             Outcome::Completed
         }
+        Ok(Err(e)) if storage_blocked(&e) => {
+            Outcome::Paused(format!("storing the depth map failed: {e}"))
+        }
         Ok(Err(e)) => Outcome::Failed(format!("storing the depth map failed: {e}")),
         Err(e) => Outcome::Failed(format!("storing the depth map failed: {e}")),
+    }
+}
+
+/// Whether storing failed because nothing can be written now.
+fn storage_blocked(e: &MediaError) -> bool {
+    use crate::storage::{Fault, StorageError};
+    match e {
+        MediaError::DiskFull => true,
+        MediaError::Io(io) => crate::storage::io_is_disk_full(io),
+        other => other.storage().is_some_and(|s| {
+            s.is_disk_full() || matches!(s, StorageError::ReadOnly(_) | StorageError::Reopening)
+        }),
     }
 }
 

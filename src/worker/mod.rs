@@ -46,6 +46,28 @@ pub struct Shared {
     pub failed: AtomicU64,
     /// Queue ids being processed now.
     pub in_flight: std::sync::Mutex<Vec<Uuid>>,
+    /// Why processing pauses (a full disk, a read-only database), while it does.
+    pub paused: std::sync::Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Sets or clears the pause reason, logging the changes.
+    pub fn pause(&self, reason: Option<String>) {
+        let mut p = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if *p == reason {
+            return;
+        }
+        match &reason {
+            Some(r) if p.is_none() => tracing::warn!(reason = %r, "processing paused"),
+            Some(_) => {}
+            None => tracing::info!("processing resumed"),
+        }
+        *p = reason;
+    }
+
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 struct Run {
@@ -87,6 +109,7 @@ impl Worker {
                 processed: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 in_flight: std::sync::Mutex::new(Vec::new()),
+                paused: std::sync::Mutex::new(None),
             }),
             run: Arc::new(Mutex::new(None)),
             shutdown,

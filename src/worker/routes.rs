@@ -43,6 +43,10 @@ pub struct WorkerStatus {
     pub failed: u64,
     /// Whether at least one AI endpoint is reachable.
     pub ai_reachable: bool,
+    /// Why processing pauses (disk full, database read-only), while it does;
+    /// it resumes by itself.
+    #[oai(nullable)]
+    pub paused_reason: Option<String>,
     pub endpoints: Vec<EndpointStatus>,
 }
 
@@ -79,6 +83,7 @@ impl WorkerApi {
             processed: w.processed(),
             failed: w.failed(),
             ai_reachable: endpoints.iter().any(|e| e.reachable),
+            paused_reason: w.shared.paused(),
             endpoints,
         }))
     }

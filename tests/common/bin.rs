@@ -56,7 +56,8 @@ impl Launch {
     /// (any status: a test may start it on a broken data dir on purpose).
     pub async fn start(self) -> Binary {
         let port = free_port();
-        let log = self.data.with_extension(format!("log-{port}"));
+        // Beside the test, not the data: a test may fill the data's disk.
+        let log = std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = match self.nofile {
             Some(n) => {
@@ -175,6 +176,11 @@ impl Drop for Binary {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("the binary's log: {}", self.log.display());
         }
     }
 }

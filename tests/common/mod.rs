@@ -4,6 +4,7 @@
 
 pub mod ai_standin;
 pub mod bin;
+pub mod fs;
 pub mod immich_standin;
 pub mod library;
 pub mod raw;

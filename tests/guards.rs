@@ -1,0 +1,124 @@
+//! The small guards every request meets: the bearer scheme in any case,
+//! the JSON error shape for whoever refuses, and the `Host` check that
+//! keeps DNS-rebinding pages away from an open API.
+
+mod common;
+
+use common::{client, json, TestServer};
+
+const TOKEN: &str = "guards-token-0123456789";
+
+fn is_json(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"))
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (mut c, tmp) = common::test_config();
+    c.auth_token = Some(TOKEN.parse().unwrap());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = client()
+            .get(s.at("/api/queue/stats"))
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    for wrong in [format!("Basic {TOKEN}"), format!("Bearer{TOKEN}"), "bearer nope".into()] {
+        let r = client()
+            .get(s.at("/api/queue/stats"))
+            .header("authorization", wrong.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
+    let (mut c, tmp) = common::test_config();
+    c.cors_origins = Some("http://vr.example".into());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let r = client()
+        .request(reqwest::Method::OPTIONS, s.at("/api/queue/stats"))
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(is_json(&r));
+    let body = json(r).await;
+    assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+    let r = client()
+        .get(s.at("/api/queue/stats"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 403 && is_json(&r), "{}", r.status());
+    for path in ["/nope", "/api/nope", "/api/docs/nope.js", "/admin/nope.js", "/api/media/x/y/z"] {
+        let r = client().get(s.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(is_json(&r), "{path}");
+        assert!(json(r).await["error"].is_string(), "{path}");
+    }
+    s.stop().await;
+}
+
+async fn with_host(s: &TestServer, host: &str) -> reqwest::Response {
+    client()
+        .get(s.at("/api/queue/stats"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn without_a_token_dotted_host_names_must_be_listed() {
+    let (mut c, tmp) = common::test_config();
+    c.allowed_hosts = Some("photos.example.org, *.lan.example".into());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    for ok in [
+        "127.0.0.1",
+        "localhost:3000",
+        "backend",
+        "backend:3000",
+        "[::1]:3000",
+        "192.168.1.20:3000",
+        "photos.example.org",
+        "nas.lan.example:8443",
+    ] {
+        assert_eq!(with_host(&s, ok).await.status(), 200, "{ok}");
+    }
+    for refused in ["evil.example.com", "rebind.attacker.net:3000", "lan.example"] {
+        let r = with_host(&s, refused).await;
+        assert_eq!(r.status(), 403, "{refused}");
+        assert!(is_json(&r));
+        let body = json(r).await;
+        assert!(body["message"].as_str().unwrap().contains("ALLOWED_HOSTS"), "{body}");
+    }
+    s.stop().await;
+
+    // With a token the token is the guard: any Host works.
+    let (mut c, tmp) = common::test_config();
+    c.auth_token = Some(TOKEN.parse().unwrap());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let r = client()
+        .get(s.at("/api/queue/stats"))
+        .header("host", "photos.somewhere.net")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
