@@ -184,7 +184,10 @@ pub async fn open_state_with(
     }
     let queue = Queue::new(store.clone(), EventBus::new(1024));
     if let Some(reason) = store.health().write_error {
-        tracing::warn!(reason, "items found processing stay so: the database takes no writes");
+        tracing::warn!(
+            reason,
+            "items found processing stay so: the database takes no writes"
+        );
     } else {
         let requeued = queue.requeue_in_flight().await?;
         if !requeued.is_empty() {
@@ -409,10 +412,9 @@ async fn remove_orphans(state: Arc<AppState>) {
     let store = state.store.clone();
     let dirs = state.dirs.clone();
     let grace = std::time::Duration::from_secs(state.config.orphan_grace_secs);
-    let r = tokio::task::spawn_blocking(move || {
-        media::cleanup::remove_orphans(&store, &dirs, grace)
-    })
-    .await;
+    let r =
+        tokio::task::spawn_blocking(move || media::cleanup::remove_orphans(&store, &dirs, grace))
+            .await;
     match r {
         Ok(Ok(s)) => tracing::info!(
             uploads_removed = s.uploads_removed,
@@ -421,7 +423,9 @@ async fn remove_orphans(state: Arc<AppState>) {
             too_young = s.too_young,
             "start-up clean-up finished"
         ),
-        Ok(Err(e)) => tracing::warn!(error = %e, "start-up clean-up finished without removing the rest: {e}"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "start-up clean-up finished without removing the rest: {e}")
+        }
         Err(e) => tracing::warn!(error = %e, "start-up clean-up finished: it panicked"),
     }
 }

@@ -125,8 +125,7 @@ async fn offline_backup(config: &Config, dest: &Path) -> Result<String, String> 
             other => format!("cannot open {}: {other}", db_path.display()),
         })?;
         let txn = db.begin_read().map_err(|e| e.to_string())?;
-        let info =
-            backup::write(&txn, &crate::schema::SCHEMA, &dest).map_err(|e| e.to_string())?;
+        let info = backup::write(&txn, &crate::schema::SCHEMA, &dest).map_err(|e| e.to_string())?;
         Ok(format!(
             "service not running; backup read from {} and written to {} ({} bytes, {} rows)",
             db_path.display(),

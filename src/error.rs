@@ -114,14 +114,20 @@ pub fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
 const ERROR_STATUSES: &[(u16, &str)] = &[
     (400, "Bad input: malformed id, parameter or body"),
     (401, "Missing or wrong token"),
-    (403, "Host not allowed (DNS rebinding guard) or cross-origin request refused"),
+    (
+        403,
+        "Host not allowed (DNS rebinding guard) or cross-origin request refused",
+    ),
     (404, "Unknown id"),
     (408, "The client stopped sending the body"),
     (409, "The item is not in a state that allows this"),
     (413, "Upload larger than MAX_UPLOAD_BYTES"),
     (415, "Not a photo or video"),
     (422, "Invalid body"),
-    (429, "Too many concurrent uploads (after waiting for a slot)"),
+    (
+        429,
+        "Too many concurrent uploads (after waiting for a slot)",
+    ),
     (431, "Request headers too large"),
     (500, "Internal error"),
     (502, "An upstream service answered with an error"),
@@ -219,7 +225,8 @@ impl From<MediaError> for ApiError {
             }
             MediaError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "Disk full"),
             MediaError::Busy { .. } => {
-                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many uploads", message);
+                let mut e =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many uploads", message);
                 e.retry_after = Some(2);
                 return e;
             }
@@ -258,9 +265,7 @@ impl From<BackupError> for ApiError {
             BackupError::DiskFull(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "Disk full", message)
             }
-            BackupError::Running => {
-                ApiError::new(StatusCode::CONFLICT, "Backup running", message)
-            }
+            BackupError::Running => ApiError::new(StatusCode::CONFLICT, "Backup running", message),
             BackupError::UnknownTable(_) | BackupError::Io(_) => {
                 tracing::error!(error = %message, "backup failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Backup failed", message)

@@ -3,8 +3,7 @@
 //! them and each domain declares its tables once.
 
 use crate::{
-    media,
-    queue,
+    media, queue,
     storage::{self, Migration, Schema},
 };
 

@@ -33,15 +33,25 @@ async fn thirty_simultaneous_backups_never_fail_with_a_5xx() {
             other => panic!("{other}: {}", r.text().await.unwrap()),
         }
     }
-    println!("30 simultaneous backups: {} written, {busy} told a backup is running", created.len());
+    println!(
+        "30 simultaneous backups: {} written, {busy} told a backup is running",
+        created.len()
+    );
     assert!(!created.is_empty());
     created.sort();
     created.dedup();
-    assert_eq!(created.len() + busy, 30, "every written backup has its own file");
+    assert_eq!(
+        created.len() + busy,
+        30,
+        "every written backup has its own file"
+    );
     for p in &created {
         let db = redb::Database::open(p).unwrap();
         let txn = db.begin_read().unwrap();
-        assert_eq!(txn.list_tables().unwrap().count(), SCHEMA.all_tables().count());
+        assert_eq!(
+            txn.list_tables().unwrap().count(),
+            SCHEMA.all_tables().count()
+        );
     }
     s.stop().await;
 }
@@ -82,7 +92,10 @@ async fn kill_nine_during_backups_never_leaves_a_file_that_looks_complete_but_is
     let mut partial_seen = 0;
     let mut seed = 0x2545F4914F6CDD1Du64;
     for _ in 0..ROUNDS {
-        let b = Launch::new(&data).env("AUTO_START_WORKER", "false").start().await;
+        let b = Launch::new(&data)
+            .env("AUTO_START_WORKER", "false")
+            .start()
+            .await;
         let leftovers = std::fs::read_dir(data.join("backups"))
             .map(|d| {
                 d.filter_map(|e| e.ok())
@@ -125,7 +138,13 @@ async fn kill_nine_during_backups_never_leaves_a_file_that_looks_complete_but_is
     assert!(written > 0);
     let partials = std::fs::read_dir(data.join("backups"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
         .count();
     assert_eq!(partials, 0);
 }
@@ -144,8 +163,16 @@ async fn a_backup_that_would_eat_the_headroom_answers_507() {
     let db_len = std::fs::metadata(data.join("immichvr.redb")).unwrap().len();
     let free = fs4::available_space(fs.dir.path()).unwrap();
     let keep = db_len + 4 * 1024 * 1024;
-    std::fs::write(fs.dir.path().join("filler"), vec![0u8; (free - keep) as usize]).unwrap();
-    let r = client().post(b.at("/api/admin/backup")).send().await.unwrap();
+    std::fs::write(
+        fs.dir.path().join("filler"),
+        vec![0u8; (free - keep) as usize],
+    )
+    .unwrap();
+    let r = client()
+        .post(b.at("/api/admin/backup"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 507);
     let body = json(r).await;
     assert_eq!(body["error"], "Disk full");
@@ -156,7 +183,11 @@ async fn a_backup_that_would_eat_the_headroom_answers_507() {
     assert!(left.is_empty(), "{left:?}");
     // With room again it works.
     std::fs::remove_file(fs.dir.path().join("filler")).unwrap();
-    let r = client().post(b.at("/api/admin/backup")).send().await.unwrap();
+    let r = client()
+        .post(b.at("/api/admin/backup"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     b.terminate().await;
 }

@@ -26,7 +26,8 @@ async fn oversized(s: &TestServer, path: &str, ctype: &str, len: u64) -> raw::An
 async fn chunked(s: &TestServer, path: &str, ctype: &str, len: u64) -> reqwest::Response {
     let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
     let n = (len / chunk.len() as u64) as usize;
-    let stream = futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let stream =
+        futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     client()
         .post(s.at(path))
         .header("content-type", ctype)
@@ -45,7 +46,10 @@ async fn every_body_limited_route_refuses_an_oversized_body_without_growing() {
         ("/api/immich/search".to_string(), "application/json"),
         ("/api/immich/import".to_string(), "application/json"),
         (format!("/api/queue/enqueue/{id}"), "application/json"),
-        ("/api/media/upload".to_string(), "multipart/form-data; boundary=x"),
+        (
+            "/api/media/upload".to_string(),
+            "multipart/form-data; boundary=x",
+        ),
     ];
     // Warm up with small bodies: the first answers allocate what every
     // later one reuses.
@@ -74,7 +78,9 @@ async fn every_body_limited_route_refuses_an_oversized_body_without_growing() {
     );
     assert!(grown < 2048, "the process grew {grown} KiB");
     // Refused from its length: the upload never reached the disk.
-    let files: Vec<_> = std::fs::read_dir(s.data_dir.join("uploads")).unwrap().collect();
+    let files: Vec<_> = std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .collect();
     assert!(files.is_empty(), "{files:?}");
     // A body within the limits still works.
     let ok = client()
@@ -86,4 +92,3 @@ async fn every_body_limited_route_refuses_an_oversized_body_without_growing() {
     assert_ne!(ok.status(), 413);
     s.stop().await;
 }
-

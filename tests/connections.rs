@@ -141,7 +141,11 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
     let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     assert!(r.is_ok(), "an idle keep-alive connection stayed open");
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
-    assert!(t0.elapsed() >= Duration::from_millis(900), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
 
     // A body that stops half-way: 408 after the idle timeout.
     let mut s = raw::connect(&b.url, None).await.unwrap();
@@ -188,7 +192,11 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
     let waited = Instant::now();
     let second = common::upload(&b.url, "second.png", png(32, 32, 3)).await;
     assert_eq!(second.status(), 201);
-    assert!(waited.elapsed() >= Duration::from_millis(1500), "{:?}", waited.elapsed());
+    assert!(
+        waited.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        waited.elapsed()
+    );
     assert_eq!(slow.await.unwrap().status, 201);
     b.terminate().await;
 }

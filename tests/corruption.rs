@@ -39,7 +39,10 @@ fn files(data: &Path) -> usize {
 
 async fn library_then(data: &Path, harm: impl FnOnce(&Path)) -> usize {
     let ai = AiStandin::start(Mode::Ok).await;
-    let b = Launch::new(data).env("AI_SERVICE_URL", ai.url()).start().await;
+    let b = Launch::new(data)
+        .env("AI_SERVICE_URL", ai.url())
+        .start()
+        .await;
     library::build(&b.url, &ai, 5).await;
     b.terminate().await;
     harm(&data.join("immichvr.redb"));
@@ -80,7 +83,11 @@ async fn check_damaged(data: &Path, before: usize) {
     // Writes are refused with the reason, not a 500.
     let up = common::upload(&b.url, "after.png", common::png(8, 8, 77)).await;
     assert!(up.status() == 503 || up.status() == 507, "{}", up.status());
-    assert_eq!(files(data), before, "nothing removed from a damaged library");
+    assert_eq!(
+        files(data),
+        before,
+        "nothing removed from a damaged library"
+    );
     b.terminate().await;
 }
 

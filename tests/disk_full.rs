@@ -39,7 +39,10 @@ fn redb_out_of_space_turns_read_only_then_reopens_by_itself() {
     };
     assert!(err.is_disk_full(), "{err}");
     let h = store.health();
-    assert!(h.write_error.as_deref().unwrap().contains("disk full"), "{h:?}");
+    assert!(
+        h.write_error.as_deref().unwrap().contains("disk full"),
+        "{h:?}"
+    );
     // Writes are refused at once, with the reason; reads go on.
     let again = store.write_blocking(None, |txn: &redb::WriteTransaction| {
         txn.open_table(BLOBS)?.insert(u64::MAX, &[1u8][..])?;
@@ -69,14 +72,21 @@ fn redb_out_of_space_turns_read_only_then_reopens_by_itself() {
             Ok::<_, StorageError>(())
         })
         .unwrap();
-    assert_eq!(count(), written + 1, "every acknowledged write is still there");
+    assert_eq!(
+        count(),
+        written + 1,
+        "every acknowledged write is still there"
+    );
     let v = store
         .read_blocking(|txn| {
             Ok::<_, StorageError>(txn.open_table(BLOBS)?.get(0)?.unwrap().value().to_vec())
         })
         .unwrap();
     assert_eq!(v, blob);
-    println!("redb: {written} writes until the disk was full; reopened {:?} after space returned", t0.elapsed());
+    println!(
+        "redb: {written} writes until the disk was full; reopened {:?} after space returned",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +109,10 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
         let sum = hex::encode(Sha256::digest(&bytes));
         let r = upload(&b.url, &format!("p{i}.png"), bytes).await;
         assert_eq!(r.status(), 201);
-        acked.push((json(r).await["mediaItemId"].as_str().unwrap().to_string(), sum));
+        acked.push((
+            json(r).await["mediaItemId"].as_str().unwrap().to_string(),
+            sum,
+        ));
     }
     let filler = fill(fs.dir.path());
     let get = |path: &'static str| {
@@ -119,7 +132,14 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     let paused = common::wait_for(15.0, "the worker to pause", move || {
         let url = url.clone();
         async move {
-            let w = json(client().get(format!("{url}/api/queue/worker/status")).send().await.unwrap()).await;
+            let w = json(
+                client()
+                    .get(format!("{url}/api/queue/worker/status"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             w["pausedReason"].as_str().map(str::to_string)
         }
     })
@@ -127,12 +147,21 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     // Writes while the disk is full: each either lands or is refused
     // cleanly (507/503), never a 500, and nothing stays stuck.
     let first = acked[5].0.clone();
-    let q = json(client().get(b.at(&format!("/api/media/{first}"))).send().await.unwrap()).await;
+    let q = json(
+        client()
+            .get(b.at(&format!("/api/media/{first}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(q["id"].is_string());
     let mut refused = 0;
     for _ in 0..40 {
         let st = json(get("/api/queue/items?status=queued&limit=1").await).await;
-        let Some(item) = st["items"].as_array().and_then(|a| a.first()).cloned() else { break };
+        let Some(item) = st["items"].as_array().and_then(|a| a.first()).cloned() else {
+            break;
+        };
         let id = item["id"].as_str().unwrap();
         for action in ["cancel", "retry"] {
             let r = client()
@@ -160,7 +189,14 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     common::wait_for(20.0, "/health to be 200 again", move || {
         let url = url.clone();
         async move {
-            (client().get(format!("{url}/health")).send().await.unwrap().status() == 200).then_some(())
+            (client()
+                .get(format!("{url}/health"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200)
+                .then_some(())
         }
     })
     .await;
@@ -170,7 +206,14 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     common::wait_for(30.0, "every item to complete", move || {
         let url = url.clone();
         async move {
-            let s = json(client().get(format!("{url}/api/queue/stats")).send().await.unwrap()).await;
+            let s = json(
+                client()
+                    .get(format!("{url}/api/queue/stats"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             (s["stats"]["completed"] == n && s["stats"]["processing"] == 0).then_some(())
         }
     })
@@ -185,7 +228,11 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
             .await
             .unwrap();
         assert_eq!(hex::encode(Sha256::digest(&bytes)), *sum);
-        let d = client().get(b.at(&format!("/api/media/{id}/depth"))).send().await.unwrap();
+        let d = client()
+            .get(b.at(&format!("/api/media/{id}/depth")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(d.status(), 200);
     }
     let after = snapshot::take(&b.url).await;

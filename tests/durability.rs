@@ -63,7 +63,11 @@ async fn make_fixture() {
         serde_json::to_string_pretty(&snap).unwrap(),
     )
     .unwrap();
-    println!("fixture written to {}: {:?}", out.display(), snapshot::counts(&snap));
+    println!(
+        "fixture written to {}: {:?}",
+        out.display(),
+        snapshot::counts(&snap)
+    );
 }
 
 /// A binary on `data` with the worker on against `ai` (only for building
@@ -200,10 +204,9 @@ async fn start_up_compaction_keeps_the_library() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_of_the_previous_release_opens_and_serves_the_same() {
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture().join("snapshot.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("snapshot.json")).unwrap())
+            .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     copy_dir(&fixture().join("data"), &data);
@@ -228,7 +231,13 @@ async fn a_data_dir_of_the_previous_release_opens_and_serves_the_same() {
     .await;
     assert_eq!(info["schema_version"], 2);
     // Absolute paths name this data dir, not the one the fixture was made in.
-    let any = got["media"].as_object().unwrap().keys().next().unwrap().clone();
+    let any = got["media"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
     let row = common::json(
         common::client()
             .get(b.at(&format!("/api/media/{any}")))
@@ -293,8 +302,12 @@ async fn the_clean_up_removes_only_old_files_no_row_names() {
     // Every file a row names is made old: age alone never removes it.
     for d in ["uploads", "depth_maps"] {
         for e in std::fs::read_dir(data.join(d)).unwrap() {
-            let f = std::fs::File::options().write(true).open(e.unwrap().path()).unwrap();
-            f.set_modified(std::time::SystemTime::now() - 3 * hour).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(e.unwrap().path())
+                .unwrap();
+            f.set_modified(std::time::SystemTime::now() - 3 * hour)
+                .unwrap();
         }
     }
     plant(&old_upload, 2 * hour);
@@ -312,7 +325,12 @@ async fn the_clean_up_removes_only_old_files_no_row_names() {
         .lines()
         .find(|l| l.contains("start-up clean-up finished"))
         .unwrap();
-    for part in ["uploads_removed=1", "depth_maps_removed=1", "too_young=1", "named=11"] {
+    for part in [
+        "uploads_removed=1",
+        "depth_maps_removed=1",
+        "too_young=1",
+        "named=11",
+    ] {
         assert!(line.contains(part), "{part} in {line}");
     }
     assert!(!old_upload.exists() && !old_depth.exists());

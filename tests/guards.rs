@@ -29,7 +29,11 @@ async fn the_bearer_scheme_is_case_insensitive() {
             .unwrap();
         assert_eq!(r.status(), 200, "{scheme}");
     }
-    for wrong in [format!("Basic {TOKEN}"), format!("Bearer{TOKEN}"), "bearer nope".into()] {
+    for wrong in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        "bearer nope".into(),
+    ] {
         let r = client()
             .get(s.at("/api/queue/stats"))
             .header("authorization", wrong.clone())
@@ -56,7 +60,10 @@ async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
     assert_eq!(r.status(), 403);
     assert!(is_json(&r));
     let body = json(r).await;
-    assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
     let r = client()
         .get(s.at("/api/queue/stats"))
         .header("origin", "http://evil.example")
@@ -64,7 +71,13 @@ async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
         .await
         .unwrap();
     assert!(r.status() == 403 && is_json(&r), "{}", r.status());
-    for path in ["/nope", "/api/nope", "/api/docs/nope.js", "/admin/nope.js", "/api/media/x/y/z"] {
+    for path in [
+        "/nope",
+        "/api/nope",
+        "/api/docs/nope.js",
+        "/admin/nope.js",
+        "/api/media/x/y/z",
+    ] {
         let r = client().get(s.at(path)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
         assert!(is_json(&r), "{path}");
@@ -99,12 +112,19 @@ async fn without_a_token_dotted_host_names_must_be_listed() {
     ] {
         assert_eq!(with_host(&s, ok).await.status(), 200, "{ok}");
     }
-    for refused in ["evil.example.com", "rebind.attacker.net:3000", "lan.example"] {
+    for refused in [
+        "evil.example.com",
+        "rebind.attacker.net:3000",
+        "lan.example",
+    ] {
         let r = with_host(&s, refused).await;
         assert_eq!(r.status(), 403, "{refused}");
         assert!(is_json(&r));
         let body = json(r).await;
-        assert!(body["message"].as_str().unwrap().contains("ALLOWED_HOSTS"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("ALLOWED_HOSTS"),
+            "{body}"
+        );
     }
     s.stop().await;
 

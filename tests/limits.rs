@@ -37,7 +37,9 @@ async fn a_streamed_upload_over_the_limit_is_413_and_leaves_nothing() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert!(json(r).await["error"].is_string());
-    let files: Vec<_> = std::fs::read_dir(s.data_dir.join("uploads")).unwrap().collect();
+    let files: Vec<_> = std::fs::read_dir(s.data_dir.join("uploads"))
+        .unwrap()
+        .collect();
     assert!(files.is_empty(), "{files:?}");
     s.stop().await;
 }
@@ -104,7 +106,14 @@ async fn an_upload_storm_with_the_default_settings_loses_nothing() {
     assert_eq!((resets, errors), (0, 0));
     assert_eq!(ids.len() as u64, N);
     for (id, sum) in &ids {
-        let m = json(client().get(s.at(&format!("/api/media/{id}"))).send().await.unwrap()).await;
+        let m = json(
+            client()
+                .get(s.at(&format!("/api/media/{id}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(m["checksum"].as_str(), Some(sum.as_str()));
     }
     s.stop().await;
@@ -160,7 +169,11 @@ async fn beyond_the_slots_uploads_wait_and_429_comes_only_when_the_line_is_full(
         .await
         .expect("the 429 reached a write-first client");
     assert_eq!(busy.status, 429, "{}", busy.body);
-    assert!(busy.headers.to_ascii_lowercase().contains("retry-after: 2"), "{}", busy.headers);
+    assert!(
+        busy.headers.to_ascii_lowercase().contains("retry-after: 2"),
+        "{}",
+        busy.headers
+    );
     assert!(busy.body.contains("Too many uploads"));
     assert!(t0.elapsed() < Duration::from_secs(2));
     // The slot frees: the waiter gets it.
@@ -173,7 +186,11 @@ async fn beyond_the_slots_uploads_wait_and_429_comes_only_when_the_line_is_full(
     let t0 = Instant::now();
     let late = common::upload(&s.url, "late.png", png(8, 8, 4)).await;
     assert_eq!(late.status(), 429);
-    assert!(t0.elapsed() >= Duration::from_millis(1900), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t0.elapsed()
+    );
     drop(tx);
     assert_eq!(slow.await.unwrap().status(), 201);
     s.stop().await;
@@ -184,9 +201,13 @@ async fn a_413_from_the_length_reaches_a_client_that_writes_everything_first() {
     let (mut c, tmp) = common::test_config();
     c.max_upload_bytes = MIB;
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let a = upload_raw(s.url.clone(), "huge.png".into(), photo(64 * MIB as usize, 5))
-        .await
-        .expect("the 413 reached a write-first client");
+    let a = upload_raw(
+        s.url.clone(),
+        "huge.png".into(),
+        photo(64 * MIB as usize, 5),
+    )
+    .await
+    .expect("the 413 reached a write-first client");
     assert_eq!(a.status, 413, "{}", a.body);
     s.stop().await;
 }

@@ -146,7 +146,10 @@ fn store_in(dir: &std::path::Path) -> Store {
     Store::open(&dir.join("immichvr.redb"), &SCHEMA, Options::default()).unwrap()
 }
 
-fn backup_to(store: &Store, dest: &std::path::Path) -> Result<backup::BackupInfo, backup::BackupError> {
+fn backup_to(
+    store: &Store,
+    dest: &std::path::Path,
+) -> Result<backup::BackupInfo, backup::BackupError> {
     store.read_blocking(|txn| backup::write(txn, &SCHEMA, dest))
 }
 

@@ -43,7 +43,14 @@ pub fn body_limit(path: &str, max_upload: u64) -> u64 {
 /// name and single-label names (a compose service such as `backend`, as a
 /// reverse proxy sends) are always fine.
 /// Zones only a local network resolves.
-const LOCAL_ZONES: &[&str] = &["local", "lan", "home", "home.arpa", "internal", "localdomain"];
+const LOCAL_ZONES: &[&str] = &[
+    "local",
+    "lan",
+    "home",
+    "home.arpa",
+    "internal",
+    "localdomain",
+];
 
 pub struct HostRules {
     allowed: Vec<String>,
@@ -83,8 +90,7 @@ impl HostRules {
         if self.machine.as_deref().is_some_and(|m| {
             m == name
                 || name.strip_prefix(m).is_some_and(|zone| {
-                    LOCAL_ZONES.contains(&zone.trim_start_matches('.'))
-                        && zone.starts_with('.')
+                    LOCAL_ZONES.contains(&zone.trim_start_matches('.')) && zone.starts_with('.')
                 })
         }) {
             return true;
@@ -175,7 +181,12 @@ mod tests {
         ] {
             assert!(r.allows(ok), "{ok}");
         }
-        for no in ["evil.example.com", "evil.example.com:3000", "nas.evil.com", "lan.example"] {
+        for no in [
+            "evil.example.com",
+            "evil.example.com:3000",
+            "nas.evil.com",
+            "lan.example",
+        ] {
             assert!(!r.allows(no), "{no}");
         }
     }

@@ -131,7 +131,10 @@ impl Throttled {
 
     fn hit(&mut self, detail: impl std::fmt::Display) {
         self.since += 1;
-        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
             return;
         }
         tracing::warn!(times = self.since, "{}: {detail}", self.what);
@@ -285,7 +288,11 @@ async fn handle(
         too_large(limit)
     } else if flags.stalled.load(Ordering::SeqCst) {
         let e = super::conn::stalled("sending the request body", idle);
-        ApiError::new(StatusCode::REQUEST_TIMEOUT, "Request timeout", e.to_string())
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request timeout",
+            e.to_string(),
+        )
     } else {
         return resp;
     };

@@ -51,7 +51,11 @@ fn ours(name: &str) -> bool {
 }
 
 /// Removes the files no row names that are older than `grace`.
-pub fn remove_orphans(store: &Store, dirs: &MediaDirs, grace: Duration) -> Result<Swept, MediaError> {
+pub fn remove_orphans(
+    store: &Store,
+    dirs: &MediaDirs,
+    grace: Duration,
+) -> Result<Swept, MediaError> {
     let mut swept = Swept::default();
     for which in [FileDir::Uploads, FileDir::DepthMaps] {
         for entry in std::fs::read_dir(dirs.dir(which))? {

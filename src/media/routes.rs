@@ -176,7 +176,12 @@ impl MediaApi {
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
     async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
         let mut row = self.state.media(id.0).await?;
-        row.file_path = self.state.dirs.original(&row).to_string_lossy().into_owned();
+        row.file_path = self
+            .state
+            .dirs
+            .original(&row)
+            .to_string_lossy()
+            .into_owned();
         Ok(Json(row))
     }
 

@@ -109,10 +109,7 @@ pub struct ListQuery {
 
 /// One page of items and the number of items matching the filter. Rows
 /// that cannot be read are skipped and listed (see [`Listed`]).
-pub fn list(
-    txn: &ReadTransaction,
-    q: &ListQuery,
-) -> Result<(Listed<QueueRow>, u64), StorageError> {
+pub fn list(txn: &ReadTransaction, q: &ListQuery) -> Result<(Listed<QueueRow>, u64), StorageError> {
     let counts = stats(txn)?;
     let total = q
         .status
@@ -184,7 +181,11 @@ fn sorted_scan(
             let idx = guarded(|| Ok(txn.open_table(QUEUE_BY_STATUS_SEQ)?))?;
             let c = s.code();
             collect_walk(
-                || Ok(idx.range((c, 0)..=(c, u64::MAX))?.map(|e| e.map(|(_, v)| v.value()))),
+                || {
+                    Ok(idx
+                        .range((c, 0)..=(c, u64::MAX))?
+                        .map(|e| e.map(|(_, v)| v.value())))
+                },
                 &mut out.unreadable,
             )
         }

@@ -156,11 +156,7 @@ impl QueueApi {
     /// Count, average attempts and average processing time per status
     #[oai(path = "/summary", method = "get", operation_id = "getQueueSummary")]
     async fn summary(&self, _auth: Authed) -> Result<Json<SummaryResponse>, ApiError> {
-        let rows = self
-            .state
-            .store
-            .read(query::summary)
-            .await?;
+        let rows = self.state.store.read(query::summary).await?;
         let summary = rows
             .into_iter()
             .map(|r| SummaryRow {

@@ -86,7 +86,11 @@ pub fn copy_table<K: Key + 'static, V: Value + 'static>(
 /// Writes the snapshot seen by `src` to `dest` (which must not exist): to
 /// a `.partial` file first, renamed only once complete and synced, so a
 /// crash never leaves something that looks like a backup and is not.
-pub fn write(src: &ReadTransaction, schema: &Schema, dest: &Path) -> Result<BackupInfo, BackupError> {
+pub fn write(
+    src: &ReadTransaction,
+    schema: &Schema,
+    dest: &Path,
+) -> Result<BackupInfo, BackupError> {
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_path_buf()));
     }

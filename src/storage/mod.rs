@@ -163,7 +163,10 @@ pub fn guarded<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, Stor
 
 /// Takes entries from an index walk until one cannot be read (a damaged
 /// page ends the walk there; its error is kept in `errors`).
-pub fn collect_walk<T, I>(make: impl FnOnce() -> Result<I, StorageError>, errors: &mut Vec<StorageError>) -> Vec<T>
+pub fn collect_walk<T, I>(
+    make: impl FnOnce() -> Result<I, StorageError>,
+    errors: &mut Vec<StorageError>,
+) -> Vec<T>
 where
     I: Iterator<Item = Result<T, redb::StorageError>>,
 {
@@ -393,7 +396,10 @@ impl Store {
         let handle = self.db()?;
         let r = match handle.writable() {
             Some(db) => self.inner.group.write(db, needs, f),
-            None => Err(StorageError::ReadOnly("the database file is damaged; restore a backup".into()).into()),
+            None => Err(StorageError::ReadOnly(
+                "the database file is damaged; restore a backup".into(),
+            )
+            .into()),
         };
         drop(handle);
         self.observe(r.as_ref().map(|_| ()));

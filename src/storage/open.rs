@@ -78,7 +78,10 @@ pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, S
         Ok(Ok(opened)) => return Ok(opened),
         Ok(Err(e)) if is_damage(&e) => e.to_string(),
         Ok(Err(e)) => return Err(e),
-        Err(panic) => format!("reading the file's structure failed: {}", super::panic_text(&panic)),
+        Err(panic) => format!(
+            "reading the file's structure failed: {}",
+            super::panic_text(&panic)
+        ),
     };
     Ok(Opened {
         handle: open_damaged(path, options, &detail)?,
@@ -88,7 +91,11 @@ pub fn open(path: &Path, schema: &Schema, options: &Options) -> Result<Opened, S
 
 /// Read-write if redb still manages that (reads will say what is
 /// unreadable), otherwise read-only; an error only when neither works.
-fn open_damaged(path: &Path, options: &Options, detail: &str) -> Result<super::Handle, StorageError> {
+fn open_damaged(
+    path: &Path,
+    options: &Options,
+    detail: &str,
+) -> Result<super::Handle, StorageError> {
     if let Ok(Ok(db)) = catch_unwind(AssertUnwindSafe(|| create(path, options))) {
         return Ok(super::Handle::ReadWrite(db));
     }
@@ -150,7 +157,8 @@ fn open_checked(path: &Path, schema: &Schema, options: &Options) -> Result<Opene
     let txn = db.begin_write()?;
     schema.create_tables(&txn)?;
     if found == 0 {
-        txn.open_table(META)?.insert(SCHEMA_VERSION_KEY, supported)?;
+        txn.open_table(META)?
+            .insert(SCHEMA_VERSION_KEY, supported)?;
     }
     txn.commit()?;
 
@@ -227,7 +235,12 @@ fn check(db: &Database, path: &Path, schema: &Schema, options: &Options) -> Opti
     }));
     match outcome {
         Ok(Ok(rows)) => {
-            tracing::debug!(rows, bytes = len, ms = started.elapsed().as_millis() as u64, "database read through");
+            tracing::debug!(
+                rows,
+                bytes = len,
+                ms = started.elapsed().as_millis() as u64,
+                "database read through"
+            );
             None
         }
         Ok(Err(e)) => Some(e.to_string()),

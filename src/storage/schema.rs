@@ -6,13 +6,15 @@ use redb::{ReadTransaction, WriteTransaction};
 
 use super::StorageError;
 
+/// Copies one table from a snapshot into a new file; returns its name and
+/// how many rows it copied.
+pub type CopyFn = fn(&ReadTransaction, &WriteTransaction) -> Result<(String, u64), StorageError>;
+
 /// One table as the store sees it: created at open, copied by backups.
 /// Built by [`table_spec!`](crate::table_spec) from the table's definition.
 pub struct TableSpec {
     pub create: fn(&WriteTransaction) -> Result<(), StorageError>,
-    /// Copies the table from a snapshot into a new file; returns its name
-    /// and how many rows it copied.
-    pub copy: fn(&ReadTransaction, &WriteTransaction) -> Result<(String, u64), StorageError>,
+    pub copy: CopyFn,
     /// Reads every entry (and, for rows stored as JSON, parses it): the
     /// start-up check that every page still holds what was written.
     pub scan: fn(&ReadTransaction) -> Result<u64, StorageError>,

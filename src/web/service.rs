@@ -105,7 +105,12 @@ impl ServiceApi {
             (Ok(_), None, None) => ("connected", None),
         };
         let body = Health {
-            status: if error.is_none() { "healthy" } else { "unhealthy" }.into(),
+            status: if error.is_none() {
+                "healthy"
+            } else {
+                "unhealthy"
+            }
+            .into(),
             service: "backend".into(),
             database: database.into(),
             error,
@@ -137,7 +142,12 @@ impl ServiceApi {
         let (counts, schema_version) = self
             .state
             .store
-            .read(|txn| Ok::<_, storage::StorageError>((storage::table_counts(txn)?, storage::schema_version(txn)?)))
+            .read(|txn| {
+                Ok::<_, storage::StorageError>((
+                    storage::table_counts(txn)?,
+                    storage::schema_version(txn)?,
+                ))
+            })
             .await?;
         let path = self.state.config.database_path();
         let file_size_bytes = tokio::fs::metadata(&path)

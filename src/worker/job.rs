@@ -191,7 +191,11 @@ fn retry_later(e: &QueueError) -> bool {
 /// Records an outcome; while the database takes no writes, waits for it
 /// (an item is never left `processing` because a disk was full). Gives up
 /// only at shutdown: start-up returns `processing` items to the queue.
-async fn record<F, Fut>(shared: &Shared, stop: &CancellationToken, f: F) -> Result<QueueRow, QueueError>
+async fn record<F, Fut>(
+    shared: &Shared,
+    stop: &CancellationToken,
+    f: F,
+) -> Result<QueueRow, QueueError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<QueueRow, QueueError>>,

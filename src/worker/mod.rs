@@ -66,7 +66,10 @@ impl Shared {
     }
 
     pub fn paused(&self) -> Option<String> {
-        self.paused.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -57,7 +57,8 @@ impl Launch {
     pub async fn start(self) -> Binary {
         let port = free_port();
         // Beside the test, not the data: a test may fill the data's disk.
-        let log = std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
+        let log =
+            std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = match self.nofile {
             Some(n) => {
@@ -158,7 +159,11 @@ impl Binary {
             assert!(Instant::now() < deadline, "did not exit after SIGTERM");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        assert!(status.success(), "exit status {status:?}: {}", self.log_text());
+        assert!(
+            status.success(),
+            "exit status {status:?}: {}",
+            self.log_text()
+        );
         self.log_text()
     }
 

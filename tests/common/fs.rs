@@ -49,4 +49,3 @@ pub fn fill(dir: &Path) -> std::path::PathBuf {
     let _ = f.sync_all();
     path
 }
-

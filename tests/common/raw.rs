@@ -36,7 +36,9 @@ pub async fn send_then_read(
     body: &[u8],
     len: u64,
 ) -> Result<Answer, String> {
-    let mut s = connect(url, None).await.map_err(|e| format!("connect: {e}"))?;
+    let mut s = connect(url, None)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     s.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .map_err(|e| format!("writing the head: {e}"))?;

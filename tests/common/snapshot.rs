@@ -28,7 +28,10 @@ async fn served_sha(url: &str) -> Value {
     match resp.status().as_u16() {
         200 => Value::String(hex::encode(Sha256::digest(resp.bytes().await.unwrap()))),
         404 => Value::Null,
-        other => panic!("GET {url}: {other} {}", resp.text().await.unwrap_or_default()),
+        other => panic!(
+            "GET {url}: {other} {}",
+            resp.text().await.unwrap_or_default()
+        ),
     }
 }
 
@@ -37,11 +40,7 @@ async fn all_pages(base: &str, path: &str, key: &str) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let page = get_json(&format!(
-            "{base}{path}{sep}limit=1000&offset={}",
-            out.len()
-        ))
-        .await;
+        let page = get_json(&format!("{base}{path}{sep}limit=1000&offset={}", out.len())).await;
         let rows = page[key].as_array().unwrap().clone();
         let n = rows.len();
         out.extend(rows);
@@ -86,7 +85,10 @@ fn by(rows: Vec<Value>, id: &str) -> Map<String, Value> {
 
 /// The whole API-visible state of the service at `base`.
 pub async fn take(base: &str) -> Value {
-    let status = by(all_pages(base, "/api/media/status", "media").await, "media_id");
+    let status = by(
+        all_pages(base, "/api/media/status", "media").await,
+        "media_id",
+    );
     let queue_rows = all_pages(base, "/api/queue/items", "items").await;
     let mut queue = Map::new();
     for row in queue_rows {
