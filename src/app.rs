@@ -262,12 +262,19 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .catch_all_error(|err| async move {
             poem::error::ResponseError::as_response(&ApiError::from_poem(err))
         })
+        // Boxed between layers: each generic layer names the one inside it
+        // twice, so unboxed the type doubles per layer and release builds
+        // overflow the compiler's depth limit.
+        .boxed()
         .around(move |ep, req| crate::auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| crate::web::allow::add_allow(ep, req, allow.clone()))
+        .boxed()
         .around(crate::web::allow::limit_headers)
         .around(web::admin::browsers_to_admin)
+        .boxed()
         .with(cors)
         .around(web::admin::same_origin_is_not_cors)
+        .boxed()
         .around(move |ep, req| {
             let hosts = hosts.clone();
             async move {
@@ -277,6 +284,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
                 }
             }
         })
+        .boxed()
         .around(guard::json_errors)
         .around(web::access_log::log)
 }

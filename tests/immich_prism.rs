@@ -1,5 +1,5 @@
 //! Contract test against Immich's own spec: Prism (`@stoplight/prism-cli`)
-//! mocks `immich-openapi-3.0.3.json` and validates every request our
+//! mocks Immich's spec (`tests/fixtures/immich/openapi-3.0.3.json`) and validates every request our
 //! connector sends. Any request Prism finds invalid comes back as a 4xx,
 //! which our routes would turn into a 502: every route must answer 2xx.
 
@@ -13,9 +13,10 @@ use std::{
 
 use common::{client, test_config, TestServer};
 
+/// Immich's own spec (v3.0.3), kept in the repository.
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/immich-openapi-3.0.3.json"
+    "/tests/fixtures/immich/openapi-3.0.3.json"
 );
 
 fn prism_bin() -> PathBuf {
@@ -41,7 +42,7 @@ fn prism_bin() -> PathBuf {
 /// every path prefixed with `/api`.
 fn prefixed_spec(dir: &std::path::Path) -> PathBuf {
     let mut spec: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(SPEC).expect("the Immich spec in ../shared/spec"),
+        &std::fs::read_to_string(SPEC).expect("the Immich spec in tests/fixtures/immich"),
     )
     .unwrap();
     let paths = spec["paths"].as_object().unwrap().clone();

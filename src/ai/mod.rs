@@ -1,4 +1,4 @@
-//! The AI service client (`shared/spec/ai-service.md`): photos to
+//! The AI service client (`docs/ai-service.md`): photos to
 //! `/api/depth`, videos to `/api/video/depth`, the file streamed from disk
 //! and the answer streamed to a temporary file while it is checked.
 

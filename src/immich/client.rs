@@ -1,4 +1,4 @@
-//! HTTP client for Immich 3.x (`shared/spec/immich-openapi-3.0.3.json`).
+//! HTTP client for Immich 3.x (`tests/fixtures/immich/openapi-3.0.3.json`).
 //! The API key travels only in the `x-api-key` header, never in a URL, so
 //! no error message or log line can carry it.
 

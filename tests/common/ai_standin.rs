@@ -1,5 +1,5 @@
 //! A stand-in for the AI service that keeps its contract
-//! (`shared/spec/ai-service.md`): same paths, multipart field names,
+//! (`docs/ai-service.md`): same paths, multipart field names,
 //! status codes and content types, real PNG and ZIP bytes. Tests steer it
 //! with [`Mode`] and read what it saw.
 
