@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use poem::{http::StatusCode, Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::{
     payload::Json,
     registry::{MetaSecurityScheme, Registry},
@@ -18,9 +18,9 @@ use poem_openapi::{
 use subtle::ConstantTimeEq;
 
 use crate::{
-    app::{ApiTags, AppState},
     config::Secret,
-    error::ApiError,
+    http::error::{ApiError, ErrorCode},
+    state::{ApiTags, AppState},
 };
 
 pub const COOKIE: &str = "immichvr_session";
@@ -128,11 +128,11 @@ pub async fn guard<E: Endpoint>(
     auth: Arc<Auth>,
 ) -> poem::Result<Response> {
     if !is_open(req.uri().path()) && !auth.allows(&req) {
-        let mut resp = poem::error::ResponseError::as_response(&ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
+        let mut resp = ApiError::new(
+            ErrorCode::Unauthorized,
             "Send Authorization: Bearer <AUTH_TOKEN>, or log in with POST /api/auth/login",
-        ));
+        )
+        .response();
         resp.headers_mut().insert(
             "www-authenticate",
             poem::http::HeaderValue::from_static("Bearer"),
@@ -226,8 +226,7 @@ impl AuthApi {
     async fn login(&self, body: Json<LoginBody>) -> Result<LoginResponse, ApiError> {
         let id = self.state.auth.login(&body.0.token).ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
+                ErrorCode::Unauthorized,
                 "The token is not the server's AUTH_TOKEN",
             )
         })?;

@@ -2,12 +2,13 @@
 //! turned into depth maps by the AI service, stored and served.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod ai;
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod error;
 pub mod events;
 pub mod http;
 pub mod immich;
@@ -15,9 +16,10 @@ pub mod media;
 pub mod metrics;
 pub mod queue;
 pub mod schema;
+pub mod state;
 pub mod storage;
+pub mod tasks;
 pub mod tls;
-pub mod web;
 pub mod worker;
 
 pub use app::serve;

@@ -18,7 +18,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{app::AppState, queue::Status};
+use crate::queue::{Stats, Status};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
@@ -108,13 +108,18 @@ fn endpoint_label(url: &str) -> String {
     }
 }
 
-/// The whole exposition, read now.
-pub async fn render(state: &AppState) -> Result<String, crate::storage::StorageError> {
-    let stats = state.store.read(crate::queue::query::stats).await?;
-    let db_size = tokio::fs::metadata(state.config.database_path())
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
+/// The state the exposition shows, read by the caller at scrape time.
+pub struct Facts {
+    pub stats: Stats,
+    pub processed: u64,
+    pub failed: u64,
+    pub db_size: u64,
+    pub commits: u64,
+}
+
+/// The whole exposition.
+pub fn render(facts: &Facts) -> String {
+    let stats = &facts.stats;
 
     let mut reg = Registry::with_prefix("immichvr");
     // A fresh family per scrape: every status appears, even at zero.
@@ -130,22 +135,22 @@ pub async fn render(state: &AppState) -> Result<String, crate::storage::StorageE
     reg.register(
         "items_processed",
         "Items turned into depth maps since start",
-        ConstCounter::new(state.worker.processed()),
+        ConstCounter::new(facts.processed),
     );
     reg.register(
         "items_failed",
         "Items failed for good since start",
-        ConstCounter::new(state.worker.failed()),
+        ConstCounter::new(facts.failed),
     );
     reg.register(
         "database_size_bytes",
         "Size of the database file",
-        ConstGauge::new(db_size as i64),
+        ConstGauge::new(facts.db_size as i64),
     );
     reg.register(
         "database_commits",
         "Database commits since start; fewer than writes when concurrent writes share one",
-        ConstCounter::new(state.store.commits()),
+        ConstCounter::new(facts.commits),
     );
     let e = &*EVENTS;
     reg.register(
@@ -176,5 +181,5 @@ pub async fn render(state: &AppState) -> Result<String, crate::storage::StorageE
     );
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");
-    Ok(out)
+    out
 }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use immichvr::{
-    app::{open_state, AppState},
-    media::{store as mstore, MediaRow, MediaType, Source},
-    queue::{priority, query, QueueError, QueueRow, Status},
+    app::open_state,
+    catalog::CatalogError,
+    media::{store as mstore, MediaError, MediaRow, MediaType, Source},
+    queue::{priority, query, store as qstore, NewItem, QueueError, QueueRow, Status},
+    state::AppState,
+    storage::StorageError,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -48,9 +51,17 @@ async fn insert_many(state: &Arc<AppState>, items: Vec<(MediaType, u64)>) -> Vec
             for &(t, size) in &items {
                 let row = media_row(t, size);
                 let sha = Uuid::new_v4().as_bytes().to_vec();
-                out.push(mstore::insert(txn, row, &sha)?.1);
+                let m = mstore::insert(txn, row, &sha)?;
+                let item = NewItem {
+                    media_id: m.id,
+                    media_type: m.media_type,
+                    file_size: m.file_size,
+                    original_filename: m.original_filename.clone(),
+                    max_attempts: 3,
+                };
+                out.push(qstore::insert_new(txn, &item)?);
             }
-            Ok::<_, QueueError>(out)
+            Ok::<_, StorageError>(out)
         })
         .await
         .unwrap()
@@ -102,7 +113,7 @@ proptest! {
                 rows.iter().enumerate().map(|(i, r)| (r.priority, i, r.id)).collect();
             expected.sort();
             let mut claimed = Vec::new();
-            while let Some(r) = state.queue.claim_next().await.unwrap() {
+            while let Some(r) = state.catalog.claim_next().await.unwrap() {
                 prop_assert_eq!(r.status, Status::Processing);
                 prop_assert_eq!(r.attempts, 1);
                 prop_assert!(r.started_at.is_some());
@@ -123,7 +134,7 @@ async fn eight_claimers_take_each_item_exactly_once() {
     insert_many(&state, items).await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let q = state.queue.clone();
+        let q = state.catalog.clone();
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(r) = q.claim_next().await.unwrap() {
@@ -139,21 +150,21 @@ async fn eight_claimers_take_each_item_exactly_once() {
     assert_eq!(all.len(), 1000);
     let unique: std::collections::HashSet<_> = all.iter().collect();
     assert_eq!(unique.len(), 1000, "an item was claimed twice");
-    assert_eq!(state.queue.stats().await.unwrap().processing, 1000);
+    assert_eq!(state.catalog.stats().await.unwrap().processing, 1000);
     assert_counters(&state).await;
 }
 
 #[tokio::test]
 async fn transitions_legal_and_illegal() {
     let (state, _tmp) = state().await;
-    let q = &state.queue;
+    let q = &state.catalog;
     let rows = insert_many(&state, vec![(MediaType::Photo, 10); 4]).await;
     let (a, b, c, d) = (rows[0].id, rows[1].id, rows[2].id, rows[3].id);
 
     // queued: retry illegal, cancel legal
     assert!(matches!(
         q.retry(a).await,
-        Err(QueueError::InvalidTransition { .. })
+        Err(CatalogError::Queue(QueueError::InvalidTransition { .. }))
     ));
     let r = q.cancel(a).await.unwrap();
     assert_eq!(r.status, Status::Cancelled);
@@ -161,7 +172,7 @@ async fn transitions_legal_and_illegal() {
     // cancelled: cancel illegal, retry legal (attempts reset)
     assert!(matches!(
         q.cancel(a).await,
-        Err(QueueError::InvalidTransition { .. })
+        Err(CatalogError::Queue(QueueError::InvalidTransition { .. }))
     ));
     let r = q.retry(a).await.unwrap();
     assert_eq!((r.status, r.attempts), (Status::Queued, 0));
@@ -171,11 +182,11 @@ async fn transitions_legal_and_illegal() {
     let claimed = q.claim_next().await.unwrap().unwrap();
     assert!(matches!(
         q.cancel(claimed.id).await,
-        Err(QueueError::InvalidTransition { .. })
+        Err(CatalogError::Queue(QueueError::InvalidTransition { .. }))
     ));
     assert!(matches!(
         q.retry(claimed.id).await,
-        Err(QueueError::InvalidTransition { .. })
+        Err(CatalogError::Queue(QueueError::InvalidTransition { .. }))
     ));
 
     // fail with attempts left -> queued (delayed), then failed at max_attempts
@@ -208,7 +219,7 @@ async fn transitions_legal_and_illegal() {
     // failed: complete/fail illegal (not processing)
     assert!(matches!(
         q.fail(id, "x".into(), zero).await,
-        Err(QueueError::InvalidTransition { .. })
+        Err(CatalogError::Queue(QueueError::InvalidTransition { .. }))
     ));
     let r = q.retry(id).await.unwrap();
     assert_eq!(
@@ -221,11 +232,11 @@ async fn transitions_legal_and_illegal() {
     let unknown = Uuid::now_v7();
     assert!(matches!(
         q.cancel(unknown).await,
-        Err(QueueError::NotFound(_))
+        Err(CatalogError::Queue(QueueError::NotFound(_)))
     ));
     assert!(matches!(
         q.retry(unknown).await,
-        Err(QueueError::NotFound(_))
+        Err(CatalogError::Queue(QueueError::NotFound(_)))
     ));
     assert_counters(&state).await;
 }
@@ -233,7 +244,7 @@ async fn transitions_legal_and_illegal() {
 #[tokio::test]
 async fn backoff_delays_the_next_claim() {
     let (state, _tmp) = state().await;
-    let q = &state.queue;
+    let q = &state.catalog;
     let rows = insert_many(&state, vec![(MediaType::Photo, 10)]).await;
     let claimed = q.claim_next().await.unwrap().unwrap();
     assert_eq!(claimed.id, rows[0].id);
@@ -260,7 +271,7 @@ async fn backoff_delays_the_next_claim() {
 #[tokio::test]
 async fn requeue_in_flight_and_release_do_not_count_attempts() {
     let (state, _tmp) = state().await;
-    let q = &state.queue;
+    let q = &state.catalog;
     insert_many(&state, vec![(MediaType::Photo, 10), (MediaType::Video, 10)]).await;
     let a = q.claim_next().await.unwrap().unwrap();
     let b = q.claim_next().await.unwrap().unwrap();
@@ -279,33 +290,33 @@ async fn requeue_in_flight_and_release_do_not_count_attempts() {
 #[tokio::test]
 async fn enqueue_rules() {
     let (state, _tmp) = state().await;
-    let q = &state.queue;
+    let q = &state.catalog;
     let rows = insert_many(&state, vec![(MediaType::Photo, 10)]).await;
     let media = rows[0].media_item_id;
     assert!(matches!(
         q.enqueue(media, 3, false).await,
-        Err(QueueError::AlreadyQueued { .. })
+        Err(CatalogError::Queue(QueueError::AlreadyQueued { .. }))
     ));
     assert!(matches!(
         q.enqueue(Uuid::now_v7(), 3, false).await,
-        Err(QueueError::MediaNotFound(_))
+        Err(CatalogError::Media(MediaError::NotFound(_)))
     ));
     let c = q.claim_next().await.unwrap().unwrap();
     assert!(
         matches!(
             q.enqueue(media, 3, true).await,
-            Err(QueueError::AlreadyQueued { .. })
+            Err(CatalogError::Queue(QueueError::AlreadyQueued { .. }))
         ),
         "processing is never requeued"
     );
     state
         .store
-        .write(move |txn| immichvr::queue::store::complete(txn, c.id, Utc::now()))
+        .write(move |txn| qstore::complete(txn, c.id, Utc::now()))
         .await
         .unwrap();
     assert!(matches!(
         q.enqueue(media, 3, false).await,
-        Err(QueueError::AlreadyQueued { .. })
+        Err(CatalogError::Queue(QueueError::AlreadyQueued { .. }))
     ));
     let r = q.enqueue(media, 5, true).await.unwrap();
     assert_eq!(

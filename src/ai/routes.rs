@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
 use poem_openapi::{payload::Json, OpenApi};
 
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
+    http::error::{ApiError, ErrorCode},
+    state::{ApiTags, AppState},
 };
 
 pub struct AiApi {
@@ -17,15 +16,19 @@ pub struct AiApi {
 
 impl AiApi {
     /// Asks each endpoint in turn; the first good answer wins.
-    async fn first_answer(&self, path: &str, title: &str) -> Result<serde_json::Value, ApiError> {
+    async fn first_answer(
+        &self,
+        path: &str,
+        code: ErrorCode,
+    ) -> Result<serde_json::Value, ApiError> {
         let mut last = String::from("no AI_SERVICE_URL configured");
         for url in self.state.config.ai_urls() {
-            match self.state.worker.shared.ai.get_json(&url, path).await {
+            match self.state.ai.get_json(&url, path).await {
                 Ok(v) => return Ok(v),
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, title, last))
+        Err(ApiError::new(code, last))
     }
 }
 
@@ -35,7 +38,7 @@ impl AiApi {
     #[oai(path = "/health", method = "get", operation_id = "getAiHealth")]
     async fn health(&self, _auth: Authed) -> Result<Json<serde_json::Value>, ApiError> {
         Ok(Json(
-            self.first_answer("/health", "AI service unhealthy").await?,
+            self.first_answer("/health", ErrorCode::AiUnhealthy).await?,
         ))
     }
 
@@ -43,7 +46,7 @@ impl AiApi {
     #[oai(path = "/info", method = "get", operation_id = "getAiInfo")]
     async fn info(&self, _auth: Authed) -> Result<Json<serde_json::Value>, ApiError> {
         Ok(Json(
-            self.first_answer("/", "AI service unreachable").await?,
+            self.first_answer("/", ErrorCode::AiUnreachable).await?,
         ))
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! A tokio broadcast channel: publishing never blocks, and a subscriber that
 //! falls behind loses old events (it is then sent a fresh stats snapshot).
+//! Changes to stored rows are published by the catalog after their commit;
+//! the worker and the Immich importer publish their own state here.
 
 pub mod routes;
 
@@ -9,18 +11,16 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::queue::{QueueRow, Status};
+use crate::queue::ItemEvent;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A queue item changed state.
-    Item {
-        id: Uuid,
+    Item(ItemEvent),
+    /// A media item and its files were deleted.
+    MediaDeleted {
         media_item_id: Uuid,
-        status: Status,
-        attempts: u32,
-        last_error: Option<String>,
     },
     Worker {
         running: bool,
@@ -37,28 +37,6 @@ pub enum Event {
         failed: u64,
         done: bool,
     },
-}
-
-impl Event {
-    pub fn item(row: &QueueRow) -> Self {
-        Event::Item {
-            id: row.id,
-            media_item_id: row.media_item_id,
-            status: row.status,
-            attempts: row.attempts,
-            last_error: row.last_error.clone(),
-        }
-    }
-
-    /// The SSE `event:` name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Event::Item { .. } => "item",
-            Event::Worker { .. } => "worker",
-            Event::AiEndpoint { .. } => "ai_endpoint",
-            Event::Import { .. } => "import",
-        }
-    }
 }
 
 #[derive(Clone)]

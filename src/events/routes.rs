@@ -7,9 +7,9 @@ use poem_openapi::{payload::EventStream, OpenApi};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
+    http::error::ApiError,
+    state::{ApiTags, AppState},
 };
 
 pub struct EventsApi {
@@ -25,8 +25,9 @@ impl EventsApi {
     ///
     /// Event names: `stats` (on connect, every 5 s, and after a slow client
     /// missed events), `item` (a queue item changed state: `id`,
-    /// `media_item_id`, `status`, `attempts`, `last_error`), `worker`
-    /// (`running`), `ai_endpoint` (`url`, `reachable`, `last_error`) and
+    /// `media_item_id`, `status`, `attempts`, `last_error`),
+    /// `media_deleted` (`media_item_id`), `worker` (`running`),
+    /// `ai_endpoint` (`url`, `reachable`, `last_error`) and
     /// `import` (`running`, `queued`, `skipped`, `failed`, `done`). Each
     /// `data:` is a JSON object with a `type` field equal to the event name.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
@@ -35,17 +36,14 @@ impl EventsApi {
         _auth: Authed,
     ) -> Result<EventStream<BoxStream<'static, serde_json::Value>>, ApiError> {
         let state = self.state.clone();
-        let mut rx = state.queue.events().subscribe();
+        let mut rx = state.catalog.events().subscribe();
         let stop = state.shutdown.clone();
         let stream = async_stream(move |tx| async move {
             let snapshot = |state: Arc<AppState>| async move {
-                match state.queue.stats().await {
-                    Ok(s) => Some(serde_json::json!({
+                match state.catalog.stats().await {
+                    Ok(stats) => Some(serde_json::json!({
                         "type": "stats",
-                        "stats": {
-                            "queued": s.queued, "processing": s.processing, "completed": s.completed,
-                            "failed": s.failed, "cancelled": s.cancelled, "pending": s.pending
-                        },
+                        "stats": stats,
                         "timestamp": chrono::Utc::now(),
                     })),
                     Err(_) => None,
@@ -98,7 +96,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    crate::app::spawn_named("sse-client", f(tx));
+    crate::tasks::spawn_named("sse-client", f(tx));
     tokio_stream_from(rx)
 }
 

@@ -5,12 +5,9 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use poem::{
-    http::{header, StatusCode},
-    Endpoint, IntoResponse, Request, Response,
-};
+use poem::{http::header, Endpoint, IntoResponse, Request, Response};
 
-use crate::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 
 /// Largest JSON body of any route (the largest real one is a few hundred bytes).
 pub const MAX_JSON_BYTES: u64 = 256 * 1024;
@@ -114,8 +111,7 @@ pub async fn check_host<E: Endpoint>(
         .map(str::to_owned);
     if let Some(host) = host.filter(|h| !rules.allows(h)) {
         return Ok(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Host not allowed",
+            ErrorCode::HostNotAllowed,
             format!(
                 "Requests for host {host:?} are refused while AUTH_TOKEN is unset (DNS rebinding guard); \
                  add it to ALLOWED_HOSTS or set AUTH_TOKEN"
@@ -144,12 +140,22 @@ pub async fn json_errors<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<
     }
     let (parts, body) = resp.into_parts();
     let text = body.into_string().await.unwrap_or_default();
-    let title = status.canonical_reason().unwrap_or("Error");
+    let code = ErrorCode::for_status(status);
     let message = match text.trim() {
-        "" => format!("{} {title}", status.as_u16()),
+        "" => format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
         t => t.chars().take(500).collect(),
     };
-    let mut out = ApiError::new(status, title, message).response();
+    let mut body = ApiError::new(code, message);
+    // Our catalogue's status for the code, unless the layer said otherwise.
+    if code.status() != status {
+        body.body.error = status.canonical_reason().unwrap_or("Error").into();
+    }
+    let mut out = body.response();
+    out.set_status(status);
     for (k, v) in parts.headers.iter() {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());

@@ -1,6 +1,13 @@
 //! The HTTP side below the routes: our accept loop with its connection
-//! limits and deadlines, and the checks every request passes.
+//! limits and deadlines, the checks every request passes, error rendering,
+//! the access log, a body extractor and the Swagger UI.
 
+pub mod access_log;
+pub mod allow;
+pub mod body;
+pub mod codes;
 pub mod conn;
+pub mod docs;
+pub mod error;
 pub mod guard;
 pub mod server;

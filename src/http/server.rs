@@ -22,12 +22,12 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use poem::{endpoint::BoxEndpoint, http::StatusCode, Addr, Endpoint, EndpointExt, Response};
+use poem::{endpoint::BoxEndpoint, Addr, Endpoint, EndpointExt, Response};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::conn::{BodyFlags, ConnIo, GuardedBody};
-use crate::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 
 /// The body type hyper gets from poem's answers.
 type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
@@ -248,8 +248,7 @@ where
 
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Body too large",
+        ErrorCode::BodyTooLarge,
         format!("This route accepts at most {limit} bytes of body"),
     )
 }
@@ -288,11 +287,7 @@ async fn handle(
         too_large(limit)
     } else if flags.stalled.load(Ordering::SeqCst) {
         let e = super::conn::stalled("sending the request body", idle);
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "Request timeout",
-            e.to_string(),
-        )
+        ApiError::new(ErrorCode::RequestTimeout, e.to_string())
     } else {
         return resp;
     };

@@ -9,11 +9,13 @@ use poem_openapi::Object;
 use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
-use super::{client::Search, needs_preview, routes::SearchType, ImmichClient, ImmichError};
+use super::{
+    client::Search, needs_preview, views::SearchType, AssetType, ImmichClient, ImmichError,
+};
 use crate::{
-    app::AppState,
+    catalog::{Catalog, Origin},
     events::Event,
-    media::{self, upload::Origin, MediaError},
+    media::{self, MediaError},
 };
 
 #[derive(Debug, Clone, Object)]
@@ -59,17 +61,16 @@ pub struct ImportStatus {
 }
 
 /// Imports one asset: streamed download, stored, queued.
+#[tracing::instrument(skip_all, fields(immich_asset_id = %asset_id, media_id = tracing::field::Empty))]
 pub async fn import_one(
-    state: &Arc<AppState>,
+    catalog: &Catalog,
     client: &ImmichClient,
+    max_bytes: u64,
     asset_id: &str,
 ) -> Result<Imported, ImmichError> {
     let id = asset_id.to_string();
-    let existing = state
-        .store
-        .read(move |txn| Ok::<_, MediaError>(media::store::find_immich(txn, &id)?))
-        .await?;
-    if let Some((m, Some(q))) = existing {
+    let existing = catalog.imported(id).await?;
+    if let Some((m, q)) = existing {
         return Ok(Imported {
             success: true,
             message: "Asset already imported".into(),
@@ -80,13 +81,14 @@ pub async fn import_one(
         });
     }
     let asset = client.asset(asset_id).await?;
-    if asset.asset_type != "IMAGE" && asset.asset_type != "VIDEO" {
+    let kind = AssetType::of(&asset.asset_type);
+    if !kind.is_media() {
         return Err(MediaError::Unsupported {
             detected: format!("an Immich {} asset", asset.asset_type),
         }
         .into());
     }
-    let preview = asset.asset_type == "IMAGE"
+    let preview = kind == AssetType::Image
         && needs_preview(
             asset.original_mime_type.as_deref(),
             &asset.original_file_name,
@@ -106,24 +108,15 @@ pub async fn import_one(
     };
     let resp = client.download(&path, None).await?;
     let reader = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
-    let rx = media::upload::receive(
-        reader,
-        &state.dirs.uploads,
-        name,
-        state.config.max_upload_bytes,
-    )
-    .await?;
+    let rx = media::upload::receive(reader, &catalog.dirs().uploads, name, max_bytes).await?;
     let origin = Origin {
         immich_asset_id: Some(asset_id.to_string()),
         immich_variant: Some(variant.into()),
         captured_at: asset.file_created_at,
         duration_seconds: asset.duration.map(|ms| ms as f64 / 1000.0),
     };
-    let stored =
-        media::upload::store_received(&state.store, &state.dirs.uploads, rx, origin).await?;
-    if !stored.duplicate {
-        state.queue.announce(&stored.queue);
-    }
+    let stored = catalog.ingest(rx, origin).await?;
+    tracing::Span::current().record("media_id", tracing::field::display(stored.media.id));
     Ok(Imported {
         success: true,
         message: if stored.duplicate {
@@ -138,43 +131,138 @@ pub async fn import_one(
     })
 }
 
-/// Starts a background import; 409 while one runs.
-pub async fn start(
-    state: Arc<AppState>,
-    client: ImmichClient,
-    req: ImportRequest,
-) -> Result<ImportStatus, ImmichError> {
-    let snapshot = {
-        let mut s = state.imports.lock().unwrap();
-        if s.running {
-            return Err(ImmichError::ImportRunning);
+/// The background bulk import: at most one at a time, its progress kept
+/// here and published on the event bus.
+pub struct Importer {
+    status: std::sync::Mutex<ImportStatus>,
+}
+
+impl Default for Importer {
+    fn default() -> Self {
+        Importer {
+            status: std::sync::Mutex::new(ImportStatus::default()),
         }
-        *s = ImportStatus {
-            running: true,
-            started_at: Some(Utc::now()),
-            ..Default::default()
+    }
+}
+
+/// What a bulk import needs, cloned into its task.
+#[derive(Clone)]
+pub struct Job {
+    pub catalog: Catalog,
+    pub client: ImmichClient,
+    pub max_bytes: u64,
+}
+
+impl Importer {
+    pub fn status(&self) -> ImportStatus {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ImportStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a background import; 409 while one runs.
+    pub fn start(
+        self: &Arc<Self>,
+        job: Job,
+        req: ImportRequest,
+    ) -> Result<ImportStatus, ImmichError> {
+        let snapshot = {
+            let mut s = self.lock();
+            if s.running {
+                return Err(ImmichError::ImportRunning);
+            }
+            *s = ImportStatus {
+                running: true,
+                started_at: Some(Utc::now()),
+                ..Default::default()
+            };
+            s.clone()
         };
-        s.clone()
-    };
-    publish(&state);
-    crate::app::spawn_named("immich-import", run(state, client, req));
-    Ok(snapshot)
-}
+        self.publish(&job.catalog);
+        crate::tasks::spawn_named("immich-import", self.clone().run(job, req));
+        Ok(snapshot)
+    }
 
-fn publish(state: &AppState) {
-    let s = state.imports.lock().unwrap().clone();
-    state.queue.events().publish(Event::Import {
-        running: s.running,
-        queued: s.queued,
-        skipped: s.skipped,
-        failed: s.failed,
-        done: !s.running,
-    });
-}
+    fn publish(&self, catalog: &Catalog) {
+        let s = self.status();
+        catalog.events().publish(Event::Import {
+            running: s.running,
+            queued: s.queued,
+            skipped: s.skipped,
+            failed: s.failed,
+            done: !s.running,
+        });
+    }
 
-fn record(state: &AppState, f: impl FnOnce(&mut ImportStatus)) {
-    f(&mut state.imports.lock().unwrap());
-    publish(state);
+    fn record(&self, catalog: &Catalog, f: impl FnOnce(&mut ImportStatus)) {
+        f(&mut self.lock());
+        self.publish(catalog);
+    }
+
+    async fn run(self: Arc<Self>, job: Job, req: ImportRequest) {
+        let Job {
+            catalog,
+            client,
+            max_bytes,
+        } = job;
+        let limit = req.limit.map(u64::from).unwrap_or(u64::MAX);
+        let mut seen: u64 = 0;
+        let mut page = 1;
+        // One page size for the whole walk: Immich pages are offsets of it.
+        let size = limit.min(1000) as u32;
+        'pages: loop {
+            let search = Search {
+                page,
+                size,
+                asset_type: match req.asset_type {
+                    Some(SearchType::Image) => Some("IMAGE".into()),
+                    Some(SearchType::Video) => Some("VIDEO".into()),
+                    Some(SearchType::All) | None => None,
+                },
+                is_favorite: req.is_favorite,
+                visibility: Some("timeline".into()),
+                album_ids: req.album_id.map(|a| vec![a.to_string()]),
+                ..Default::default()
+            };
+            let result = match client.search(&search).await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.record(&catalog, |s| {
+                        note_error(s, format!("listing page {page}: {e}"))
+                    });
+                    break;
+                }
+            };
+            for asset in result.items {
+                if seen >= limit {
+                    break 'pages;
+                }
+                seen += 1;
+                if !AssetType::of(&asset.asset_type).is_media() {
+                    self.record(&catalog, |s| s.skipped += 1);
+                    continue;
+                }
+                match import_one(&catalog, &client, max_bytes, &asset.id).await {
+                    Ok(r) if r.duplicate => self.record(&catalog, |s| s.skipped += 1),
+                    Ok(_) => self.record(&catalog, |s| s.queued += 1),
+                    Err(e) => {
+                        self.record(&catalog, |s| note_error(s, format!("{}: {e}", asset.id)))
+                    }
+                }
+            }
+            match result.next_page {
+                Some(n) if seen < limit => page = n,
+                _ => break,
+            }
+        }
+        self.record(&catalog, |s| {
+            s.running = false;
+            s.finished_at = Some(Utc::now());
+        });
+        tracing::info!("Immich import finished");
+    }
 }
 
 fn note_error(s: &mut ImportStatus, e: String) {
@@ -183,60 +271,4 @@ fn note_error(s: &mut ImportStatus, e: String) {
         s.errors.remove(0);
     }
     s.errors.push(e);
-}
-
-async fn run(state: Arc<AppState>, client: ImmichClient, req: ImportRequest) {
-    let limit = req.limit.map(u64::from).unwrap_or(u64::MAX);
-    let mut seen: u64 = 0;
-    let mut page = 1;
-    // One page size for the whole walk: Immich pages are offsets of it.
-    let size = limit.min(1000) as u32;
-    'pages: loop {
-        let search = Search {
-            page,
-            size,
-            asset_type: match req.asset_type {
-                Some(SearchType::Image) => Some("IMAGE".into()),
-                Some(SearchType::Video) => Some("VIDEO".into()),
-                Some(SearchType::All) | None => None,
-            },
-            is_favorite: req.is_favorite,
-            visibility: Some("timeline".into()),
-            album_ids: req.album_id.map(|a| vec![a.to_string()]),
-            ..Default::default()
-        };
-        let result = match client.search(&search).await {
-            Ok(p) => p,
-            Err(e) => {
-                record(&state, |s| {
-                    note_error(s, format!("listing page {page}: {e}"))
-                });
-                break;
-            }
-        };
-        for asset in result.items {
-            if seen >= limit {
-                break 'pages;
-            }
-            seen += 1;
-            if asset.asset_type != "IMAGE" && asset.asset_type != "VIDEO" {
-                record(&state, |s| s.skipped += 1);
-                continue;
-            }
-            match import_one(&state, &client, &asset.id).await {
-                Ok(r) if r.duplicate => record(&state, |s| s.skipped += 1),
-                Ok(_) => record(&state, |s| s.queued += 1),
-                Err(e) => record(&state, |s| note_error(s, format!("{}: {e}", asset.id))),
-            }
-        }
-        match result.next_page {
-            Some(n) if seen < limit => page = n,
-            _ => break,
-        }
-    }
-    record(&state, |s| {
-        s.running = false;
-        s.finished_at = Some(Utc::now());
-    });
-    tracing::info!("Immich import finished");
 }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod import;
 pub mod routes;
+pub mod views;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::Object;
@@ -31,6 +32,34 @@ pub enum ImmichError {
     ImportRunning,
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+}
+
+/// Immich's asset types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetType {
+    Image,
+    Video,
+    Audio,
+    Other,
+}
+
+impl AssetType {
+    /// Immich's `type` string (`IMAGE`, `VIDEO`, `AUDIO`, `OTHER`).
+    pub fn of(s: &str) -> Self {
+        match s {
+            "IMAGE" => AssetType::Image,
+            "VIDEO" => AssetType::Video,
+            "AUDIO" => AssetType::Audio,
+            _ => AssetType::Other,
+        }
+    }
+
+    /// Whether the AI service can make something of it.
+    pub fn is_media(self) -> bool {
+        matches!(self, AssetType::Image | AssetType::Video)
+    }
 }
 
 /// The fields of Immich's `AssetResponseDto` this service uses. Unknown

@@ -8,7 +8,7 @@ use poem_openapi::{
     ApiResponse,
 };
 
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 
 /// A file answer: 200 (whole), 206 (one range) or 304 (not modified).
 pub struct FileBody(pub Response);

@@ -16,7 +16,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{queue::QueueError, storage::StorageError};
+use crate::storage::StorageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
 #[oai(rename_all = "lowercase")]
@@ -124,8 +124,6 @@ pub enum MediaError {
     #[error("File system error: {0}")]
     Io(std::io::Error),
     #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -145,7 +143,6 @@ impl crate::storage::Fault for MediaError {
     fn storage(&self) -> Option<&StorageError> {
         match self {
             MediaError::Storage(s) => Some(s),
-            MediaError::Queue(q) => crate::storage::Fault::storage(q),
             MediaError::NotFound(_)
             | MediaError::DepthNotReady(_)
             | MediaError::Processing(_)

@@ -11,12 +11,12 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{files::FileBody, store, upload, DepthMap, MediaError, MediaRow, MediaType};
+use super::{files::FileBody, upload, MediaRow, MediaType};
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
+    http::error::ApiError,
     queue::Status,
+    state::{ApiTags, AppState},
 };
 
 pub struct MediaApi {
@@ -96,12 +96,22 @@ impl MediaApi {
         form: upload::UploadForm,
     ) -> Result<UploadResponse, ApiError> {
         let s = &self.state;
+        let span = tracing::info_span!("upload", media_id = tracing::field::Empty);
         let _permit = s.uploads.enter().await?;
-        let rx = upload::receive_form(form.0, &s.dirs.uploads, s.config.max_upload_bytes).await?;
+        let dir = &s.catalog.dirs().uploads;
+        let rx = upload::receive_form(form.0, dir, s.config.max_upload_bytes).await?;
         let filename = rx.original_filename.clone();
         crate::metrics::upload_received(rx.size);
-        let stored =
-            upload::store_received(&s.store, &s.dirs.uploads, rx, Default::default()).await?;
+        let stored = s.catalog.ingest(rx, Default::default()).await?;
+        span.record("media_id", tracing::field::display(stored.media.id));
+        span.in_scope(|| {
+            tracing::info!(
+                queue_id = %stored.queue.id,
+                bytes = stored.media.file_size,
+                duplicate = stored.duplicate,
+                "upload stored"
+            )
+        });
         let result = UploadResult {
             success: true,
             message: if stored.duplicate {
@@ -116,11 +126,11 @@ impl MediaApi {
             media_type: stored.media.media_type,
             duplicate: stored.duplicate,
         };
-        if stored.duplicate {
-            return Ok(UploadResponse::Duplicate(Json(result)));
-        }
-        s.queue.announce(&stored.queue);
-        Ok(UploadResponse::Created(Json(result)))
+        Ok(if stored.duplicate {
+            UploadResponse::Duplicate(Json(result))
+        } else {
+            UploadResponse::Created(Json(result))
+        })
     }
 
     /// Media items with their processing status, newest first
@@ -141,15 +151,9 @@ impl MediaApi {
         offset: Query<u32>,
     ) -> Result<Json<MediaStatusList>, ApiError> {
         let (limit, offset) = (limit.0.min(MAX_LIMIT) as usize, offset.0 as usize);
-        let listed = self
-            .state
-            .store
-            .read(move |txn| store::list_recent(txn, limit, offset))
-            .await?;
-        self.state.store.report(&listed.unreadable);
-        let dirs = &self.state.dirs;
-        let media: Vec<MediaStatusRow> = listed
-            .rows
+        let rows = self.state.catalog.media_page(limit, offset).await?;
+        let dirs = self.state.catalog.dirs();
+        let media: Vec<MediaStatusRow> = rows
             .into_iter()
             .map(|(m, q, d)| MediaStatusRow {
                 media_id: m.id,
@@ -175,10 +179,11 @@ impl MediaApi {
     /// One media item
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
     async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
-        let mut row = self.state.media(id.0).await?;
+        let mut row = self.state.catalog.media(id.0).await?;
         row.file_path = self
             .state
-            .dirs
+            .catalog
+            .dirs()
             .original(&row)
             .to_string_lossy()
             .into_owned();
@@ -193,8 +198,8 @@ impl MediaApi {
         id: Path<Uuid>,
         req: StaticFileRequest,
     ) -> Result<FileBody, ApiError> {
-        let m = self.state.media(id.0).await?;
-        FileBody::serve(req, &self.state.dirs.original(&m), &m.mime_type)
+        let m = self.state.catalog.media(id.0).await?;
+        FileBody::serve(req, &self.state.catalog.dirs().original(&m), &m.mime_type)
     }
 
     /// The depth map (PNG for photos, ZIP of PNG frames for videos)
@@ -205,51 +210,19 @@ impl MediaApi {
         id: Path<Uuid>,
         req: StaticFileRequest,
     ) -> Result<FileBody, ApiError> {
-        let id = id.0;
-        let depth = self
-            .state
-            .store
-            // An access count may be lost in a crash: no fsync of its own on a read path.
-            .write_unsynced(move |txn| -> Result<DepthMap, MediaError> {
-                store::get_w(txn, id)?.ok_or(MediaError::NotFound(id))?;
-                let mut d = store::depth_w(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
-                d.access_count += 1;
-                d.accessed_at = Some(Utc::now());
-                store::touch_depth(txn, &d)?;
-                Ok(d)
-            })
-            .await?;
+        let depth = self.state.catalog.depth_for_download(id.0).await?;
         let mime = if depth.format == "zip" {
             "application/zip"
         } else {
             "image/png"
         };
-        FileBody::serve(req, &self.state.dirs.depth_map(&depth), mime)
+        FileBody::serve(req, &self.state.catalog.dirs().depth_map(&depth), mime)
     }
 
     /// Delete a media item, its queue entry, its files and its depth map
     #[oai(path = "/:id", method = "delete", operation_id = "deleteMedia")]
     async fn delete(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
-        let id = id.0;
-        let removed = self
-            .state
-            .store
-            .write(move |txn| match store::delete(txn, id) {
-                Ok(Some(r)) => Ok(r),
-                Ok(None) => Err(MediaError::NotFound(id)),
-                Err(crate::queue::QueueError::InvalidTransition { .. }) => {
-                    Err(MediaError::Processing(id))
-                }
-                Err(e) => Err(e.into()),
-            })
-            .await?;
-        // Files go after the commit: a crash in between leaves an orphan
-        // file (cleaned at start-up), never a row without its file.
-        let (row, depth) = removed;
-        let _ = tokio::fs::remove_file(self.state.dirs.original(&row)).await;
-        if let Some(d) = depth {
-            let _ = tokio::fs::remove_file(self.state.dirs.depth_map(&d)).await;
-        }
+        self.state.catalog.delete_media(id.0).await?;
         Ok(Json(Deleted {
             success: true,
             message: "Media item deleted".into(),

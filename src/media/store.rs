@@ -1,14 +1,15 @@
 //! Media tables. A media row, its checksum, upload-order and file index
-//! entries and its queue entry are always written in one transaction.
+//! entries are always written in one transaction (the catalog adds the
+//! queue entry to the same one).
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
 
 use super::{file_name_of, DepthMap, FileDir, MediaRow};
 use crate::{
-    queue::{self, QueueError, QueueRow},
     storage::{
-        collect_walk, decode, encode, guarded, next_seq, Listed, Reader, StorageError, TableSpec,
+        collect_walk, decode, encode, get_row, guarded, next_seq, Listed, Reader, StorageError,
+        TableSpec,
     },
     table_spec,
 };
@@ -82,85 +83,38 @@ pub fn file_owner(txn: &ReadTransaction, key: &str) -> Result<Option<u128>, Stor
     Ok(txn.open_table(FILES)?.get(key)?.map(|v| v.value()))
 }
 
-fn load<T: serde::de::DeserializeOwned>(
-    table: &impl ReadableTable<u128, &'static [u8]>,
-    id: Uuid,
-) -> Result<Option<T>, StorageError> {
-    match table.get(id.as_u128())? {
-        Some(v) => Ok(Some(decode(v.value())?)),
-        None => Ok(None),
-    }
+pub fn get(txn: &impl Reader, id: Uuid) -> Result<Option<MediaRow>, StorageError> {
+    get_row(txn, MEDIA, id)
 }
 
-pub fn get(txn: &ReadTransaction, id: Uuid) -> Result<Option<MediaRow>, StorageError> {
-    load(&txn.open_table(MEDIA)?, id)
+pub fn depth(txn: &impl Reader, media_id: Uuid) -> Result<Option<DepthMap>, StorageError> {
+    get_row(txn, DEPTH_MAPS, media_id)
 }
 
-pub fn get_w(txn: &WriteTransaction, id: Uuid) -> Result<Option<MediaRow>, StorageError> {
-    load(&txn.open_table(MEDIA)?, id)
-}
-
-pub fn depth_w(txn: &WriteTransaction, media_id: Uuid) -> Result<Option<DepthMap>, StorageError> {
-    load(&txn.open_table(DEPTH_MAPS)?, media_id)
-}
-
-pub fn depth(txn: &ReadTransaction, media_id: Uuid) -> Result<Option<DepthMap>, StorageError> {
-    load(&txn.open_table(DEPTH_MAPS)?, media_id)
-}
-
-/// The existing item with these bytes, and its queue entry.
-pub fn find_checksum(
-    txn: &impl Reader,
-    sha256: &[u8],
-) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
+/// The item with these bytes.
+pub fn find_checksum(txn: &impl Reader, sha256: &[u8]) -> Result<Option<MediaRow>, StorageError> {
     let id = txn
         .table(MEDIA_BY_CHECKSUM)?
         .get(sha256)?
         .map(|v| v.value());
-    with_queue(txn, id)
+    id.map_or(Ok(None), |id| get(txn, Uuid::from_u128(id)))
 }
 
-pub fn find_immich(
-    txn: &impl Reader,
-    asset_id: &str,
-) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
+/// The item imported from this Immich asset.
+pub fn find_immich(txn: &impl Reader, asset_id: &str) -> Result<Option<MediaRow>, StorageError> {
     let id = txn
         .table(MEDIA_BY_IMMICH)?
         .get(asset_id)?
         .map(|v| v.value());
-    with_queue(txn, id)
+    id.map_or(Ok(None), |id| get(txn, Uuid::from_u128(id)))
 }
 
-fn with_queue(
-    txn: &impl Reader,
-    id: Option<u128>,
-) -> Result<Option<(MediaRow, Option<QueueRow>)>, StorageError> {
-    let Some(id) = id else { return Ok(None) };
-    let Some(media) = load(&txn.table(MEDIA)?, Uuid::from_u128(id))? else {
-        return Ok(None);
-    };
-    let qid = txn
-        .table(queue::store::QUEUE_BY_MEDIA)?
-        .get(id)?
-        .map(|v| v.value());
-    let q = match qid {
-        Some(qid) => txn
-            .table(queue::store::QUEUE)?
-            .get(qid)?
-            .map(|v| decode(v.value()))
-            .transpose()?,
-        None => None,
-    };
-    Ok(Some((media, q)))
-}
-
-/// Stores a new media row with its indexes and queues it, in the caller's
-/// transaction.
+/// Stores a new media row with its indexes, in the caller's transaction.
 pub fn insert(
     txn: &WriteTransaction,
     mut row: MediaRow,
     sha256: &[u8],
-) -> Result<(MediaRow, QueueRow), StorageError> {
+) -> Result<MediaRow, StorageError> {
     row.seq = next_seq(txn, SEQ)?;
     let id = row.id.as_u128();
     txn.open_table(MEDIA)?.insert(id, encode(&row).as_slice())?;
@@ -172,8 +126,7 @@ pub fn insert(
         txn.open_table(MEDIA_BY_IMMICH)?
             .insert(asset.as_str(), id)?;
     }
-    let q = queue::store::insert_new(txn, &row, queue::DEFAULT_MAX_ATTEMPTS)?;
-    Ok((row, q))
+    Ok(row)
 }
 
 /// Removes the rows of a media item; returns them so the caller can delete
@@ -181,11 +134,10 @@ pub fn insert(
 pub fn delete(
     txn: &WriteTransaction,
     id: Uuid,
-) -> Result<Option<(MediaRow, Option<DepthMap>)>, QueueError> {
-    let Some(row) = get_w(txn, id)? else {
+) -> Result<Option<(MediaRow, Option<DepthMap>)>, StorageError> {
+    let Some(row) = get(txn, id)? else {
         return Ok(None);
     };
-    queue::store::remove_for_media(txn, id)?;
     next_seq(txn, crate::storage::DELETES_SINCE_COMPACTION)?;
     let key = id.as_u128();
     txn.open_table(MEDIA)?.remove(key)?;
@@ -236,15 +188,12 @@ pub fn touch_depth(txn: &WriteTransaction, depth: &DepthMap) -> Result<(), Stora
     Ok(())
 }
 
-/// A media row with its queue entry and depth map, if any.
-pub type MediaWithStatus = (MediaRow, Option<QueueRow>, Option<DepthMap>);
-
-/// Newest uploads first, joined with their queue entry and depth map.
+/// Newest uploads first, each with its depth map.
 pub fn list_recent(
     txn: &ReadTransaction,
     limit: usize,
     offset: usize,
-) -> Result<Listed<MediaWithStatus>, StorageError> {
+) -> Result<Listed<(MediaRow, Option<DepthMap>)>, StorageError> {
     let mut out = Listed::default();
     let by_seq = guarded(|| Ok(txn.open_table(MEDIA_BY_SEQ)?))?;
     let ids: Vec<u128> = collect_walk(
@@ -259,15 +208,13 @@ pub fn list_recent(
         &mut out.unreadable,
     );
     for id in ids.into_iter().map(Uuid::from_u128) {
-        let joined = guarded(|| {
-            let Some(row) = load::<MediaRow>(&txn.open_table(MEDIA)?, id)? else {
+        let row = guarded(|| {
+            let Some(row) = get(txn, id)? else {
                 return Ok(None);
             };
-            let q = queue::store::get_by_media(txn, id)?;
-            let d = load::<DepthMap>(&txn.open_table(DEPTH_MAPS)?, id)?;
-            Ok(Some((row, q, d)))
+            Ok(Some((row, depth(txn, id)?)))
         });
-        match joined {
+        match row {
             Ok(Some(r)) => out.rows.push(r),
             Ok(None) => {}
             Err(e) => out.unreadable.push(e),

@@ -1,22 +1,20 @@
 //! Receiving files: streamed to a temporary file while hashed and counted,
-//! typed by magic bytes, fsynced, renamed, then recorded in one transaction.
+//! fsynced, and typed by their magic bytes (the catalog then renames and
+//! records them).
 
 use std::path::Path;
 
-use chrono::Utc;
 use poem::{web::Multipart, Request, RequestBody};
 use poem_openapi::{
     registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
-use uuid::Uuid;
 
 use super::{
     sink::{HashingWriter, TempFile},
-    store, MediaError, MediaRow, MediaType, Source,
+    MediaError, MediaType,
 };
-use crate::{queue::QueueRow, storage::Store};
 
 /// Free space kept on the data filesystem for the database to grow: an
 /// upload that would leave less is refused with 507, because redb refuses
@@ -177,114 +175,6 @@ pub fn sniff(head: &[u8]) -> Result<(MediaType, &'static str, &'static str), Med
             detected: "unknown data".to_string(),
         }),
     }
-}
-
-/// Where a new item came from, beyond the bytes.
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub immich_asset_id: Option<String>,
-    pub immich_variant: Option<String>,
-    pub captured_at: Option<chrono::DateTime<Utc>>,
-    pub duration_seconds: Option<f64>,
-}
-
-pub struct Stored {
-    pub media: MediaRow,
-    pub queue: QueueRow,
-    pub duplicate: bool,
-}
-
-/// Types, renames and records a received file. A byte-identical file
-/// already stored wins: the new copy is dropped and the old ids returned.
-pub async fn store_received(
-    store: &Store,
-    dir: &Path,
-    rx: Received,
-    origin: Origin,
-) -> Result<Stored, MediaError> {
-    let (media_type, mime, ext) = sniff(&rx.head)?;
-    let store = store.clone();
-    let dir = dir.to_path_buf();
-    let task = tokio::task::spawn_blocking(move || -> Result<Stored, MediaError> {
-        let dup = |s: &Store| -> Result<Option<Stored>, MediaError> {
-            s.read_blocking(|txn| Ok::<_, MediaError>(store::find_checksum(txn, &rx.sha256)?))
-                .map(|found| {
-                    found.and_then(|(media, q)| {
-                        q.map(|queue| Stored {
-                            media,
-                            queue,
-                            duplicate: true,
-                        })
-                    })
-                })
-        };
-        if let Some(found) = dup(&store)? {
-            return Ok(found);
-        }
-        let (width, height) = match media_type {
-            MediaType::Photo => imagesize::size(rx.file.path())
-                .map(|d| (Some(d.width as u32), Some(d.height as u32)))
-                .unwrap_or((None, None)),
-            MediaType::Video => (None, None),
-        };
-        let id = Uuid::now_v7();
-        let final_path = dir.join(format!("{id}.{ext}"));
-        rx.file.rename_into(&final_path)?;
-        let now = Utc::now();
-        let row = MediaRow {
-            id,
-            original_filename: rx.original_filename,
-            media_type,
-            file_path: super::file_name_of(&final_path.to_string_lossy()),
-            file_size: rx.size,
-            mime_type: mime.to_string(),
-            width,
-            height,
-            duration_seconds: origin.duration_seconds,
-            frame_rate: None,
-            checksum: hex::encode(rx.sha256),
-            captured_at: origin.captured_at,
-            uploaded_at: now,
-            source: if origin.immich_asset_id.is_some() {
-                Source::Immich
-            } else {
-                Source::Upload
-            },
-            immich_asset_id: origin.immich_asset_id,
-            immich_variant: origin.immich_variant,
-            created_at: now,
-            updated_at: now,
-            seq: 0,
-        };
-        let sha = rx.sha256;
-        let result = store.write_blocking(
-            Some(&dir),
-            move |txn| -> Result<Option<(MediaRow, QueueRow)>, MediaError> {
-                // Checked again inside the transaction: two identical uploads may race.
-                if store::find_checksum(txn, &sha)?.is_some() {
-                    return Ok(None);
-                }
-                Ok(Some(store::insert(txn, row.clone(), &sha)?))
-            },
-        );
-        match result {
-            Ok(Some((media, queue))) => Ok(Stored {
-                media,
-                queue,
-                duplicate: false,
-            }),
-            Ok(None) => {
-                let _ = std::fs::remove_file(&final_path);
-                dup(&store)?.ok_or(MediaError::Io(std::io::Error::other("duplicate vanished")))
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&final_path);
-                Err(e)
-            }
-        }
-    });
-    task.await
-        .map_err(|e| MediaError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// The upload body: `multipart/form-data` with the file in field `media`.

@@ -1,28 +1,23 @@
 //! The processing queue: its rows, its state machine and its routes.
 //!
-//! Requests and the worker meet only here. Every state change is one redb
-//! write transaction (row, indexes and counters together) followed by one
-//! event and, when an item became claimable, a wake-up of the worker.
+//! Requests and the worker meet here. Every state change is one redb write
+//! transaction (row, indexes and counters together); the catalog commits
+//! it and then announces it (an event, and a wake-up of the worker when
+//! an item became claimable).
 
+mod claims;
 pub mod query;
 pub mod routes;
 pub mod store;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{
-    events::{Event, EventBus},
-    media::MediaType,
-    storage::{StorageError, Store},
-};
+use crate::{media::MediaType, storage::StorageError};
 
-pub use query::{ListOrder, ListQuery, Stats};
+pub use query::{ListQuery, OrderBy, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
 #[oai(rename_all = "lowercase")]
@@ -118,12 +113,20 @@ pub fn priority(media_type: MediaType, file_size: u64) -> u32 {
 
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// What the queue needs to know of a media item to queue it.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub media_id: Uuid,
+    pub media_type: MediaType,
+    pub file_size: u64,
+    pub original_filename: String,
+    pub max_attempts: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("No queue item with id {0}")]
     NotFound(Uuid),
-    #[error("No media item with id {0}")]
-    MediaNotFound(Uuid),
     #[error("Media item is already {status} (queue item {queue_id}); use ?force=true to process a completed item again")]
     AlreadyQueued {
         queue_id: Uuid,
@@ -145,7 +148,6 @@ impl crate::storage::Fault for QueueError {
         match self {
             QueueError::Storage(s) => Some(s),
             QueueError::NotFound(_)
-            | QueueError::MediaNotFound(_)
             | QueueError::AlreadyQueued { .. }
             | QueueError::InvalidTransition { .. } => None,
         }
@@ -161,130 +163,26 @@ pub enum FailOutcome {
     Failed,
 }
 
-/// The queue as the rest of the program sees it: storage plus the worker's
-/// wake-up and the event stream.
-#[derive(Clone)]
-pub struct Queue {
-    pub store: Store,
-    wake: Arc<Notify>,
-    events: EventBus,
+/// A queue item's change, as `/api/events` (and later channels) tell it.
+#[derive(Debug, Clone, Serialize, Object)]
+#[oai(rename = "ItemEvent")]
+pub struct ItemEvent {
+    pub id: Uuid,
+    pub media_item_id: Uuid,
+    pub status: Status,
+    pub attempts: u32,
+    #[oai(nullable)]
+    pub last_error: Option<String>,
 }
 
-impl Queue {
-    pub fn new(store: Store, events: EventBus) -> Self {
-        Queue {
-            store,
-            wake: Arc::new(Notify::new()),
-            events,
+impl From<&QueueRow> for ItemEvent {
+    fn from(row: &QueueRow) -> Self {
+        ItemEvent {
+            id: row.id,
+            media_item_id: row.media_item_id,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error.clone(),
         }
-    }
-
-    /// Woken when an item may have become claimable.
-    pub fn wake_handle(&self) -> Arc<Notify> {
-        self.wake.clone()
-    }
-
-    pub fn events(&self) -> &EventBus {
-        &self.events
-    }
-
-    /// Publishes the change and wakes the worker when the item is claimable.
-    pub fn announce(&self, row: &QueueRow) {
-        if row.status == Status::Queued {
-            self.wake.notify_waiters();
-            self.wake.notify_one();
-        }
-        self.events.publish(Event::item(row));
-    }
-
-    pub async fn get(&self, id: Uuid) -> Result<QueueRow, QueueError> {
-        self.store
-            .read(move |txn| store::get(txn, id)?.ok_or(QueueError::NotFound(id)))
-            .await
-    }
-
-    pub async fn stats(&self) -> Result<Stats, QueueError> {
-        self.store.read(|txn| Ok(query::stats(txn)?)).await
-    }
-
-    pub async fn enqueue(
-        &self,
-        media_id: Uuid,
-        max_attempts: u32,
-        force: bool,
-    ) -> Result<QueueRow, QueueError> {
-        let row = self
-            .store
-            .write(move |txn| store::enqueue_media(txn, media_id, max_attempts, force))
-            .await?;
-        self.announce(&row);
-        Ok(row)
-    }
-
-    pub async fn cancel(&self, id: Uuid) -> Result<QueueRow, QueueError> {
-        let row = self.store.write(move |txn| store::cancel(txn, id)).await?;
-        self.announce(&row);
-        Ok(row)
-    }
-
-    pub async fn retry(&self, id: Uuid) -> Result<QueueRow, QueueError> {
-        let row = self.store.write(move |txn| store::retry(txn, id)).await?;
-        self.announce(&row);
-        Ok(row)
-    }
-
-    pub async fn retry_all_failed(&self) -> Result<Vec<QueueRow>, QueueError> {
-        let rows = self.store.write(store::retry_all_failed).await?;
-        for row in &rows {
-            self.announce(row);
-        }
-        Ok(rows)
-    }
-
-    /// Atomically takes the best claimable item and marks it `processing`.
-    pub async fn claim_next(&self) -> Result<Option<QueueRow>, QueueError> {
-        let row = self
-            .store
-            .write_unsynced(|txn| store::claim_next(txn, Utc::now()))
-            .await?;
-        if let Some(row) = &row {
-            self.announce(row);
-        }
-        Ok(row)
-    }
-
-    /// Marks a processing item failed: retried later or failed for good.
-    pub async fn fail(
-        &self,
-        id: Uuid,
-        error: String,
-        backoff: impl Fn(u32) -> chrono::Duration + Send + 'static,
-    ) -> Result<QueueRow, QueueError> {
-        let row = self
-            .store
-            .write(move |txn| store::fail(txn, id, error.clone(), Utc::now(), &backoff))
-            .await?;
-        self.announce(&row);
-        Ok(row)
-    }
-
-    /// Returns a processing item to `queued` without counting its attempt
-    /// (the AI service was unreachable, or the worker is stopping).
-    pub async fn release(&self, id: Uuid, note: Option<String>) -> Result<QueueRow, QueueError> {
-        let row = self
-            .store
-            .write(move |txn| store::release(txn, id, note.clone()))
-            .await?;
-        self.announce(&row);
-        Ok(row)
-    }
-
-    /// Every `processing` item back to `queued` (start-up after a crash).
-    pub async fn requeue_in_flight(&self) -> Result<Vec<QueueRow>, QueueError> {
-        let rows = self.store.write(store::requeue_in_flight).await?;
-        for row in &rows {
-            self.announce(row);
-        }
-        Ok(rows)
     }
 }

@@ -1,7 +1,9 @@
 //! Read-only views of the queue: stats, summary and listing. Stats and
 //! summary read the counters; listing walks an index, never the table.
 
+use poem_openapi::{Enum, Object};
 use redb::{ReadTransaction, ReadableTable};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
@@ -13,14 +15,17 @@ use super::{
 };
 use crate::storage::{collect_walk, decode, guarded, Listed, StorageError};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Items per status: what `/api/queue/stats`, the `stats` event and
+/// `/metrics` all show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Object, Serialize)]
+#[oai(rename = "StatsCounts")]
 pub struct Stats {
-    pub pending: u64,
     pub queued: u64,
     pub processing: u64,
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    pub pending: u64,
 }
 
 impl Stats {
@@ -60,10 +65,12 @@ pub fn stats(txn: &ReadTransaction) -> Result<Stats, StorageError> {
     Ok(out)
 }
 
+#[derive(Debug, Clone, Object)]
 pub struct SummaryRow {
     pub status: Status,
     pub count: u64,
     pub avg_attempts: f64,
+    #[oai(nullable)]
     pub avg_processing_time_seconds: Option<f64>,
 }
 
@@ -87,9 +94,10 @@ pub fn summary(txn: &ReadTransaction) -> Result<Vec<SummaryRow>, StorageError> {
     Ok(out)
 }
 
-/// Sort keys of `/api/queue/items`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListOrder {
+/// Sort keys of `/api/queue/items` (`orderBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum OrderBy {
     Priority,
     QueuedAt,
     StartedAt,
@@ -101,7 +109,7 @@ pub enum ListOrder {
 #[derive(Debug, Clone)]
 pub struct ListQuery {
     pub status: Option<Status>,
-    pub order: ListOrder,
+    pub order: OrderBy,
     pub descending: bool,
     pub limit: usize,
     pub offset: usize,
@@ -129,19 +137,19 @@ pub fn list(txn: &ReadTransaction, q: &ListQuery) -> Result<(Listed<QueueRow>, u
         }};
     }
     let ids = match (q.order, q.status) {
-        (ListOrder::Priority, Some(s)) => {
+        (OrderBy::Priority, Some(s)) => {
             let c = s.code();
             walk!(
                 QUEUE_BY_STATUS_PRIORITY,
                 (c, 0, 0)..=(c, u32::MAX, u64::MAX)
             )
         }
-        (ListOrder::Priority, None) => walk!(QUEUE_BY_PRIORITY, (0, 0)..=(u32::MAX, u64::MAX)),
-        (ListOrder::QueuedAt, Some(s)) => {
+        (OrderBy::Priority, None) => walk!(QUEUE_BY_PRIORITY, (0, 0)..=(u32::MAX, u64::MAX)),
+        (OrderBy::QueuedAt, Some(s)) => {
             let c = s.code();
             walk!(QUEUE_BY_STATUS_SEQ, (c, 0)..=(c, u64::MAX))
         }
-        (ListOrder::QueuedAt, None) => walk!(QUEUE_BY_SEQ, 0..=u64::MAX),
+        (OrderBy::QueuedAt, None) => walk!(QUEUE_BY_SEQ, 0..=u64::MAX),
         // No index for these: they read the filtered rows once and sort.
         // Documented in the README as the slow orders.
         (_, _) => {
@@ -207,18 +215,18 @@ fn sorted_scan(
     }
     let key = |r: &QueueRow| -> (i128, u64) {
         let v = match q.order {
-            ListOrder::StartedAt => r
+            OrderBy::StartedAt => r
                 .started_at
                 .map(|t| t.timestamp_micros() as i128)
                 .unwrap_or(i128::MIN),
-            ListOrder::CompletedAt => r
+            OrderBy::CompletedAt => r
                 .completed_at
                 .map(|t| t.timestamp_micros() as i128)
                 .unwrap_or(i128::MIN),
-            ListOrder::Attempts => r.attempts as i128,
-            ListOrder::FileSize => r.file_size as i128,
-            ListOrder::Priority => r.priority as i128,
-            ListOrder::QueuedAt => r.seq as i128,
+            OrderBy::Attempts => r.attempts as i128,
+            OrderBy::FileSize => r.file_size as i128,
+            OrderBy::Priority => r.priority as i128,
+            OrderBy::QueuedAt => r.seq as i128,
         };
         (v, r.seq)
     };

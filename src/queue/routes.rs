@@ -10,13 +10,14 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{query, ListOrder, ListQuery, QueueError, QueueRow, Status, DEFAULT_MAX_ATTEMPTS};
+use super::{
+    query::{OrderBy, Stats, SummaryRow},
+    ListQuery, QueueRow, Status, DEFAULT_MAX_ATTEMPTS,
+};
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
-    media,
-    web::body::OptionalJson,
+    http::{body::OptionalJson, error::ApiError},
+    state::{ApiTags, AppState},
 };
 
 pub struct QueueApi {
@@ -24,57 +25,14 @@ pub struct QueueApi {
 }
 
 #[derive(Debug, Object)]
-pub struct StatsCounts {
-    pub queued: u64,
-    pub processing: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub pending: u64,
-}
-
-#[derive(Debug, Object)]
 pub struct StatsResponse {
-    pub stats: StatsCounts,
+    pub stats: Stats,
     pub timestamp: DateTime<Utc>,
-}
-
-impl From<super::Stats> for StatsCounts {
-    fn from(s: super::Stats) -> Self {
-        StatsCounts {
-            queued: s.queued,
-            processing: s.processing,
-            completed: s.completed,
-            failed: s.failed,
-            cancelled: s.cancelled,
-            pending: s.pending,
-        }
-    }
-}
-
-#[derive(Debug, Object)]
-pub struct SummaryRow {
-    pub status: Status,
-    pub count: u64,
-    pub avg_attempts: f64,
-    #[oai(nullable)]
-    pub avg_processing_time_seconds: Option<f64>,
 }
 
 #[derive(Debug, Object)]
 pub struct SummaryResponse {
     pub summary: Vec<SummaryRow>,
-}
-
-#[derive(Debug, Clone, Copy, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum OrderBy {
-    Priority,
-    QueuedAt,
-    StartedAt,
-    CompletedAt,
-    Attempts,
-    FileSize,
 }
 
 #[derive(Debug, Clone, Copy, Enum)]
@@ -146,9 +104,8 @@ impl QueueApi {
     /// Number of items per status (read from counters, never a scan)
     #[oai(path = "/stats", method = "get", operation_id = "getQueueStats")]
     async fn stats(&self, _auth: Authed) -> Result<Json<StatsResponse>, ApiError> {
-        let stats = self.state.queue.stats().await?;
         Ok(Json(StatsResponse {
-            stats: stats.into(),
+            stats: self.state.catalog.stats().await?,
             timestamp: Utc::now(),
         }))
     }
@@ -156,16 +113,7 @@ impl QueueApi {
     /// Count, average attempts and average processing time per status
     #[oai(path = "/summary", method = "get", operation_id = "getQueueSummary")]
     async fn summary(&self, _auth: Authed) -> Result<Json<SummaryResponse>, ApiError> {
-        let rows = self.state.store.read(query::summary).await?;
-        let summary = rows
-            .into_iter()
-            .map(|r| SummaryRow {
-                status: r.status,
-                count: r.count,
-                avg_attempts: r.avg_attempts,
-                avg_processing_time_seconds: r.avg_processing_time_seconds,
-            })
-            .collect();
+        let summary = self.state.catalog.summary().await?;
         Ok(Json(SummaryResponse { summary }))
     }
 
@@ -195,26 +143,13 @@ impl QueueApi {
     ) -> Result<Json<ItemList>, ApiError> {
         let q = ListQuery {
             status: status.0,
-            order: match order_by.0.unwrap_or(OrderBy::Priority) {
-                OrderBy::Priority => ListOrder::Priority,
-                OrderBy::QueuedAt => ListOrder::QueuedAt,
-                OrderBy::StartedAt => ListOrder::StartedAt,
-                OrderBy::CompletedAt => ListOrder::CompletedAt,
-                OrderBy::Attempts => ListOrder::Attempts,
-                OrderBy::FileSize => ListOrder::FileSize,
-            },
+            order: order_by.0.unwrap_or(OrderBy::Priority),
             descending: matches!(order_direction.0, Some(OrderDirection::Desc)),
             limit: limit.0.min(1000) as usize,
             offset: offset.0 as usize,
         };
         let (limit, offset) = (limit.0.min(1000), offset.0);
-        let (listed, total) = self
-            .state
-            .store
-            .read(move |txn| query::list(txn, &q))
-            .await?;
-        self.state.store.report(&listed.unreadable);
-        let items = listed.rows;
+        let (items, total) = self.state.catalog.queue_page(q).await?;
         Ok(Json(ItemList {
             count: items.len() as u64,
             total,
@@ -226,17 +161,9 @@ impl QueueApi {
     /// One queue item with its file path and error history
     #[oai(path = "/items/:id", method = "get", operation_id = "getQueueItem")]
     async fn item(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
-        let id = id.0;
-        let (item, media) = self
-            .state
-            .store
-            .read(move |txn| -> Result<_, QueueError> {
-                let item = super::store::get(txn, id)?.ok_or(QueueError::NotFound(id))?;
-                let media = media::store::get(txn, item.media_item_id)?;
-                Ok((item, media))
-            })
-            .await?;
-        let dirs = &self.state.dirs;
+        let crate::catalog::ItemDetail { item, media } =
+            self.state.catalog.queue_item(id.0).await?;
+        let dirs = self.state.catalog.dirs();
         Ok(Json(ItemDetail {
             file_path: media.map(|m| dirs.original(&m).to_string_lossy().into_owned()),
             error_count: item.error_count,
@@ -267,7 +194,7 @@ impl QueueApi {
             .unwrap_or(DEFAULT_MAX_ATTEMPTS);
         let row = self
             .state
-            .queue
+            .catalog
             .enqueue(media_item_id.0, max, force.0)
             .await?;
         Ok(EnqueueResponse::Created(Json(EnqueueResult {
@@ -285,7 +212,7 @@ impl QueueApi {
         operation_id = "cancelQueueItem"
     )]
     async fn cancel(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
-        let row = self.state.queue.cancel(id.0).await?;
+        let row = self.state.catalog.cancel(id.0).await?;
         Ok(Json(ActionResult {
             success: true,
             message: "Queue item cancelled".into(),
@@ -300,7 +227,7 @@ impl QueueApi {
         operation_id = "retryFailedItems"
     )]
     async fn retry_failed(&self, _auth: Authed) -> Result<Json<RetryAllResult>, ApiError> {
-        let rows = self.state.queue.retry_all_failed().await?;
+        let rows = self.state.catalog.retry_all_failed().await?;
         Ok(Json(RetryAllResult {
             success: true,
             message: format!("{} failed item(s) will be retried", rows.len()),
@@ -315,7 +242,7 @@ impl QueueApi {
         operation_id = "retryQueueItem"
     )]
     async fn retry(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
-        let row = self.state.queue.retry(id.0).await?;
+        let row = self.state.catalog.retry(id.0).await?;
         Ok(Json(ActionResult {
             success: true,
             message: "Queue item will be retried".into(),

@@ -3,13 +3,12 @@
 //! map and the completion) commit together.
 
 use chrono::{DateTime, Utc};
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
 
-use super::{FailOutcome, QueueError, QueueRow, Status};
+use super::{NewItem, QueueError, QueueRow, Status};
 use crate::{
-    media,
-    storage::{decode, encode, next_seq, StorageError, TableSpec},
+    storage::{encode, get_row, next_seq, Reader, StorageError, TableSpec},
     table_spec,
 };
 
@@ -38,6 +37,10 @@ pub const QUEUE_COUNTS: TableDefinition<u8, (u64, u64, u64, u64)> =
 
 const SEQ: &str = "queue_seq";
 
+pub use super::claims::{
+    claim_next, complete, fail, has_claimable, next_due, release, requeue_in_flight,
+};
+
 pub const TABLES: &[TableSpec] = &[
     table_spec!(QUEUE, json),
     table_spec!(QUEUE_BY_MEDIA),
@@ -50,26 +53,14 @@ pub const TABLES: &[TableSpec] = &[
     table_spec!(QUEUE_COUNTS),
 ];
 
-fn load(
-    table: &impl ReadableTable<u128, &'static [u8]>,
-    id: Uuid,
-) -> Result<Option<QueueRow>, StorageError> {
-    match table.get(id.as_u128())? {
-        Some(v) => Ok(Some(decode(v.value())?)),
-        None => Ok(None),
-    }
+pub fn get(txn: &impl Reader, id: Uuid) -> Result<Option<QueueRow>, StorageError> {
+    get_row(txn, QUEUE, id)
 }
 
-pub fn get(txn: &ReadTransaction, id: Uuid) -> Result<Option<QueueRow>, StorageError> {
-    load(&txn.open_table(QUEUE)?, id)
-}
-
-pub fn get_by_media(
-    txn: &ReadTransaction,
-    media_id: Uuid,
-) -> Result<Option<QueueRow>, StorageError> {
+/// The queue entry of a media item, if it has one.
+pub fn get_by_media(txn: &impl Reader, media_id: Uuid) -> Result<Option<QueueRow>, StorageError> {
     let Some(qid) = txn
-        .open_table(QUEUE_BY_MEDIA)?
+        .table(QUEUE_BY_MEDIA)?
         .get(media_id.as_u128())?
         .map(|v| v.value())
     else {
@@ -78,8 +69,8 @@ pub fn get_by_media(
     get(txn, Uuid::from_u128(qid))
 }
 
-fn get_w(txn: &WriteTransaction, id: Uuid) -> Result<QueueRow, QueueError> {
-    load(&txn.open_table(QUEUE)?, id)?.ok_or(QueueError::NotFound(id))
+pub(super) fn get_w(txn: &WriteTransaction, id: Uuid) -> Result<QueueRow, QueueError> {
+    get(txn, id)?.ok_or(QueueError::NotFound(id))
 }
 
 fn duration_ms(row: &QueueRow) -> Option<u64> {
@@ -89,7 +80,7 @@ fn duration_ms(row: &QueueRow) -> Option<u64> {
 
 /// Adds (`sign` = 1) or removes (`sign` = -1) a row's index entries and
 /// its share of the counters.
-fn index(txn: &WriteTransaction, row: &QueueRow, add: bool) -> Result<(), StorageError> {
+pub(super) fn index(txn: &WriteTransaction, row: &QueueRow, add: bool) -> Result<(), StorageError> {
     let id = row.id.as_u128();
     let s = row.status.code();
     macro_rules! put {
@@ -137,7 +128,7 @@ fn index(txn: &WriteTransaction, row: &QueueRow, add: bool) -> Result<(), Storag
 }
 
 /// The one way a stored row changes: old indexes out, row written, new in.
-fn transition(
+pub(super) fn transition(
     txn: &WriteTransaction,
     old: Option<&QueueRow>,
     new: &QueueRow,
@@ -151,7 +142,7 @@ fn transition(
 }
 
 /// Puts a row back at the end of the line for its priority.
-fn requeue(
+pub(super) fn requeue(
     txn: &WriteTransaction,
     row: &mut QueueRow,
     now: DateTime<Utc>,
@@ -165,53 +156,48 @@ fn requeue(
     Ok(())
 }
 
-/// Creates the queue entry of a freshly stored media item (same transaction).
-pub fn insert_new(
-    txn: &WriteTransaction,
-    media: &media::MediaRow,
-    max_attempts: u32,
-) -> Result<QueueRow, StorageError> {
+/// Creates the queue entry of a media item (the caller's transaction also
+/// holds the media row).
+pub fn insert_new(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, StorageError> {
     let now = Utc::now();
     let row = QueueRow {
         id: Uuid::now_v7(),
-        media_item_id: media.id,
+        media_item_id: item.media_id,
         status: Status::Queued,
-        priority: super::priority(media.media_type, media.file_size),
+        priority: super::priority(item.media_type, item.file_size),
         attempts: 0,
-        max_attempts,
+        max_attempts: item.max_attempts,
         last_error: None,
         queued_at: now,
         started_at: None,
         completed_at: None,
-        original_filename: media.original_filename.clone(),
-        media_type: media.media_type,
-        file_size: media.file_size,
+        original_filename: item.original_filename.clone(),
+        media_type: item.media_type,
+        file_size: item.file_size,
         seq: next_seq(txn, SEQ)?,
         retry_at: None,
         error_count: 0,
         processing_duration_seconds: None,
     };
     txn.open_table(QUEUE_BY_MEDIA)?
-        .insert(media.id.as_u128(), row.id.as_u128())?;
+        .insert(item.media_id.as_u128(), row.id.as_u128())?;
     transition(txn, None, &row)?;
     Ok(row)
 }
 
 /// `POST /api/queue/enqueue/{mediaItemId}`: new entry, or a failed/cancelled
 /// (or, with `force`, completed) one requeued under the same id.
-pub fn enqueue_media(
+pub fn enqueue(
     txn: &WriteTransaction,
-    media_id: Uuid,
-    max_attempts: u32,
+    item: &NewItem,
     force: bool,
 ) -> Result<QueueRow, QueueError> {
-    let media = media::store::get_w(txn, media_id)?.ok_or(QueueError::MediaNotFound(media_id))?;
     let existing = txn
         .open_table(QUEUE_BY_MEDIA)?
-        .get(media_id.as_u128())?
+        .get(item.media_id.as_u128())?
         .map(|v| v.value());
     let Some(qid) = existing else {
-        return Ok(insert_new(txn, &media, max_attempts)?);
+        return Ok(insert_new(txn, item)?);
     };
     let old = get_w(txn, Uuid::from_u128(qid))?;
     match old.status {
@@ -232,7 +218,7 @@ pub fn enqueue_media(
     let mut row = old.clone();
     requeue(txn, &mut row, Utc::now())?;
     row.attempts = 0;
-    row.max_attempts = max_attempts;
+    row.max_attempts = item.max_attempts;
     row.last_error = None;
     row.processing_duration_seconds = None;
     transition(txn, Some(&old), &row)?;
@@ -271,161 +257,8 @@ pub fn retry(txn: &WriteTransaction, id: Uuid) -> Result<QueueRow, QueueError> {
     Ok(row)
 }
 
-/// Moves items whose backoff has run out into the ready index.
-fn promote_due(txn: &WriteTransaction, now: DateTime<Utc>) -> Result<(), StorageError> {
-    let now_ms = now.timestamp_millis().max(0) as u64;
-    let due: Vec<u128> = {
-        let delayed = txn.open_table(QUEUE_DELAYED)?;
-        let mut ids = Vec::new();
-        for entry in delayed.range(..=(now_ms, u64::MAX))? {
-            ids.push(entry?.1.value());
-        }
-        ids
-    };
-    for qid in due {
-        let old = load(&txn.open_table(QUEUE)?, Uuid::from_u128(qid))?.ok_or_else(|| {
-            StorageError::Corrupt(format!("delayed index names missing item {qid}"))
-        })?;
-        let mut row = old.clone();
-        row.retry_at = None;
-        transition(txn, Some(&old), &row)?;
-    }
-    Ok(())
-}
-
-/// Whether `claim_next` would find something: a read-only look.
-pub fn has_claimable(txn: &ReadTransaction, now: DateTime<Utc>) -> Result<bool, StorageError> {
-    if txn.open_table(QUEUE_READY)?.first()?.is_some() {
-        return Ok(true);
-    }
-    Ok(next_due(txn)?.is_some_and(|due| due <= now))
-}
-
-/// Earliest moment a delayed item becomes claimable, for the worker's timer.
-pub fn next_due(txn: &ReadTransaction) -> Result<Option<DateTime<Utc>>, StorageError> {
-    let table = txn.open_table(QUEUE_DELAYED)?;
-    let first = table.first()?.map(|(k, _)| k.value().0);
-    Ok(first.and_then(|ms| DateTime::from_timestamp_millis(ms as i64)))
-}
-
-pub fn claim_next(
-    txn: &WriteTransaction,
-    now: DateTime<Utc>,
-) -> Result<Option<QueueRow>, QueueError> {
-    promote_due(txn, now)?;
-    let first = txn
-        .open_table(QUEUE_READY)?
-        .first()?
-        .map(|(_, v)| v.value());
-    let Some(qid) = first else { return Ok(None) };
-    let old = get_w(txn, Uuid::from_u128(qid))?;
-    let mut row = old.clone();
-    row.status = Status::Processing;
-    row.attempts += 1;
-    row.started_at = Some(now);
-    row.completed_at = None;
-    transition(txn, Some(&old), &row)?;
-    Ok(Some(row))
-}
-
-fn processing(
-    txn: &WriteTransaction,
-    id: Uuid,
-    action: &'static str,
-) -> Result<QueueRow, QueueError> {
-    let row = get_w(txn, id)?;
-    if row.status != Status::Processing {
-        return Err(QueueError::InvalidTransition {
-            from: row.status.as_str(),
-            action,
-        });
-    }
-    Ok(row)
-}
-
-pub fn complete(
-    txn: &WriteTransaction,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<QueueRow, QueueError> {
-    let old = processing(txn, id, "complete")?;
-    let mut row = old.clone();
-    row.status = Status::Completed;
-    row.completed_at = Some(now);
-    row.last_error = None;
-    row.processing_duration_seconds = row
-        .started_at
-        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
-    transition(txn, Some(&old), &row)?;
-    Ok(row)
-}
-
-pub fn fail(
-    txn: &WriteTransaction,
-    id: Uuid,
-    error: String,
-    now: DateTime<Utc>,
-    backoff: impl FnOnce(u32) -> chrono::Duration,
-) -> Result<QueueRow, QueueError> {
-    let old = processing(txn, id, "fail")?;
-    let mut row = old.clone();
-    row.last_error = Some(error);
-    row.error_count += 1;
-    let outcome = if row.attempts < row.max_attempts {
-        FailOutcome::Retry {
-            retry_at: now + backoff(row.attempts),
-        }
-    } else {
-        FailOutcome::Failed
-    };
-    match outcome {
-        FailOutcome::Retry { retry_at } => {
-            requeue(txn, &mut row, now)?;
-            row.retry_at = Some(retry_at);
-        }
-        FailOutcome::Failed => {
-            row.status = Status::Failed;
-            row.completed_at = Some(now);
-        }
-    }
-    transition(txn, Some(&old), &row)?;
-    Ok(row)
-}
-
-pub fn release(
-    txn: &WriteTransaction,
-    id: Uuid,
-    note: Option<String>,
-) -> Result<QueueRow, QueueError> {
-    let old = processing(txn, id, "release")?;
-    let mut row = old.clone();
-    requeue(txn, &mut row, Utc::now())?;
-    // Released work keeps its place in line: the item did nothing wrong.
-    row.seq = old.seq;
-    row.attempts = old.attempts.saturating_sub(1);
-    if note.is_some() {
-        row.last_error = note;
-    }
-    transition(txn, Some(&old), &row)?;
-    Ok(row)
-}
-
-pub fn requeue_in_flight(txn: &WriteTransaction) -> Result<Vec<QueueRow>, QueueError> {
-    let ids: Vec<u128> = {
-        let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
-        let s = Status::Processing.code();
-        let mut ids = Vec::new();
-        for entry in idx.range((s, 0)..=(s, u64::MAX))? {
-            ids.push(entry?.1.value());
-        }
-        ids
-    };
-    ids.into_iter()
-        .map(|id| release(txn, Uuid::from_u128(id), None))
-        .collect()
-}
-
-/// Removes a media item's queue entry (media delete).
+/// Removes a media item's queue entry (media delete); refused while it is
+/// being processed.
 pub fn remove_for_media(txn: &WriteTransaction, media_id: Uuid) -> Result<(), QueueError> {
     let qid = txn
         .open_table(QUEUE_BY_MEDIA)?

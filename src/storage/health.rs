@@ -15,7 +15,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{open, Inner, StorageError, Store};
+use super::{open, store::Inner, StorageError, Store};
 
 /// Part of the reason when writes stopped because the disk is full.
 pub const DISK_FULL: &str = "disk full";

@@ -56,7 +56,7 @@ impl Endpoint {
         self.set_error(Some(error.clone()));
         if self.reachable.swap(false, Ordering::SeqCst) {
             tracing::warn!(url = %self.url, error = %error, "AI endpoint unavailable; items wait without using attempts");
-            shared.queue.events().publish(Event::AiEndpoint {
+            shared.catalog.events().publish(Event::AiEndpoint {
                 url: self.url.clone(),
                 reachable: false,
                 last_error: Some(error),
@@ -68,7 +68,7 @@ impl Endpoint {
     fn mark_up(&self, shared: &Shared) {
         if !self.reachable.swap(true, Ordering::SeqCst) {
             tracing::info!(url = %self.url, "AI endpoint available again");
-            shared.queue.events().publish(Event::AiEndpoint {
+            shared.catalog.events().publish(Event::AiEndpoint {
                 url: self.url.clone(),
                 reachable: true,
                 last_error: None,

@@ -5,16 +5,18 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Endpoint, Shared};
+use super::{process::process, Endpoint, Shared};
 use crate::{
-    ai::AiError,
-    media::{self, DepthMap, MediaError},
-    queue::{self, QueueError, QueueRow, Status},
+    catalog::CatalogError,
+    media,
+    queue::{QueueRow, Status},
+    storage::{Fault, StorageError},
 };
 
-enum Outcome {
+pub(super) enum Outcome {
     /// Depth map stored and the item completed, in one transaction.
     Completed,
     /// The endpoint is down or loading its model: back to `queued`, no attempt used.
@@ -31,10 +33,10 @@ const BACKSTOP: Duration = Duration::from_secs(5);
 
 /// Why nothing can be stored now (a full disk, a read-only database).
 fn blocked(shared: &Shared) -> Option<String> {
-    if let Some(reason) = shared.queue.store.health().write_error {
+    if let Some(reason) = shared.catalog.store().health().write_error {
         return Some(format!("the database accepts no writes: {reason}"));
     }
-    let dir = &shared.dirs.depth_maps;
+    let dir = &shared.catalog.dirs().depth_maps;
     (!media::upload::has_space(dir, media::upload::DISK_HEADROOM)).then(|| {
         format!(
             "disk full: less than {} bytes free for depth maps in {}",
@@ -45,7 +47,7 @@ fn blocked(shared: &Shared) -> Option<String> {
 }
 
 pub async fn slot(shared: Arc<Shared>, ep: Arc<Endpoint>, stop: CancellationToken) {
-    let wake = shared.queue.wake_handle();
+    let wake = shared.catalog.wake_handle();
     loop {
         if stop.is_cancelled() {
             return;
@@ -94,28 +96,15 @@ pub async fn slot(shared: Arc<Shared>, ep: Arc<Endpoint>, stop: CancellationToke
 
 /// Claims only when something is claimable: a read is cheaper than an
 /// empty write transaction.
-async fn claim(shared: &Shared) -> Result<Option<QueueRow>, QueueError> {
-    let now = Utc::now();
-    let any = shared
-        .queue
-        .store
-        .read(move |txn| Ok::<_, QueueError>(queue::store::has_claimable(txn, now)?))
-        .await?;
-    if !any {
+async fn claim(shared: &Shared) -> Result<Option<QueueRow>, CatalogError> {
+    if !shared.catalog.has_claimable().await? {
         return Ok(None);
     }
-    shared.queue.claim_next().await
+    shared.catalog.claim_next().await
 }
 
 async fn next_wait(shared: &Shared) -> Duration {
-    let due = shared
-        .queue
-        .store
-        .read(|txn| Ok::<_, QueueError>(queue::store::next_due(txn)?))
-        .await
-        .ok()
-        .flatten();
-    match due {
+    match shared.catalog.next_due().await.ok().flatten() {
         Some(at) => (at - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
@@ -133,9 +122,13 @@ async fn run_one(
     use std::sync::atomic::Ordering;
     ep.in_flight.fetch_add(1, Ordering::SeqCst);
     shared.in_flight.lock().unwrap().push(item.id);
-    // Its own task, so that a panic fails this item and not the slot.
+    // Its own task, so that a panic fails this item and not the slot; its
+    // span names the item, so every line of the item's life can be found.
     let started = std::time::Instant::now();
-    let mut job = tokio::spawn(process(shared.clone(), ep.url.clone(), item.clone()));
+    let span = tracing::info_span!("item", queue_id = %item.id, media_id = %item.media_item_id);
+    let mut job = tokio::spawn(
+        process(shared.clone(), ep.url.clone(), item.clone()).instrument(span.clone()),
+    );
     let result = tokio::select! {
         r = &mut job => Some(r),
         _ = stop.cancelled() => None,
@@ -150,42 +143,43 @@ async fn run_one(
             }
         },
     };
-    match result {
-        Some(Ok(Outcome::Completed)) => {
-            shared.processed.fetch_add(1, Ordering::Relaxed);
-            ep.set_error(None);
+    let recording = async {
+        match result {
+            Some(Ok(Outcome::Completed)) => {
+                shared.processed.fetch_add(1, Ordering::Relaxed);
+                ep.set_error(None);
+            }
+            Some(Ok(Outcome::Unavailable(msg))) => {
+                ep.mark_down(shared, msg.clone());
+                release(shared, item.id, Some(msg), stop).await;
+            }
+            Some(Ok(Outcome::Paused(msg))) => {
+                tracing::warn!(reason = %msg, "item returned to the queue; processing pauses");
+                shared.pause(Some(msg.clone()));
+                release(shared, item.id, Some(msg), stop).await;
+            }
+            Some(Ok(Outcome::Failed(msg))) => {
+                ep.set_error(Some(msg.clone()));
+                fail(shared, item.id, msg, stop).await;
+            }
+            Some(Err(join)) => fail(shared, item.id, panic_message(&join), stop).await,
+            None => {
+                tracing::info!("unfinished at shutdown; returned to the queue");
+                release(shared, item.id, None, stop).await;
+            }
         }
-        Some(Ok(Outcome::Unavailable(msg))) => {
-            ep.mark_down(shared, msg.clone());
-            release(shared, item.id, Some(msg), stop).await;
-        }
-        Some(Ok(Outcome::Paused(msg))) => {
-            tracing::warn!(id = %item.id, reason = %msg, "item returned to the queue; processing pauses");
-            shared.pause(Some(msg.clone()));
-            release(shared, item.id, Some(msg), stop).await;
-        }
-        Some(Ok(Outcome::Failed(msg))) => {
-            ep.set_error(Some(msg.clone()));
-            fail(shared, item.id, msg, stop).await;
-        }
-        Some(Err(join)) => fail(shared, item.id, panic_message(&join), stop).await,
-        None => {
-            tracing::info!(id = %item.id, "unfinished at shutdown; returned to the queue");
-            release(shared, item.id, None, stop).await;
-        }
-    }
+    };
+    recording.instrument(span).await;
     crate::metrics::item_processed(started.elapsed());
     shared.in_flight.lock().unwrap().retain(|id| *id != item.id);
     ep.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Whether a failed write will work once the database takes writes again.
-fn retry_later(e: &QueueError) -> bool {
-    use crate::storage::{Fault, StorageError};
-    matches!(
-        e.storage(),
-        Some(StorageError::ReadOnly(_) | StorageError::Reopening)
-    ) || e.storage().is_some_and(StorageError::is_disk_full)
+fn retry_later(e: &CatalogError) -> bool {
+    e.storage().is_some_and(|s| {
+        s.is_disk_full() || matches!(s, StorageError::ReadOnly(_) | StorageError::Reopening)
+    })
 }
 
 /// Records an outcome; while the database takes no writes, waits for it
@@ -195,16 +189,16 @@ async fn record<F, Fut>(
     shared: &Shared,
     stop: &CancellationToken,
     f: F,
-) -> Result<QueueRow, QueueError>
+) -> Result<QueueRow, CatalogError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<QueueRow, QueueError>>,
+    Fut: std::future::Future<Output = Result<QueueRow, CatalogError>>,
 {
     loop {
         match f().await {
             Err(e) if retry_later(&e) && !stop.is_cancelled() => {
                 tokio::select! {
-                    _ = shared.queue.store.wait_writable() => {}
+                    _ = shared.catalog.store().wait_writable() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.cancelled() => {}
                 }
@@ -215,14 +209,14 @@ where
 }
 
 async fn release(shared: &Shared, id: Uuid, note: Option<String>, stop: &CancellationToken) {
-    log_err(record(shared, stop, || shared.queue.release(id, note.clone())).await);
+    log_err(record(shared, stop, || shared.catalog.release(id, note.clone())).await);
 }
 
 async fn fail(shared: &Shared, id: Uuid, msg: String, stop: &CancellationToken) {
     let base = shared.retry_base;
     let r = record(shared, stop, || {
         shared
-            .queue
+            .catalog
             .fail(id, msg.clone(), move |attempts| backoff(base, attempts))
     })
     .await;
@@ -245,106 +239,14 @@ pub fn backoff(base: Duration, attempts: u32) -> chrono::Duration {
     chrono::Duration::milliseconds((jittered * 1000.0) as i64)
 }
 
-fn log_err<T>(r: Result<T, QueueError>) {
+fn log_err<T>(r: Result<T, CatalogError>) {
     if let Err(e) = r {
         tracing::error!(error = %e, "recording an outcome failed");
     }
 }
 
-async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
-    let media_id = item.media_item_id;
-    let media = match shared
-        .queue
-        .store
-        .read(move |txn| media::store::get(txn, media_id)?.ok_or(MediaError::NotFound(media_id)))
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let original = shared.dirs.original(&media);
-    let result = match shared
-        .ai
-        .depth(&url, &media, &original, &shared.dirs.depth_maps)
-        .await
-    {
-        Ok(r) => r,
-        Err(AiError::Disk(e)) if crate::storage::io_is_disk_full(&e) => {
-            return Outcome::Paused(format!("disk full while writing the depth map: {e}"))
-        }
-        Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let depth_id = Uuid::now_v7();
-    let name = format!("{depth_id}.{}", result.format);
-    let path = shared.dirs.depth_maps.join(&name);
-    let record = DepthMap {
-        id: depth_id,
-        media_item_id: media.id,
-        file_path: name,
-        file_size: result.size,
-        format: result.format.to_string(),
-        width: result.width,
-        height: result.height,
-        model_name: shared.model_name.clone(),
-        model_version: result
-            .model_used
-            .clone()
-            .unwrap_or_else(|| shared.model_version.clone()),
-        checksum: hex::encode(result.sha256),
-        generated_at: Utc::now(),
-        accessed_at: None,
-        access_count: 0,
-    };
-    let store = shared.queue.store.clone();
-    let item_id = item.id;
-    let file = result.file;
-    let path2 = path.clone();
-    let committed = tokio::task::spawn_blocking(
-        move || -> Result<(QueueRow, Option<DepthMap>), MediaError> {
-            file.rename_into(&path2)?;
-            let r = store.write_blocking(path2.parent(), move |txn| -> Result<_, MediaError> {
-                let old = media::store::replace_depth(txn, &record)?;
-                let row = queue::store::complete(txn, item_id, Utc::now())?;
-                Ok((row, old))
-            });
-            if r.is_err() {
-                let _ = std::fs::remove_file(&path2);
-            }
-            r
-        },
-    )
-    .await;
-    match committed {
-        Ok(Ok((row, old))) => {
-            if let Some(old) = old {
-                let _ = tokio::fs::remove_file(shared.dirs.depth_map(&old)).await;
-            }
-            shared.queue.announce(&row);
-            Outcome::Completed
-        }
-        Ok(Err(e)) if storage_blocked(&e) => {
-            Outcome::Paused(format!("storing the depth map failed: {e}"))
-        }
-        Ok(Err(e)) => Outcome::Failed(format!("storing the depth map failed: {e}")),
-        Err(e) => Outcome::Failed(format!("storing the depth map failed: {e}")),
-    }
-}
-
-/// Whether storing failed because nothing can be written now.
-fn storage_blocked(e: &MediaError) -> bool {
-    use crate::storage::{Fault, StorageError};
-    match e {
-        MediaError::DiskFull => true,
-        MediaError::Io(io) => crate::storage::io_is_disk_full(io),
-        other => other.storage().is_some_and(|s| {
-            s.is_disk_full() || matches!(s, StorageError::ReadOnly(_) | StorageError::Reopening)
-        }),
-    }
-}
-
 /// The `last_error` of an item whose processing task panicked.
-fn panic_message(join: &tokio::task::JoinError) -> String {
+pub(super) fn panic_message(join: &tokio::task::JoinError) -> String {
     format!("internal error while processing: {join}")
 }
 

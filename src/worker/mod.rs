@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod job;
+mod process;
 pub mod routes;
 
 use std::{
@@ -21,8 +22,33 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{ai::AiClient, config::Config, events::Event, media::MediaDirs, queue::Queue};
+use crate::{ai::AiClient, catalog::Catalog, config::Config, events::Event};
 pub use endpoint::Endpoint;
+
+/// A snapshot of the worker.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub running: bool,
+    /// Requests in flight at most per AI endpoint.
+    pub concurrency: usize,
+    /// Queue ids being processed now.
+    pub in_flight: Vec<Uuid>,
+    /// Items completed since start.
+    pub processed: u64,
+    /// Items failed for good since start.
+    pub failed: u64,
+    /// Why processing pauses, while it does.
+    pub paused: Option<String>,
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointStatus {
+    pub url: String,
+    pub in_flight: usize,
+    pub reachable: bool,
+    pub last_error: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -34,9 +60,8 @@ pub enum WorkerError {
 
 /// What the slots share.
 pub struct Shared {
-    pub queue: Queue,
+    pub catalog: Catalog,
     pub ai: AiClient,
-    pub dirs: MediaDirs,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub grace: Duration,
     pub retry_base: Duration,
@@ -80,7 +105,7 @@ struct Run {
 
 #[derive(Clone)]
 pub struct Worker {
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
     run: Arc<Mutex<Option<Run>>>,
     shutdown: CancellationToken,
     concurrency: usize,
@@ -89,11 +114,10 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         config: &Config,
-        queue: Queue,
-        dirs: MediaDirs,
+        catalog: Catalog,
+        ai: AiClient,
         shutdown: CancellationToken,
     ) -> Self {
-        let ai = AiClient::new(config);
         let endpoints = config
             .ai_urls()
             .into_iter()
@@ -101,9 +125,8 @@ impl Worker {
             .collect();
         Worker {
             shared: Arc::new(Shared {
-                queue,
+                catalog,
                 ai,
-                dirs,
                 endpoints,
                 grace: Duration::from_secs(config.shutdown_grace_secs),
                 retry_base: Duration::from_secs_f64(config.retry_base_secs.max(0.0)),
@@ -136,12 +159,12 @@ impl Worker {
         let token = self.shutdown.child_token();
         let mut tasks = Vec::new();
         for ep in &self.shared.endpoints {
-            tasks.push(crate::app::spawn_named(
+            tasks.push(crate::tasks::spawn_named(
                 "ai-health",
                 endpoint::watch(self.shared.clone(), ep.clone(), token.clone()),
             ));
             for _ in 0..self.concurrency {
-                tasks.push(crate::app::spawn_named(
+                tasks.push(crate::tasks::spawn_named(
                     "worker-slot",
                     job::slot(self.shared.clone(), ep.clone(), token.clone()),
                 ));
@@ -154,7 +177,7 @@ impl Worker {
             "worker started"
         );
         self.shared
-            .queue
+            .catalog
             .events()
             .publish(Event::Worker { running: true });
         Ok(())
@@ -173,17 +196,38 @@ impl Worker {
         }
         tracing::info!("worker stopped");
         self.shared
-            .queue
+            .catalog
             .events()
             .publish(Event::Worker { running: false });
         Ok(())
     }
 
-    pub fn processed(&self) -> u64 {
-        self.shared.processed.load(Ordering::Relaxed)
-    }
-
-    pub fn failed(&self) -> u64 {
-        self.shared.failed.load(Ordering::Relaxed)
+    /// Everything `/api/queue/worker/status` and `/metrics` show, read now.
+    pub async fn status(&self) -> Status {
+        let in_flight = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Status {
+            running: self.is_running().await,
+            concurrency: self.concurrency,
+            processed: self.shared.processed.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            paused: self.shared.paused(),
+            endpoints: self
+                .shared
+                .endpoints
+                .iter()
+                .map(|e| EndpointStatus {
+                    url: e.url.clone(),
+                    in_flight: e.in_flight.load(Ordering::SeqCst),
+                    reachable: e.reachable(),
+                    last_error: e.last_error(),
+                })
+                .collect(),
+            in_flight,
+        }
     }
 }

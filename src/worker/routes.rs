@@ -6,9 +6,9 @@ use poem_openapi::{payload::Json, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
+    http::error::ApiError,
+    state::{ApiTags, AppState},
 };
 
 pub struct WorkerApi {
@@ -61,29 +61,27 @@ impl WorkerApi {
     /// Worker state, in-flight items and AI endpoints
     #[oai(path = "/status", method = "get", operation_id = "getWorkerStatus")]
     async fn status(&self, _auth: Authed) -> Result<Json<WorkerStatus>, ApiError> {
-        let w = &self.state.worker;
-        let in_flight = w.shared.in_flight.lock().unwrap().clone();
-        let endpoints: Vec<EndpointStatus> = w
-            .shared
+        let st = self.state.worker.status().await;
+        let endpoints: Vec<EndpointStatus> = st
             .endpoints
-            .iter()
+            .into_iter()
             .map(|e| EndpointStatus {
-                url: e.url.clone(),
-                in_flight: e.in_flight.load(std::sync::atomic::Ordering::SeqCst) as u64,
-                reachable: e.reachable(),
-                last_error: e.last_error(),
+                url: e.url,
+                in_flight: e.in_flight as u64,
+                reachable: e.reachable,
+                last_error: e.last_error,
             })
             .collect();
         Ok(Json(WorkerStatus {
-            running: w.is_running().await,
-            processing: !in_flight.is_empty(),
+            running: st.running,
+            processing: !st.in_flight.is_empty(),
             ai_service_url: self.state.config.ai_urls().join(","),
-            concurrency: w.concurrency() as u64,
-            in_flight,
-            processed: w.processed(),
-            failed: w.failed(),
+            concurrency: st.concurrency as u64,
+            in_flight: st.in_flight,
+            processed: st.processed,
+            failed: st.failed,
             ai_reachable: endpoints.iter().any(|e| e.reachable),
-            paused_reason: w.shared.paused(),
+            paused_reason: st.paused,
             endpoints,
         }))
     }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
+    http::error::ApiError,
+    state::{ApiTags, AppState},
     storage::backup,
 };
 

@@ -63,11 +63,11 @@ fn matches(req: &Request, etag: &str) -> bool {
 
 fn serve(req: &Request, path: &str) -> Response {
     let Some(file) = Assets::get(path) else {
-        return poem::error::ResponseError::as_response(&crate::error::ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Not found",
+        return crate::http::error::ApiError::new(
+            crate::http::error::ErrorCode::NotFound,
             format!("The admin page has no file {path}"),
-        ));
+        )
+        .response();
     };
     let hash = file.metadata.sha256_hash();
     let etag = format!("\"{}\"", hex::encode(&hash[..16]));

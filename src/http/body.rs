@@ -8,7 +8,7 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 
-use crate::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 
 /// Largest JSON body read; anything bigger is refused before parsing.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
@@ -44,25 +44,14 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OptionalJson<T> {
             .take()?
             .into_bytes_limit(MAX_JSON_BYTES)
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "Body too large",
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| ApiError::new(ErrorCode::BodyTooLarge, e.to_string()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}")))?;
-        let parsed = T::parse_from_json(Some(value)).map_err(|e| {
-            ApiError::new(
-                poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid body",
-                e.into_message(),
-            )
-        })?;
+        let parsed = T::parse_from_json(Some(value))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.into_message()))?;
         Ok(OptionalJson(Some(parsed)))
     }
 }

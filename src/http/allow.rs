@@ -60,9 +60,8 @@ pub async fn limit_headers<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Resul
         .sum();
     if size > MAX_HEADER_BYTES {
         return Ok(poem::error::ResponseError::as_response(
-            &crate::error::ApiError::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "Headers too large",
+            &crate::http::error::ApiError::new(
+                crate::http::error::ErrorCode::HeadersTooLarge,
                 format!(
                     "Request headers total {size} bytes; at most {MAX_HEADER_BYTES} are accepted"
                 ),

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
-use redb::ReadableTableMetadata;
 
 use crate::{
-    app::{ApiTags, AppState},
     auth::Authed,
-    error::ApiError,
-    storage,
+    http::error::ApiError,
+    state::{ApiTags, AppState},
 };
 
 pub struct ServiceApi {
@@ -73,13 +71,9 @@ impl ServiceApi {
     /// database file is damaged (`damaged`: restore a backup).
     #[oai(path = "/health", method = "get", operation_id = "getHealth")]
     async fn health(&self) -> HealthResponse {
-        let probe = self
-            .state
-            .store
-            .read(|txn| Ok::<_, storage::StorageError>(txn.open_table(storage::META)?.len()?))
-            .await;
+        let probe = self.state.store.probe().await;
         let h = self.state.store.health();
-        let low_disk = !crate::media::upload::has_space(&self.state.dirs.uploads, 0);
+        let low_disk = !crate::media::upload::has_space(&self.state.catalog.dirs().uploads, 0);
         let (database, error) = match (probe, h.damage, h.write_error) {
             (Err(e), _, _) => ("disconnected", Some(e.to_string())),
             (Ok(_), Some(d), _) => (
@@ -139,16 +133,7 @@ impl ServiceApi {
         tag = "ApiTags::Service"
     )]
     async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
-        let (counts, schema_version) = self
-            .state
-            .store
-            .read(|txn| {
-                Ok::<_, storage::StorageError>((
-                    storage::table_counts(txn)?,
-                    storage::schema_version(txn)?,
-                ))
-            })
-            .await?;
+        let (counts, schema_version) = self.state.store.info().await?;
         let path = self.state.config.database_path();
         let file_size_bytes = tokio::fs::metadata(&path)
             .await

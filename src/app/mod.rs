@@ -1,0 +1,99 @@
+//! Composition: the state, the routes, start-up order and shutdown. This
+//! is the top of the arrows: it imports the routes and the state, and
+//! nothing imports it but `main`.
+
+mod open;
+mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use open::{open_state, open_state_with, StartError};
+pub use routes::{api_service, routes, spec_yaml};
+
+use crate::{
+    http::{guard, server},
+    media,
+    state::AppState,
+    tasks::spawn_named,
+};
+
+/// Runs the service on `listener` until `shutdown` is cancelled. The HTTP
+/// server and the worker share the one cancellation token.
+pub async fn serve(
+    config: crate::Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let state = open_state_with(config, shutdown.clone()).await?;
+    if state.config.auto_start_worker {
+        let _ = state.worker.start().await;
+    } else {
+        tracing::info!(
+            "worker not started (AUTO_START_WORKER=false); POST /api/queue/worker/start starts it"
+        );
+    }
+    spawn_named("orphan-cleanup", remove_orphans(state.clone()));
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    if let Some(client) = state.immich.clone() {
+        spawn_named("immich-version-check", async move {
+            match client.version().await {
+                Ok(v) => {
+                    let version = format!("{}.{}.{}", v.major, v.minor, v.patch);
+                    match crate::immich::views::version_warning(v.major) {
+                        Some(w) => tracing::warn!(%version, "{w}"),
+                        None => tracing::info!(%version, "Immich connected"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Immich not reachable at start-up"),
+            }
+        });
+    }
+    if !state.auth.required() {
+        tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
+    }
+    let c = &state.config;
+    let limits = server::Limits {
+        header_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(c.idle_timeout_secs.max(1)),
+        max_connections: c.max_connections.max(1),
+        max_per_ip: c.max_connections_per_ip.max(1),
+        body_limit: {
+            let max_upload = c.max_upload_bytes;
+            Arc::new(move |path: &str| guard::body_limit(path, max_upload))
+        },
+    }
+    .fit_to_fd_limit();
+    let app = routes(state.clone());
+    server::run(listener, app, limits, shutdown, Duration::from_secs(5)).await?;
+    // The HTTP side is closed; in-flight items finish or go back to `queued`.
+    let _ = state.worker.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The start-up clean-up of files no row names (see `media::cleanup`).
+/// Its last log line says it finished, whatever happened.
+async fn remove_orphans(state: Arc<AppState>) {
+    let store = state.store.clone();
+    let dirs = state.catalog.dirs().clone();
+    let grace = Duration::from_secs(state.config.orphan_grace_secs);
+    let r =
+        tokio::task::spawn_blocking(move || media::cleanup::remove_orphans(&store, &dirs, grace))
+            .await;
+    match r {
+        Ok(Ok(s)) => tracing::info!(
+            uploads_removed = s.uploads_removed,
+            depth_maps_removed = s.depth_maps_removed,
+            named = s.named,
+            too_young = s.too_young,
+            "start-up clean-up finished"
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "start-up clean-up finished without removing the rest: {e}")
+        }
+        Err(e) => tracing::warn!(error = %e, "start-up clean-up finished: it panicked"),
+    }
+}

@@ -1,0 +1,180 @@
+//! Every route on top of the state, and the middleware around them.
+
+use std::sync::Arc;
+
+use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem_openapi::OpenApiService;
+
+use super::open::{ensure_dir, open_state, StartError};
+use crate::{
+    admin, ai, auth,
+    config::Config,
+    events,
+    http::{access_log, allow, docs, error::ApiError, guard},
+    immich, media, queue,
+    state::AppState,
+    worker,
+};
+
+/// The OpenAPI service; also what `immichvr openapi` prints.
+pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    OpenApiService::new(
+        (
+            admin::service::ServiceApi { state: state.clone() },
+            media::routes::MediaApi { state: state.clone() },
+            queue::routes::QueueApi { state: state.clone() },
+            worker::routes::WorkerApi { state: state.clone() },
+            ai::routes::AiApi { state: state.clone() },
+            events::routes::EventsApi { state: state.clone() },
+            auth::AuthApi { state: state.clone() },
+            admin::api::AdminApi { state: state.clone() },
+            immich::routes::ImmichApi { state },
+        ),
+        "ImmichVR backend",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Uploads photos and videos, queues them, turns them into depth maps with the AI service, and serves the results.")
+}
+
+/// The spec as YAML, for `immichvr openapi` and the drift test.
+pub async fn spec_yaml(mut config: Config) -> Result<String, StartError> {
+    let dir = std::env::temp_dir().join(format!("immichvr-spec-{}", uuid::Uuid::new_v4()));
+    ensure_dir(&dir)?;
+    config.data_dir = dir.clone();
+    config.upload_dir = None;
+    config.depth_maps_dir = None;
+    let state = open_state(config).await?;
+    let yaml = api_service(state).spec_yaml();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(yaml)
+}
+
+/// Builds every route on top of the state.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = api_service(state.clone());
+    let spec_json = api.spec();
+    let spec_yaml = api.spec_yaml();
+    let auth = state.auth.clone();
+    let cors = cors(&state.config);
+    let allow = Arc::new(allow::AllowMap::from_spec(&spec_json));
+    let hosts = (!state.auth.required())
+        .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
+    Route::new()
+        .at("/metrics", get(metrics.data(state.clone())))
+        .at("/api/openapi.json", get(StaticText::json(spec_json)))
+        .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
+        .at("/api/docs", get(docs::docs_redirect))
+        .at("/api/docs/", get(docs::docs_index))
+        .at("/api/docs/*path", get(docs::docs_file))
+        .at("/admin", get(admin::page::admin_redirect))
+        .at(
+            "/admin/",
+            admin::page::compressed(get(admin::page::admin_index)),
+        )
+        .at(
+            "/admin/*path",
+            admin::page::compressed(get(admin::page::admin_file)),
+        )
+        .nest("/", api.into_endpoint())
+        .catch_all_error(|err| async move { ApiError::from_poem(err).response() })
+        // Boxed between layers: each generic layer names the one inside it
+        // twice, so unboxed the type doubles per layer and release builds
+        // overflow the compiler's depth limit.
+        .boxed()
+        .around(move |ep, req| auth::guard(ep, req, auth.clone()))
+        .around(move |ep, req| allow::add_allow(ep, req, allow.clone()))
+        .boxed()
+        .around(allow::limit_headers)
+        .around(admin::page::browsers_to_admin)
+        .boxed()
+        .with(cors)
+        .around(admin::page::same_origin_is_not_cors)
+        .boxed()
+        .around(move |ep, req| {
+            let hosts = hosts.clone();
+            async move {
+                match hosts {
+                    Some(h) => guard::check_host(ep, req, h).await,
+                    None => ep.call(req).await.map(poem::IntoResponse::into_response),
+                }
+            }
+        })
+        .boxed()
+        .around(guard::json_errors)
+        .around(access_log::log)
+}
+
+/// `GET /metrics`: Prometheus text format.
+#[poem::handler]
+async fn metrics(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
+    let stats = match state.catalog.stats().await {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).response(),
+    };
+    let worker = state.worker.status().await;
+    let facts = crate::metrics::Facts {
+        stats,
+        processed: worker.processed,
+        failed: worker.failed,
+        db_size: tokio::fs::metadata(state.config.database_path())
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0),
+        commits: state.store.commits(),
+    };
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&facts))
+}
+
+/// CORS for the origins in `CORS_ORIGINS`; none by default (same origin only).
+fn cors(config: &Config) -> poem::middleware::Cors {
+    let cors = poem::middleware::Cors::new()
+        .allow_credentials(false)
+        .allow_headers(["authorization", "content-type", "range"])
+        .expose_headers(["content-range", "etag", "retry-after"]);
+    let origins: Vec<String> = config
+        .cors_origins
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        // An origin that no browser sends: every cross-origin request is refused.
+        cors.allow_origin("null-origin.invalid")
+    } else {
+        cors.allow_origins(origins)
+    }
+}
+
+/// A fixed body served with its content type.
+struct StaticText {
+    body: String,
+    content_type: &'static str,
+}
+
+impl StaticText {
+    fn json(body: String) -> Self {
+        StaticText {
+            body,
+            content_type: "application/json; charset=utf-8",
+        }
+    }
+    fn yaml(body: String) -> Self {
+        StaticText {
+            body,
+            content_type: "application/yaml; charset=utf-8",
+        }
+    }
+}
+
+impl Endpoint for StaticText {
+    type Output = poem::Response;
+    async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
+        Ok(poem::Response::builder()
+            .content_type(self.content_type)
+            .body(self.body.clone()))
+    }
+}

@@ -1,0 +1,153 @@
+//! The catalog: the one door to stored media and their queue entries.
+//!
+//! Media and queue each own their tables and know nothing of the other;
+//! the work that spans both (storing an upload and queueing it, deleting
+//! an item, completing one with its depth map) lives here, above both.
+//! Every write goes through [`Catalog::commit`], which commits and then
+//! announces exactly what changed (events, and a wake-up of the worker
+//! when an item became claimable), so no caller can forget to.
+
+mod ingest;
+mod items;
+mod processing;
+
+use std::{path::PathBuf, sync::Arc};
+
+use redb::WriteTransaction;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use ingest::{Origin, Stored};
+pub use items::{ItemDetail, MediaStatus};
+
+use crate::{
+    events::{Event, EventBus},
+    media::{MediaDirs, MediaError},
+    queue::{QueueError, QueueRow, Status},
+    storage::{Fault, StorageError, Store},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+crate::redb_errors_into!(CatalogError);
+
+impl Fault for CatalogError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            CatalogError::Media(e) => e.storage(),
+            CatalogError::Queue(e) => e.storage(),
+            CatalogError::Storage(e) => Some(e),
+        }
+    }
+}
+
+/// What a transaction changed, announced once it is committed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    items: Vec<QueueRow>,
+    deleted: Vec<Uuid>,
+}
+
+impl Changes {
+    pub fn item(&mut self, row: &QueueRow) {
+        self.items.push(row.clone());
+    }
+
+    pub fn items(&mut self, rows: &[QueueRow]) {
+        self.items.extend_from_slice(rows);
+    }
+
+    pub fn media_deleted(&mut self, id: Uuid) {
+        self.deleted.push(id);
+    }
+}
+
+/// How a commit reaches the disk.
+#[derive(Debug, Clone)]
+pub enum Durability {
+    Durable,
+    /// Durable, after an fsync of this directory (a file was renamed into it).
+    After(PathBuf),
+    /// Durable with the next durable commit; for changes a crash may lose
+    /// without harm (a claim: after a crash the item is queued either way).
+    Lazy,
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    store: Store,
+    bus: EventBus,
+    wake: Arc<Notify>,
+    dirs: MediaDirs,
+}
+
+impl Catalog {
+    pub fn new(store: Store, bus: EventBus, dirs: MediaDirs) -> Self {
+        Catalog {
+            store,
+            bus,
+            wake: Arc::new(Notify::new()),
+            dirs,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn dirs(&self) -> &MediaDirs {
+        &self.dirs
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Woken when an item may have become claimable.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs `f` in a write transaction, commits, then announces what `f`
+    /// recorded in its [`Changes`]. `f` may run more than once (group
+    /// commit), so it starts from empty changes each time.
+    pub async fn commit<T, E, F>(&self, how: Durability, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Fault + Send + 'static,
+        F: Fn(&WriteTransaction, &mut Changes) -> Result<T, E> + Send + 'static,
+    {
+        let run = move |txn: &WriteTransaction| {
+            let mut changes = Changes::default();
+            f(txn, &mut changes).map(|t| (t, changes))
+        };
+        let (value, changes) = match how {
+            Durability::Durable => self.store.write(run).await?,
+            Durability::After(dir) => self.store.write_after(&dir, run).await?,
+            Durability::Lazy => self.store.write_unsynced(run).await?,
+        };
+        self.announce(changes);
+        Ok(value)
+    }
+
+    fn announce(&self, changes: Changes) {
+        for row in &changes.items {
+            if row.status == Status::Queued {
+                self.wake.notify_waiters();
+                self.wake.notify_one();
+            }
+            self.bus.publish(Event::Item(row.into()));
+        }
+        for id in changes.deleted {
+            self.bus.publish(Event::MediaDeleted { media_item_id: id });
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The catalogue of every error this service answers: a stable,
+//! machine-readable `code` (kebab-case) with its status and its title
+//! (the contract's `error`). Clients and the admin page match on `code`;
+//! titles and messages are for people.
+
+use poem::http::StatusCode;
+
+macro_rules! catalogue {
+    ($($variant:ident => $code:literal, $status:ident, $title:literal;)*) => {
+        /// Every error's stable code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, poem_openapi::Enum)]
+        #[oai(rename_all = "kebab-case")]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears in answers.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The answer's `error`: short, stable, for people.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $title,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    BadRequest => "bad-request", BAD_REQUEST, "Bad request";
+    NoFile => "no-file", BAD_REQUEST, "No file uploaded";
+    EmptyFile => "empty-file", BAD_REQUEST, "Empty file";
+    InvalidMultipart => "invalid-multipart", BAD_REQUEST, "Invalid multipart body";
+    Unauthorized => "unauthorized", UNAUTHORIZED, "Unauthorized";
+    Forbidden => "forbidden", FORBIDDEN, "Forbidden";
+    HostNotAllowed => "host-not-allowed", FORBIDDEN, "Host not allowed";
+    NotFound => "not-found", NOT_FOUND, "Not found";
+    MediaNotFound => "media-not-found", NOT_FOUND, "Media item not found";
+    QueueItemNotFound => "queue-item-not-found", NOT_FOUND, "Queue item not found";
+    DepthMapNotFound => "depth-map-not-found", NOT_FOUND, "Depth map not found";
+    ImmichAssetNotFound => "immich-asset-not-found", NOT_FOUND, "Immich asset not found";
+    MethodNotAllowed => "method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed";
+    RequestTimeout => "request-timeout", REQUEST_TIMEOUT, "Request timeout";
+    AlreadyQueued => "already-queued", CONFLICT, "Already in queue";
+    InvalidState => "invalid-state", CONFLICT, "Invalid state";
+    ItemProcessing => "item-processing", CONFLICT, "Item is processing";
+    WorkerRunning => "worker-running", CONFLICT, "Worker already running";
+    WorkerStopped => "worker-stopped", CONFLICT, "Worker not running";
+    BackupRunning => "backup-running", CONFLICT, "Backup running";
+    BackupExists => "backup-exists", CONFLICT, "Backup exists";
+    ImportRunning => "import-running", CONFLICT, "Import running";
+    BodyTooLarge => "body-too-large", PAYLOAD_TOO_LARGE, "Body too large";
+    FileTooLarge => "file-too-large", PAYLOAD_TOO_LARGE, "File too large";
+    UnsupportedMediaType => "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type";
+    RangeNotSatisfiable => "range-not-satisfiable", RANGE_NOT_SATISFIABLE, "Range not satisfiable";
+    InvalidBody => "invalid-body", UNPROCESSABLE_ENTITY, "Invalid body";
+    TooManyUploads => "too-many-uploads", TOO_MANY_REQUESTS, "Too many uploads";
+    HeadersTooLarge => "headers-too-large", REQUEST_HEADER_FIELDS_TOO_LARGE, "Headers too large";
+    InternalError => "internal-error", INTERNAL_SERVER_ERROR, "Internal error";
+    StorageError => "storage-error", INTERNAL_SERVER_ERROR, "Storage error";
+    FileSystemError => "file-system-error", INTERNAL_SERVER_ERROR, "File system error";
+    BackupFailed => "backup-failed", INTERNAL_SERVER_ERROR, "Backup failed";
+    ImmichRefused => "immich-refused", BAD_GATEWAY, "Immich refused the request";
+    ImmichError => "immich-error", BAD_GATEWAY, "Immich error";
+    ImmichNotConfigured => "immich-not-configured", SERVICE_UNAVAILABLE, "Immich connector not configured";
+    ImmichUnreachable => "immich-unreachable", SERVICE_UNAVAILABLE, "Immich unreachable";
+    AiUnhealthy => "ai-unhealthy", SERVICE_UNAVAILABLE, "AI service unhealthy";
+    AiUnreachable => "ai-unreachable", SERVICE_UNAVAILABLE, "AI service unreachable";
+    StorageUnavailable => "storage-unavailable", SERVICE_UNAVAILABLE, "Storage unavailable";
+    TooManyConnections => "too-many-connections", SERVICE_UNAVAILABLE, "Too many connections";
+    DiskFull => "disk-full", INSUFFICIENT_STORAGE, "Disk full";
+}
+
+impl ErrorCode {
+    /// The generic code for a status that a framework layer (routing,
+    /// parameter parsing, CORS) produced without one of ours.
+    pub fn for_status(status: StatusCode) -> ErrorCode {
+        match status {
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::RANGE_NOT_SATISFIABLE => ErrorCode::RangeNotSatisfiable,
+            StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidBody,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+            s if s.is_server_error() => ErrorCode::InternalError,
+            _ => ErrorCode::BadRequest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn codes_are_unique_kebab_case_errors() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'),
+                "{s}"
+            );
+            assert!(
+                c.status().is_client_error() || c.status().is_server_error(),
+                "{s}"
+            );
+            assert!(!c.title().is_empty());
+            // The spec's enum (poem's renaming) says the same as the answers.
+            let json = poem_openapi::types::ToJSON::to_json(c).unwrap();
+            assert_eq!(json, serde_json::Value::String(s.into()));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! What every route handler shares. Beneath the routes: routes import it,
+//! `app` builds it and composes the routes; it imports neither.
+
+use std::sync::Arc;
+
+use poem_openapi::Tags;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ai::AiClient,
+    auth::Auth,
+    catalog::Catalog,
+    config::Config,
+    immich::{import::Importer, ImmichClient},
+    media::gate::Gate,
+    storage::Store,
+    worker::Worker,
+};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Health, version and storage facts
+    Service,
+    /// Uploads, originals and depth maps
+    Media,
+    /// The processing queue and its worker
+    Queue,
+    /// The AI service, as the worker sees it
+    Ai,
+    /// Live events
+    Events,
+    /// Optional token authentication
+    Auth,
+    /// Operator actions: backups
+    Admin,
+    /// Browsing and importing from Immich
+    Immich,
+}
+
+pub struct AppState {
+    pub config: Config,
+    /// The database itself: health, facts and backups.
+    pub store: Store,
+    /// Stored media and their queue entries: every read and write.
+    pub catalog: Catalog,
+    pub ai: AiClient,
+    pub worker: Worker,
+    pub auth: Arc<Auth>,
+    /// Set when IMMICH_URL and IMMICH_API_KEY are.
+    pub immich: Option<ImmichClient>,
+    pub importer: Arc<Importer>,
+    /// Upload slots (`UPLOAD_CONCURRENCY`) and the line waiting for them.
+    pub uploads: Gate,
+    /// Cancelled when the process shuts down; ends event streams and the worker.
+    pub shutdown: CancellationToken,
+}
