@@ -163,6 +163,7 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
     let a = raw::read_answer(&mut s).await.unwrap();
     assert_eq!(a.status, 408, "{}", a.body);
     assert!(a.body.contains("IDLE_TIMEOUT_SECS"), "{}", a.body);
+    assert!(a.body.contains("\"code\":\"request-timeout\""), "{}", a.body);
 
     // One upload holds the only slot for 3 s, trickling its body (never
     // silent for a whole second); a second waits for the slot, reading

@@ -123,7 +123,9 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     // Full: uploads 507, /health 503 with the reason, processing pauses.
     let r = upload(&b.url, "late.png", png(48, 40, 99)).await;
     assert_eq!(r.status(), 507);
-    assert_eq!(json(r).await["error"], "Disk full");
+    let b = json(r).await;
+    assert_eq!(b["error"], "Disk full");
+    assert_eq!(b["code"], "disk-full");
     let h = get("/health").await;
     assert_eq!(h.status(), 503);
     let hb = json(h).await;

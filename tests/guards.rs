@@ -60,6 +60,7 @@ async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
     assert_eq!(r.status(), 403);
     assert!(is_json(&r));
     let body = json(r).await;
+    assert_eq!(body["code"], "forbidden");
     assert!(
         body["error"].is_string() && body["message"].is_string(),
         "{body}"
@@ -121,6 +122,7 @@ async fn without_a_token_dotted_host_names_must_be_listed() {
         assert_eq!(r.status(), 403, "{refused}");
         assert!(is_json(&r));
         let body = json(r).await;
+        assert_eq!(body["code"], "host-not-allowed");
         assert!(
             body["message"].as_str().unwrap().contains("ALLOWED_HOSTS"),
             "{body}"

@@ -141,6 +141,7 @@ async fn browsing_pages_filters_and_parses() {
     )
     .await;
     assert_eq!(unknown.status(), 404);
+    assert_eq!(json(unknown).await["code"], "immich-asset-not-found");
     assert_eq!(get(&s, "/api/immich/assets/not-a-uuid").await.status(), 400);
     let found = json(
         client()
@@ -250,10 +251,12 @@ async fn upstream_errors_map_to_502_404_503() {
     let wrong = server(&im, "wrong-key", "").await;
     let r = get(&wrong, "/api/immich/photos").await;
     assert_eq!(r.status(), 502);
-    assert!(json(r).await["message"]
+    let b = json(r).await;
+    assert!(b["message"]
         .as_str()
         .unwrap()
         .contains("Authentication required"));
+    assert_eq!(b["code"], "immich-refused");
     wrong.stop().await;
 
     let limited = server(&im, KEY_NO_DOWNLOAD, "").await;
@@ -270,11 +273,15 @@ async fn upstream_errors_map_to_502_404_503() {
     *im.inner.fail_from_page.lock().unwrap() = Some(1);
     let r = get(&s, "/api/immich/photos").await;
     assert_eq!(r.status(), 502);
-    assert!(json(r).await["message"].as_str().unwrap().contains("500"));
+    let b = json(r).await;
+    assert!(b["message"].as_str().unwrap().contains("500"));
+    assert_eq!(b["code"], "immich-error");
     im.down().await;
     let r = get(&s, "/api/immich/version").await;
     assert_eq!(r.status(), 503);
-    assert_eq!(json(r).await["error"], "Immich unreachable");
+    let b = json(r).await;
+    assert_eq!(b["error"], "Immich unreachable");
+    assert_eq!(b["code"], "immich-unreachable");
     s.stop().await;
 }
 
@@ -382,6 +389,7 @@ async fn bulk_import_pages_respects_limit_and_refuses_a_second_run() {
         .await
         .unwrap();
     assert_eq!(second.status(), 409);
+    assert_eq!(json(second).await["code"], "import-running");
     let done = wait_import_done(&s).await;
     assert_eq!(
         (done["queued"].as_u64(), done["failed"].as_u64()),

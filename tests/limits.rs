@@ -175,6 +175,7 @@ async fn beyond_the_slots_uploads_wait_and_429_comes_only_when_the_line_is_full(
         busy.headers
     );
     assert!(busy.body.contains("Too many uploads"));
+    assert!(busy.body.contains("\"code\":\"too-many-uploads\""), "{}", busy.body);
     assert!(t0.elapsed() < Duration::from_secs(2));
     // The slot frees: the waiter gets it.
     drop(tx);

@@ -146,8 +146,14 @@ impl Throttled {
 /// The answer to a connection over its address's cap: written without
 /// waiting, then the socket closes.
 fn refusal(max: usize) -> Vec<u8> {
-    let body = format!(
-        r#"{{"error":"Too many connections","message":"This address already has {max} open connections (MAX_CONNECTIONS_PER_IP); close some and try again"}}"#
+    let body = poem_openapi::types::ToJSON::to_json_string(
+        &ApiError::new(
+            ErrorCode::TooManyConnections,
+            format!(
+                "This address already has {max} open connections (MAX_CONNECTIONS_PER_IP); close some and try again"
+            ),
+        )
+        .body,
     );
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n\

@@ -1,11 +1,14 @@
 // Every call to the backend goes through here, so that an error always
 // becomes a message with the server's own words (never swallowed).
 
+// `code` is the server's stable error code (`media-not-found`,
+// `disk-full`, ...): match on it, never on the title.
 export class ApiError extends Error {
   constructor(status, title, message, body) {
     super(message || title || `HTTP ${status}`);
     this.status = status;
     this.title = title || `HTTP ${status}`;
+    this.code = body?.code || (status === 0 ? 'unreachable' : `http-${status}`);
     this.body = body;
   }
 }
@@ -54,7 +57,7 @@ export function uploadFile(file, onProgress) {
     xhr.onload = () => {
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch { /* not JSON: handled below */ }
-      resolve({ status: xhr.status, data, retryAfter: Number(xhr.getResponseHeader('retry-after')) || 1 });
+      resolve({ status: xhr.status, data, code: data?.code, retryAfter: Number(xhr.getResponseHeader('retry-after')) || 1 });
     };
     xhr.onerror = () => resolve({ status: 0, data: null });
     xhr.onabort = () => resolve({ status: -1, data: null });

@@ -43,10 +43,10 @@ async function checkConnection() {
     await loadPage();
   } catch (e) {
     $('#im-browser').hidden = true;
-    if (e.status === 503 && /not configured/i.test(e.title)) {
+    if (e.code === 'immich-not-configured') {
       state('Not configured', 'warn');
       box.replaceChildren(setupHelp('Immich is not connected yet.'));
-    } else if (e.status === 404) {
+    } else if (e.code === 'not-found') {
       state('Unavailable', 'warn');
       box.replaceChildren(h('p', {}, 'This server has no Immich connector.'));
     } else {
@@ -169,7 +169,7 @@ export function init() {
       showImport({ running: true, ...r });
     } catch (err) {
       b.disabled = false;
-      sayError(err, err.status === 409 ? 'An import is already running' : 'Import');
+      sayError(err, err.code === 'import-running' ? 'An import is already running' : 'Import');
     }
   });
   on('import', showImport);

@@ -4,33 +4,32 @@
 import { uploadFile, fmt } from './api.js';
 import { $, h } from './ui.js';
 
-// Two at a time: the server accepts a few uploads at once (429 beyond),
-// and two keep a home connection busy without starving the page.
+// Two at a time: the server receives a few uploads at once and lets more
+// wait for a slot; two keep a home connection busy without starving the page.
 const PARALLEL = 2;
 const waiting = [];
 let active = 0;
 
 function explain(file, res) {
   const d = res.data || {};
-  switch (res.status) {
-    case 201:
-      return ['done', `Uploaded and queued for a depth map (${d.type || 'media'}).`];
-    case 200:
-      return d.duplicate
-        ? ['duplicate', 'Already here: this exact file was uploaded before, so nothing new was stored. Its existing queue entry is kept.']
-        : ['done', d.message || 'Uploaded.'];
-    case 413:
+  if (res.status === 201) return ['done', `Uploaded and queued for a depth map (${d.type || 'media'}).`];
+  if (res.status === 200) {
+    return d.duplicate
+      ? ['duplicate', 'Already here: this exact file was uploaded before, so nothing new was stored. Its existing queue entry is kept.']
+      : ['done', d.message || 'Uploaded.'];
+  }
+  if (res.status === 0) return ['error', 'The connection to the server broke during the upload. Check that it is running and try again.'];
+  if (res.status === -1) return ['error', 'Upload cancelled.'];
+  switch (res.code) {
+    case 'file-too-large':
+    case 'body-too-large':
       return ['error', `Too large: ${fmt.bytes(file.size)} is over the server's upload limit. ${d.message || ''} (The limit is MAX_UPLOAD_BYTES on the server.)`];
-    case 415:
+    case 'unsupported-media-type':
       return ['error', `Not a photo or video: the server looked at the file's contents and does not recognise it as an image or a video, so it was not stored. ${d.message || ''}`];
-    case 401:
+    case 'unauthorized':
       return ['error', 'Not signed in: the server needs its access token. Reload the page to sign in.'];
-    case 507:
+    case 'disk-full':
       return ['error', `The server's disk is full. ${d.message || ''}`];
-    case 0:
-      return ['error', 'The connection to the server broke during the upload. Check that it is running and try again.'];
-    case -1:
-      return ['error', 'Upload cancelled.'];
     default:
       return ['error', `${d.error || `HTTP ${res.status}`}: ${d.message || 'the server refused this file.'}`];
   }
@@ -45,7 +44,7 @@ async function run(job) {
       job.bar.value = f;
       job.note.textContent = `Uploading… ${Math.round(f * 100)}%`;
     });
-    if (res.status === 429) {
+    if (res.code === 'too-many-uploads') {
       // The server is busy with other uploads: wait as it asks, then go on.
       job.bar.value = 0;
       job.note.textContent = `The server is busy with other uploads; trying again in ${res.retryAfter} s…`;

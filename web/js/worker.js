@@ -14,9 +14,11 @@ function render(w) {
   state.className = `pill ${w.running ? 'ok' : 'warn'}`;
   $('#w-start').disabled = w.running;
   $('#w-stop').disabled = !w.running;
-  $('#w-summary').textContent = w.running
-    ? (w.processing ? 'Processing now.' : 'Waiting for work.')
-    : 'Stopped: queued items wait until the worker is started again.';
+  $('#w-summary').textContent = !w.running
+    ? 'Stopped: queued items wait until the worker is started again.'
+    : w.pausedReason
+      ? `Paused: ${w.pausedReason}. It resumes by itself.`
+      : (w.processing ? 'Processing now.' : 'Waiting for work.');
   fillKv($('#w-facts'), {
     'completed since start': w.processed,
     'failed since start': w.failed,
@@ -46,7 +48,7 @@ export async function load() {
       fillKv(dl, await api(path));
     } catch (e) {
       dl.replaceChildren(h('dt', {}, 'error'), h('dd.error-text', {}, `${e.title}: ${e.message}`));
-      if (e.status !== 503) sayError(e, what);
+      if (e.code !== 'ai-unhealthy' && e.code !== 'ai-unreachable') sayError(e, what);
     }
   };
   await Promise.all([ai('/api/ai/health', $('#ai-health'), 'AI health'), ai('/api/ai/info', $('#ai-info'), 'AI info')]);
