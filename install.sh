@@ -121,55 +121,17 @@ fi
 PORT="$( (grep -E '^BACKEND_PORT=' "$ENV_FILE" || true) | tail -1 | cut -d= -f2)"
 PORT="${PORT:-3000}"
 
-# 5. The unit, or how to run without one.
+# 5. The unit (a file in assets/, filled in here), or how to run without one.
 write_unit() {
   mkdir -p "$UNIT_DIR"
-  local user_lines="" hardening=""
-  if [ "$MODE" = system ]; then
-    user_lines="User=$SERVICE_USER
-Group=$SERVICE_USER"
-    hardening="ProtectSystem=strict
-ReadWritePaths=$DATA_DIR
-ProtectHome=true
-PrivateTmp=true
-PrivateDevices=true
-ProtectKernelTunables=true
-ProtectKernelModules=true
-ProtectControlGroups=true
-RestrictSUIDSGID=true
-RestrictNamespaces=true
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-LockPersonality=true
-MemoryDenyWriteExecute=true
-SystemCallArchitectures=native
-CapabilityBoundingSet=
-UMask=0027"
-  fi
-  cat > "$UNIT" <<UNIT
-[Unit]
-Description=ImmichVR backend: depth maps for an Immich library
-Documentation=file://$SRC_DIR/docs/operators.md
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-$user_lines
-EnvironmentFile=$ENV_FILE
-ExecStart=$BIN serve
-Restart=on-failure
-RestartSec=5
-# SHUTDOWN_GRACE_SECS (30 by default) for in-flight items, plus margin.
-TimeoutStopSec=45
-# Room for MAX_CONNECTIONS (4096) and the files being served; the service
-# lowers its connection caps to fit whatever limit it gets.
-LimitNOFILE=65536
-NoNewPrivileges=true
-$hardening
-
-[Install]
-WantedBy=$([ "$MODE" = system ] && echo multi-user.target || echo default.target)
-UNIT
+  local keep wanted
+  if [ "$MODE" = system ]; then keep='s/^#system //'; wanted=multi-user.target
+  else keep='/^#system /d'; wanted=default.target; fi
+  sed -e "$keep" -e '/^# /d' \
+      -e "s|@BIN@|$BIN|g" -e "s|@ENV_FILE@|$ENV_FILE|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \
+      -e "s|@USER@|$SERVICE_USER|g" -e "s|@DOCS@|$SRC_DIR/docs/operators.md|g" \
+      -e "s|@WANTED_BY@|$wanted|g" \
+      "$SRC_DIR/assets/systemd/immichvr.service" > "$UNIT"
 }
 
 HOST="$(hostname -I 2>/dev/null | awk '{print $1}')"
@@ -190,7 +152,10 @@ if [ "$SYSTEMD" = yes ]; then
   die "the service did not become healthy; see: journalctl -u immichvr -n 50"
 fi
 
-if [ "$MODE" != prefix ] && [ "${SYSTEMD}" = no ]; then
+if [ "$MODE" = prefix ]; then
+  write_unit
+  say "wrote $UNIT (copy it to /etc/systemd/system to run the service under systemd)"
+elif [ "${SYSTEMD}" = no ]; then
   say "systemd is not running here (a container?): no service installed"
 fi
 say "run it with:"

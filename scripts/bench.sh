@@ -33,7 +33,8 @@ start() { # data dir -> sets PID, URL, START_MS (time to healthy)
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
 PID=
-trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; true' EXIT
+AI_PID=""
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "$AI_PID" ] && kill "$AI_PID" 2>/dev/null; true' EXIT
 p99_ms() { # wrk --latency output -> p99 in ms
   awk '/ 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'
 }

@@ -59,7 +59,11 @@ PIDS+=($!)
 
 in_image() { env -i "${IMAGE_ENV[@]}" BACKEND_PORT="$PORT" AI_SERVICE_URL="http://127.0.0.1:$AI_PORT" \
   RETRY_BASE_SECS=0.2 "$CHROOT" --userspec="$USERSPEC" "$ROOT" "$ENTRY" "$@"; }
-in_image serve > "$WORK/serve.log" 2>&1 &
+# exec: env, then chroot, then the binary replace the subshell, so $! is the
+# server itself and the clean-up stops it (not just a shell around it).
+( in_image() { exec env -i "${IMAGE_ENV[@]}" BACKEND_PORT="$PORT" AI_SERVICE_URL="http://127.0.0.1:$AI_PORT" \
+    RETRY_BASE_SECS=0.2 "$CHROOT" --userspec="$USERSPEC" "$ROOT" "$ENTRY" "$@"; }
+  in_image serve ) > "$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 
 URL="http://127.0.0.1:$PORT"

@@ -19,6 +19,11 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 ./install.sh --prefix "$PREFIX" --no-systemd --binary "$BINARY" > "$DIR/install.log"
 grep -q "run it with" "$DIR/install.log" || fail "no run instructions: $(cat "$DIR/install.log")"
 [ -x "$PREFIX/bin/immichvr" ] || fail "binary not installed"
+UNIT="$PREFIX/systemd/immichvr.service"
+grep -qx "ExecStart=$PREFIX/bin/immichvr serve" "$UNIT" || fail "unit without ExecStart: $(cat "$UNIT")"
+grep -qx "LimitNOFILE=65536" "$UNIT" || fail "unit without LimitNOFILE"
+grep -qx "EnvironmentFile=$PREFIX/etc/immichvr.env" "$UNIT" || fail "unit without its env file"
+if grep -q '@\|^#system\|^User=' "$UNIT"; then fail "unit not filled in: $(cat "$UNIT")"; fi
 ENV_FILE="$PREFIX/etc/immichvr.env"
 grep -qx "DATA_DIR=$PREFIX/data" "$ENV_FILE" || fail "DATA_DIR not set in $ENV_FILE"
 for opt in $("$PREFIX/bin/immichvr" config --reference | tail -n +3 | cut -d'`' -f2); do

@@ -132,3 +132,32 @@ async fn the_page_s_own_origin_is_not_refused_by_cors() {
         .is_none());
     s.stop().await;
 }
+
+/// The sample photos in `assets/samples` ship inside the binary for a
+/// first try; the bytes served are the repository's, and they make a
+/// real upload.
+#[tokio::test]
+async fn sample_photos_are_served_and_upload_as_real_photos() {
+    let s = TestServer::start().await;
+    for (name, ty, w, h) in [("garden.jpg", "image/jpeg", 320, 240), ("portrait.png", "image/png", 120, 160)] {
+        let r = client().get(s.at(&format!("/admin/samples/{name}"))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], ty);
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let file = std::fs::read(format!("{}/assets/samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert_eq!(bytes, file);
+        let up = common::json(common::upload(&s.url, name, bytes).await).await;
+        let m = common::json(
+            client()
+                .get(s.at(&format!("/api/media/{}", up["mediaItemId"].as_str().unwrap())))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((m["width"].as_u64(), m["height"].as_u64(), m["mime_type"].as_str()), (Some(w), Some(h), Some(ty)));
+    }
+    let r = client().get(s.at("/admin/samples/nope.jpg")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}

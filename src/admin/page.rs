@@ -16,6 +16,11 @@ use rust_embed::RustEmbed;
 #[folder = "web/"]
 struct Assets;
 
+/// Sample photos for a first try from the upload view.
+#[derive(RustEmbed)]
+#[folder = "assets/samples/"]
+struct Samples;
+
 /// `/admin` -> `/admin/`, so the page's relative links resolve.
 #[handler]
 pub fn admin_redirect() -> Redirect {
@@ -30,7 +35,11 @@ pub fn admin_index(req: &Request) -> Response {
 #[handler]
 pub fn admin_file(req: &Request, Path(path): Path<String>) -> Response {
     // The wildcard also matches `/admin/` itself, with an empty path.
-    serve(req, if path.is_empty() { "index.html" } else { &path })
+    let path = if path.is_empty() { "index.html" } else { &path };
+    match path.strip_prefix("samples/") {
+        Some(name) => serve_from::<Samples>(req, name),
+        None => serve_from::<Assets>(req, path),
+    }
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -40,6 +49,7 @@ fn content_type(path: &str) -> &'static str {
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
         Some("json") => "application/json",
         Some("ico") => "image/x-icon",
         Some("woff2") => "font/woff2",
@@ -62,7 +72,11 @@ fn matches(req: &Request, etag: &str) -> bool {
 }
 
 fn serve(req: &Request, path: &str) -> Response {
-    let Some(file) = Assets::get(path) else {
+    serve_from::<Assets>(req, path)
+}
+
+fn serve_from<E: RustEmbed>(req: &Request, path: &str) -> Response {
+    let Some(file) = E::get(path) else {
         return crate::http::error::ApiError::new(
             crate::http::error::ErrorCode::NotFound,
             format!("The admin page has no file {path}"),

@@ -202,11 +202,13 @@ fn copy_before_migrating(
     );
     let copy = path.with_file_name(name);
     let partial = copy.with_extension("bak.partial");
-    std::fs::copy(path, &partial).map_err(io)?;
-    std::fs::File::open(&partial)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&partial, &copy).map_err(io)?;
+    let copied = std::fs::copy(path, &partial)
+        .and_then(|_| std::fs::File::open(&partial)?.sync_all())
+        .and_then(|_| std::fs::rename(&partial, &copy));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&partial);
+        return Err(io(e));
+    }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io)?;

@@ -52,14 +52,22 @@ impl Launch {
         self
     }
 
-    /// Starts the binary on a free port and waits until `/health` answers
-    /// (any status: a test may start it on a broken data dir on purpose).
-    pub async fn start(self) -> Binary {
-        let port = free_port();
-        // Beside the test, not the data: a test may fill the data's disk.
-        let log =
-            std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
-        let out = std::fs::File::create(&log).unwrap();
+    /// Runs the binary until it exits by itself (a start-up that must
+    /// fail); returns whether it succeeded and what it printed.
+    pub fn run_to_exit(self) -> (bool, String) {
+        let out = self
+            .command(free_port())
+            .output()
+            .expect("the binary starts");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn command(&self, port: u16) -> Command {
         let mut cmd = match self.nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
@@ -81,7 +89,19 @@ impl Launch {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let child = cmd
+        cmd
+    }
+
+    /// Starts the binary on a free port and waits until `/health` answers
+    /// (any status: a test may start it on a broken data dir on purpose).
+    pub async fn start(self) -> Binary {
+        let port = free_port();
+        // Beside the test, not the data: a test may fill the data's disk.
+        let log =
+            std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(port)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()

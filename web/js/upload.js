@@ -81,7 +81,16 @@ export function add(files) {
   next();
 }
 
+// The sample photos ship inside the binary (assets/samples), for a first
+// try before any photo of one's own.
+async function trySample() {
+  const res = await fetch('/admin/samples/garden.jpg');
+  if (!res.ok) return;
+  add([new File([await res.blob()], 'garden.jpg', { type: 'image/jpeg' })]);
+}
+
 export function init() {
+  $('#try-sample').addEventListener('click', trySample);
   const zone = $('#dropzone');
   const input = $('#file-input');
   input.addEventListener('change', () => { add([...input.files]); input.value = ''; });

@@ -1,0 +1,113 @@
+//! Schema migrations on real data dirs: the previous release's fixture is
+//! copied first and migrated in one step per version; a disk that cannot
+//! hold the copy refuses the upgrade without touching the file; a newer
+//! file is refused (tests/api_queue.rs); the tables a backup copies are the
+//! tables that exist.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bin::Launch, fs::SmallFs};
+use immichvr::schema::SCHEMA;
+use redb::{ReadableDatabase, ReadableTable};
+use sha2::{Digest, Sha256};
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/previous-release/data")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn sha(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+#[test]
+fn the_chain_brings_the_previous_release_to_the_current_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(&fixture(), &data);
+    let store = immichvr::storage::Store::open(
+        &data.join("immichvr.redb"),
+        &SCHEMA,
+        immichvr::storage::Options::default(),
+    )
+    .unwrap();
+    let (tables, version) = store
+        .read_blocking(|txn| {
+            Ok::<_, immichvr::storage::StorageError>((
+                immichvr::storage::table_counts(txn)?,
+                immichvr::storage::schema_version(txn)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(version, SCHEMA.version());
+    // Every table the schema declares exists, and nothing else: the list
+    // backups copy is the list that exists.
+    assert_eq!(tables.len(), SCHEMA.all_tables().count(), "{tables:?}");
+    // Rows name files relative to their directory, and every named file is
+    // in the file index and on disk.
+    let rows = store
+        .read_blocking(|txn| {
+            let media = txn.open_table(immichvr::media::store::MEDIA)?;
+            let files = txn.open_table(immichvr::media::store::FILES)?;
+            let mut out = Vec::new();
+            for e in media.iter()? {
+                let row: immichvr::media::MediaRow = immichvr::storage::decode(e?.1.value())?;
+                let indexed = files.get(format!("uploads/{}", row.file_path).as_str())?.is_some();
+                out.push((row.file_path, indexed));
+            }
+            Ok::<_, immichvr::storage::StorageError>(out)
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 7);
+    for (name, indexed) in rows {
+        assert!(!name.contains('/'), "{name}");
+        assert!(indexed, "{name} not in the file index");
+        assert!(data.join("uploads").join(&name).exists(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_disk_without_room_for_the_copy_refuses_the_upgrade_untouched() {
+    let Some(fs) = SmallFs::mount(8) else { return };
+    let data = fs.dir.path().join("data");
+    copy_dir(&fixture(), &data);
+    let before = sha(&data.join("immichvr.redb"));
+    // Less room than the file plus the 4 MiB the database keeps free.
+    let free = fs4::available_space(fs.dir.path()).unwrap();
+    let keep = 2 * 1024 * 1024;
+    std::fs::write(fs.dir.path().join("filler"), vec![0u8; (free - keep) as usize]).unwrap();
+
+    let (ok, out) = Launch::new(&data).run_to_exit();
+    assert!(!ok, "started on a disk without room for the copy: {out}");
+    assert!(out.contains("upgrading the database needs a copy of it first"), "{out}");
+    assert_eq!(sha(&data.join("immichvr.redb")), before, "the file was touched");
+    let baks: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".bak"))
+        .collect();
+    assert!(baks.is_empty(), "a partial copy was left: {baks:?}");
+
+    // With room, the same data dir upgrades.
+    std::fs::remove_file(fs.dir.path().join("filler")).unwrap();
+    let b = Launch::new(&data).env("AUTO_START_WORKER", "false").start().await;
+    b.wait_log("database migrated", 30).await;
+    let db = b.terminate().await;
+    let _ = db;
+    let file = redb::ReadOnlyDatabase::open(data.join("immichvr.redb")).unwrap();
+    let txn = file.begin_read().unwrap();
+    assert_eq!(immichvr::storage::schema_version(&txn).unwrap(), SCHEMA.version());
+}
