@@ -11,9 +11,10 @@ use std::{path::Path, sync::Arc, time::Instant};
 
 use chrono::Utc;
 use immichvr::{
-    app::{open_state, AppState},
+    app::open_state,
     media::{store as mstore, MediaRow, MediaType, Source},
-    queue::{query, store as qstore, ListOrder, ListQuery, QueueError, Status},
+    queue::{query, store as qstore, ListQuery, NewItem, OrderBy, QueueError, Status},
+    state::AppState,
 };
 use uuid::Uuid;
 
@@ -46,6 +47,20 @@ fn row(i: u64) -> MediaRow {
     }
 }
 
+/// A media row and its queue entry, as an upload writes them.
+fn insert_item(txn: &redb::WriteTransaction, r: MediaRow, sum: &[u8]) -> Result<(), QueueError> {
+    let m = mstore::insert(txn, r, sum)?;
+    let item = NewItem {
+        media_id: m.id,
+        media_type: m.media_type,
+        file_size: m.file_size,
+        original_filename: m.original_filename,
+        max_attempts: 3,
+    };
+    qstore::insert_new(txn, &item)?;
+    Ok(())
+}
+
 async fn fill(state: &Arc<AppState>, n: u64) {
     let mut done = 0;
     while done < n {
@@ -57,7 +72,7 @@ async fn fill(state: &Arc<AppState>, n: u64) {
                 for i in start..start + batch {
                     let r = row(i);
                     let sum = i.to_le_bytes().repeat(4);
-                    mstore::insert(txn, r, &sum)?;
+                    insert_item(txn, r, &sum)?;
                 }
                 Ok::<_, QueueError>(())
             })
@@ -113,7 +128,7 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
     fill(&state, n).await;
     let fill_s = t.elapsed().as_secs_f64();
 
-    let q = state.queue.clone();
+    let q = state.catalog.clone();
     let stats = time_n(200, |_| {
         let q = q.clone();
         async move {
@@ -128,7 +143,7 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
             s.read(|txn| {
                 let q = ListQuery {
                     status: Some(Status::Queued),
-                    order: ListOrder::Priority,
+                    order: OrderBy::Priority,
                     descending: false,
                     limit: 50,
                     offset: 0,
@@ -144,7 +159,7 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         let s = state.store.clone();
         async move {
             s.write(move |txn| {
-                mstore::insert(
+                insert_item(
                     txn,
                     row(10_000_000 + i as u64),
                     &(10_000_000 + i as u64).to_le_bytes().repeat(4),

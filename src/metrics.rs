@@ -153,32 +153,19 @@ pub fn render(facts: &Facts) -> String {
         ConstCounter::new(facts.commits),
     );
     let e = &*EVENTS;
-    reg.register(
-        "processing_duration_seconds",
-        "Time to process one queue item, any outcome",
-        e.processing.clone(),
-    );
-    reg.register(
-        "ai_request_duration_seconds",
-        "Duration of requests to the AI service, per endpoint",
-        e.ai_duration.clone(),
-    );
-    reg.register(
-        "ai_request_errors",
-        "Failed requests to the AI service, per endpoint and kind",
-        e.ai_errors.clone(),
-    );
-    reg.register(
-        "upload_bytes",
-        "Bytes of uploads stored",
-        e.upload_bytes.clone(),
-    );
-    reg.register("uploads", "Uploads stored", e.uploads.clone());
-    reg.register(
-        "immich_request_errors",
-        "Failed requests to Immich",
-        e.immich_errors.clone(),
-    );
+    macro_rules! register {
+        ($($name:literal, $help:literal, $metric:expr;)*) => {
+            $(reg.register($name, $help, $metric.clone());)*
+        };
+    }
+    register! {
+        "processing_duration_seconds", "Time to process one queue item, any outcome", e.processing;
+        "ai_request_duration_seconds", "Duration of requests to the AI service, per endpoint", e.ai_duration;
+        "ai_request_errors", "Failed requests to the AI service, per endpoint and kind", e.ai_errors;
+        "upload_bytes", "Bytes of uploads stored", e.upload_bytes;
+        "uploads", "Uploads stored", e.uploads;
+        "immich_request_errors", "Failed requests to Immich", e.immich_errors;
+    }
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");
     out

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Api;
+
 use common::TestServer;
 use reqwest::{header, redirect::Policy, StatusCode};
 
@@ -139,25 +141,42 @@ async fn the_page_s_own_origin_is_not_refused_by_cors() {
 #[tokio::test]
 async fn sample_photos_are_served_and_upload_as_real_photos() {
     let s = TestServer::start().await;
-    for (name, ty, w, h) in [("garden.jpg", "image/jpeg", 320, 240), ("portrait.png", "image/png", 120, 160)] {
-        let r = client().get(s.at(&format!("/admin/samples/{name}"))).send().await.unwrap();
+    for (name, ty, w, h) in [
+        ("garden.jpg", "image/jpeg", 320, 240),
+        ("portrait.png", "image/png", 120, 160),
+    ] {
+        let r = s.get(&format!("/admin/samples/{name}")).await;
         assert_eq!(r.status(), StatusCode::OK, "{name}");
         assert_eq!(r.headers()[header::CONTENT_TYPE], ty);
         let bytes = r.bytes().await.unwrap().to_vec();
-        let file = std::fs::read(format!("{}/assets/samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let file = std::fs::read(format!(
+            "{}/assets/samples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         assert_eq!(bytes, file);
         let up = common::json(common::upload(&s.url, name, bytes).await).await;
         let m = common::json(
             client()
-                .get(s.at(&format!("/api/media/{}", up["mediaItemId"].as_str().unwrap())))
+                .get(s.at(&format!(
+                    "/api/media/{}",
+                    up["mediaItemId"].as_str().unwrap()
+                )))
                 .send()
                 .await
                 .unwrap(),
         )
         .await;
-        assert_eq!((m["width"].as_u64(), m["height"].as_u64(), m["mime_type"].as_str()), (Some(w), Some(h), Some(ty)));
+        assert_eq!(
+            (
+                m["width"].as_u64(),
+                m["height"].as_u64(),
+                m["mime_type"].as_str()
+            ),
+            (Some(w), Some(h), Some(ty))
+        );
     }
-    let r = client().get(s.at("/admin/samples/nope.jpg")).send().await.unwrap();
+    let r = s.get("/admin/samples/nope.jpg").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     s.stop().await;
 }

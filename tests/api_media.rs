@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::Api;
+
 use common::{client, jpeg, json, mp4, png, upload, TestServer};
 use serde_json::Value;
 
@@ -20,14 +22,14 @@ fn sorted(list: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn service_routes() {
     let s = TestServer::start().await;
-    let h = json(client().get(s.at("/health")).send().await.unwrap()).await;
+    let h = s.get_json("/health").await;
     assert_eq!(h["status"], "healthy");
     assert_eq!(h["service"], "backend");
     assert_eq!(h["database"], "connected");
-    let r = json(client().get(s.at("/")).send().await.unwrap()).await;
+    let r = s.get_json("/").await;
     assert_eq!(r["message"], "ImmichVR Backend Service");
     assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
-    let db = json(client().get(s.at("/api/db/info")).send().await.unwrap()).await;
+    let db = s.get_json("/api/db/info").await;
     assert!(db["database"].as_str().unwrap().ends_with("immichvr.redb"));
     assert_eq!(db["status"], "connected");
     assert_eq!(db["views"], serde_json::json!([]));
@@ -79,14 +81,7 @@ async fn upload_photo_then_read_it_back() {
     assert_eq!(body["type"], "photo");
     let id = body["mediaItemId"].as_str().unwrap().to_string();
 
-    let m = json(
-        client()
-            .get(s.at(&format!("/api/media/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let m = s.get_json(&format!("/api/media/{id}")).await;
     assert_eq!(
         keys(&m),
         sorted(&[
@@ -120,11 +115,7 @@ async fn upload_photo_then_read_it_back() {
     assert_eq!(m["checksum"], hex::encode(sha2::Sha256::digest(&bytes)));
 
     // The original, whole and by range, with an ETag that revalidates.
-    let f = client()
-        .get(s.at(&format!("/api/media/{id}/file")))
-        .send()
-        .await
-        .unwrap();
+    let f = s.get(&format!("/api/media/{id}/file")).await;
     assert_eq!(f.status(), 200);
     assert_eq!(f.headers()["content-type"], "image/png");
     let etag = f.headers()["etag"].to_str().unwrap().to_string();
@@ -153,24 +144,13 @@ async fn upload_photo_then_read_it_back() {
     assert_eq!(bad_range.status(), 416);
 
     // No depth map yet.
-    let d = client()
-        .get(s.at(&format!("/api/media/{id}/depth")))
-        .send()
-        .await
-        .unwrap();
+    let d = s.get(&format!("/api/media/{id}/depth")).await;
     assert_eq!(d.status(), 404);
     assert_eq!(json(d).await["error"], "Depth map not found");
 
     // Status listing, newest first, contract field names.
     upload(&s.url, "second.jpg", jpeg(20, 10, 2)).await;
-    let st = json(
-        client()
-            .get(s.at("/api/media/status"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let st = s.get_json("/api/media/status").await;
     assert_eq!(st["count"], 2);
     let rows = st["media"].as_array().unwrap();
     assert_eq!(rows[0]["original_filename"], "second.jpg");
@@ -190,14 +170,7 @@ async fn upload_photo_then_read_it_back() {
         ])
     );
     assert_eq!(rows[1]["processing_status"], "queued");
-    let page = json(
-        client()
-            .get(s.at("/api/media/status?limit=1&offset=1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let page = s.get_json("/api/media/status?limit=1&offset=1").await;
     assert_eq!(page["media"][0]["original_filename"], "holiday.png");
     s.stop().await;
 }
@@ -305,7 +278,7 @@ async fn upload_errors() {
     assert_eq!(many.status(), 400);
 
     // Nothing was stored by any of these.
-    let st = json(client().get(s.at("/api/queue/stats")).send().await.unwrap()).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(st["stats"]["queued"], 0);
     assert!(files_in(&uploads).is_empty());
     s.stop().await;
@@ -323,7 +296,7 @@ async fn duplicate_upload_returns_existing_ids() {
     assert_eq!(again["mediaItemId"], first["mediaItemId"]);
     assert_eq!(again["queueId"], first["queueId"]);
     assert_eq!(files_in(&s.data_dir.join("uploads")).len(), 1);
-    let st = json(client().get(s.at("/api/queue/stats")).send().await.unwrap()).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(st["stats"]["queued"], 1);
     s.stop().await;
 }
@@ -376,7 +349,7 @@ async fn media_ids_malformed_unknown_and_delete() {
         "/api/media/123/file",
         "/api/media/zz/depth",
     ] {
-        let r = client().get(s.at(path)).send().await.unwrap();
+        let r = s.get(path).await;
         assert_eq!(r.status(), 400, "{path}");
         let b = json(r).await;
         assert!(b["error"].is_string() && b["message"].is_string());
@@ -387,46 +360,25 @@ async fn media_ids_malformed_unknown_and_delete() {
         format!("/api/media/{unknown}/file"),
         format!("/api/media/{unknown}/depth"),
     ] {
-        let r = client().get(s.at(&path)).send().await.unwrap();
+        let r = s.get(&path).await;
         assert_eq!(r.status(), 404, "{path}");
         assert_eq!(json(r).await["error"], "Media item not found");
     }
-    let del = client()
-        .delete(s.at(&format!("/api/media/{unknown}")))
-        .send()
-        .await
-        .unwrap();
+    let del = s.delete(&format!("/api/media/{unknown}")).await;
     assert_eq!(del.status(), 404);
 
     let body = json(upload(&s.url, "gone.png", png(5, 5, 5)).await).await;
     let id = body["mediaItemId"].as_str().unwrap();
     let qid = body["queueId"].as_str().unwrap();
-    let del = client()
-        .delete(s.at(&format!("/api/media/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let del = s.delete(&format!("/api/media/{id}")).await;
     assert_eq!(del.status(), 200);
+    assert_eq!(s.get(&format!("/api/media/{id}")).await.status(), 404);
     assert_eq!(
-        client()
-            .get(s.at(&format!("/api/media/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        client()
-            .get(s.at(&format!("/api/queue/items/{qid}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get(&format!("/api/queue/items/{qid}")).await.status(),
         404
     );
     assert!(files_in(&s.data_dir.join("uploads")).is_empty());
-    let st = json(client().get(s.at("/api/queue/stats")).send().await.unwrap()).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(st["stats"]["queued"], 0);
     // The same bytes can be uploaded again after a delete.
     assert_eq!(upload(&s.url, "gone.png", png(5, 5, 5)).await.status(), 201);
@@ -436,7 +388,7 @@ async fn media_ids_malformed_unknown_and_delete() {
 #[tokio::test]
 async fn unknown_route_and_method_are_json() {
     let s = TestServer::start().await;
-    let r = client().get(s.at("/api/nope")).send().await.unwrap();
+    let r = s.get("/api/nope").await;
     assert_eq!(r.status(), 404);
     assert!(r.headers()["content-type"]
         .to_str()

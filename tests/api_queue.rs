@@ -2,20 +2,10 @@
 
 mod common;
 
+use common::Api;
+
 use common::{client, json, png, upload, TestServer};
 use serde_json::{json as j, Value};
-
-async fn post(s: &TestServer, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut r = client().post(s.at(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    r.send().await.unwrap()
-}
-
-async fn get(s: &TestServer, path: &str) -> reqwest::Response {
-    client().get(s.at(path)).send().await.unwrap()
-}
 
 async fn upload_n(s: &TestServer, n: u8) -> Vec<Value> {
     let mut out = Vec::new();
@@ -29,7 +19,7 @@ async fn upload_n(s: &TestServer, n: u8) -> Vec<Value> {
 async fn stats_summary_items() {
     let s = TestServer::start().await;
     let ups = upload_n(&s, 3).await;
-    let st = json(get(&s, "/api/queue/stats").await).await;
+    let st = s.get_json("/api/queue/stats").await;
     let mut k: Vec<_> = st["stats"].as_object().unwrap().keys().cloned().collect();
     k.sort();
     assert_eq!(
@@ -48,12 +38,12 @@ async fn stats_summary_items() {
 
     let qid = ups[0]["queueId"].as_str().unwrap();
     assert_eq!(
-        post(&s, &format!("/api/queue/items/{qid}/cancel"), None)
+        s.post(&format!("/api/queue/items/{qid}/cancel"))
             .await
             .status(),
         200
     );
-    let sum = json(get(&s, "/api/queue/summary").await).await;
+    let sum = s.get_json("/api/queue/summary").await;
     let rows = sum["summary"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     let cancelled = rows.iter().find(|r| r["status"] == "cancelled").unwrap();
@@ -64,7 +54,7 @@ async fn stats_summary_items() {
         .unwrap()
         .contains_key("avg_processing_time_seconds"));
 
-    let list = json(get(&s, "/api/queue/items?status=queued").await).await;
+    let list = s.get_json("/api/queue/items?status=queued").await;
     assert_eq!(list["count"], 2);
     assert_eq!(list["total"], 2);
     assert_eq!(list["pagination"], j!({"limit": 50, "offset": 0}));
@@ -90,18 +80,16 @@ async fn stats_summary_items() {
         ]
     );
     let all = json(
-        get(
-            &s,
-            "/api/queue/items?orderBy=queued_at&orderDirection=DESC&limit=2",
-        )
-        .await,
+        s.get("/api/queue/items?orderBy=queued_at&orderDirection=DESC&limit=2")
+            .await,
     )
     .await;
     assert_eq!(all["total"], 3);
     assert_eq!(all["count"], 2);
     assert_eq!(all["items"][0]["original_filename"], "p2.png");
-    let by_size =
-        json(get(&s, "/api/queue/items?orderBy=file_size&orderDirection=ASC").await).await;
+    let by_size = s
+        .get_json("/api/queue/items?orderBy=file_size&orderDirection=ASC")
+        .await;
     let sizes: Vec<u64> = by_size["items"]
         .as_array()
         .unwrap()
@@ -111,7 +99,7 @@ async fn stats_summary_items() {
     let mut sorted = sizes.clone();
     sorted.sort();
     assert_eq!(sizes, sorted);
-    let capped = json(get(&s, "/api/queue/items?limit=5000").await).await;
+    let capped = s.get_json("/api/queue/items?limit=5000").await;
     assert_eq!(capped["pagination"]["limit"], 1000);
 
     for bad in [
@@ -122,12 +110,12 @@ async fn stats_summary_items() {
         "/api/queue/items?limit=-1",
         "/api/queue/items?offset=abc",
     ] {
-        let r = get(&s, bad).await;
+        let r = s.get(bad).await;
         assert_eq!(r.status(), 400, "{bad}");
         assert!(json(r).await["message"].is_string());
     }
 
-    let detail = json(get(&s, &format!("/api/queue/items/{qid}")).await).await;
+    let detail = s.get_json(&format!("/api/queue/items/{qid}")).await;
     assert_eq!(detail["status"], "cancelled");
     assert!(detail["file_path"].as_str().unwrap().contains("uploads"));
     assert_eq!(detail["error_count"], 0);
@@ -135,9 +123,9 @@ async fn stats_summary_items() {
         .as_object()
         .unwrap()
         .contains_key("processing_duration_seconds"));
-    assert_eq!(get(&s, "/api/queue/items/nope").await.status(), 400);
+    assert_eq!(s.get("/api/queue/items/nope").await.status(), 400);
     assert_eq!(
-        get(&s, &format!("/api/queue/items/{}", uuid::Uuid::new_v4()))
+        s.get(&format!("/api/queue/items/{}", uuid::Uuid::new_v4()))
             .await
             .status(),
         404
@@ -152,40 +140,37 @@ async fn enqueue_cancel_retry_over_http() {
     let media = ups[0]["mediaItemId"].as_str().unwrap();
     let qid = ups[0]["queueId"].as_str().unwrap();
 
-    let again = post(&s, &format!("/api/queue/enqueue/{media}"), None).await;
+    let again = s.post(&format!("/api/queue/enqueue/{media}")).await;
     assert_eq!(again.status(), 409);
     assert_eq!(json(again).await["error"], "Already in queue");
-    let unknown = post(
-        &s,
-        &format!("/api/queue/enqueue/{}", uuid::Uuid::new_v4()),
-        None,
-    )
-    .await;
+    let unknown = s
+        .post(&format!("/api/queue/enqueue/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_eq!(unknown.status(), 404);
-    assert_eq!(post(&s, "/api/queue/enqueue/xyz", None).await.status(), 400);
+    assert_eq!(s.post("/api/queue/enqueue/xyz").await.status(), 400);
 
-    let retry_queued = post(&s, &format!("/api/queue/items/{qid}/retry"), None).await;
+    let retry_queued = s.post(&format!("/api/queue/items/{qid}/retry")).await;
     assert_eq!(retry_queued.status(), 409);
-    let c = post(&s, &format!("/api/queue/items/{qid}/cancel"), None).await;
+    let c = s.post(&format!("/api/queue/items/{qid}/cancel")).await;
     assert_eq!(c.status(), 200);
     assert_eq!(
         json(c).await,
         j!({"success": true, "message": "Queue item cancelled", "queueId": qid})
     );
     assert_eq!(
-        post(&s, &format!("/api/queue/items/{qid}/cancel"), None)
+        s.post(&format!("/api/queue/items/{qid}/cancel"))
             .await
             .status(),
         409
     );
 
     // A cancelled entry is requeued under the same id, with a body.
-    let bad_body = post(
-        &s,
-        &format!("/api/queue/enqueue/{media}"),
-        Some(j!({"maxAttempts": 50})),
-    )
-    .await;
+    let bad_body = s
+        .post_json(
+            &format!("/api/queue/enqueue/{media}"),
+            &j!({"maxAttempts": 50}),
+        )
+        .await;
     assert_eq!(bad_body.status(), 422);
     let bad_json = client()
         .post(s.at(&format!("/api/queue/enqueue/{media}")))
@@ -195,25 +180,25 @@ async fn enqueue_cancel_retry_over_http() {
         .await
         .unwrap();
     assert_eq!(bad_json.status(), 400);
-    let e = post(
-        &s,
-        &format!("/api/queue/enqueue/{media}"),
-        Some(j!({"maxAttempts": 7})),
-    )
-    .await;
+    let e = s
+        .post_json(
+            &format!("/api/queue/enqueue/{media}"),
+            &j!({"maxAttempts": 7}),
+        )
+        .await;
     assert_eq!(e.status(), 201);
     assert_eq!(
         json(e).await,
         j!({"success": true, "message": "Media item added to queue", "queueId": qid, "mediaItemId": media})
     );
-    let item = json(get(&s, &format!("/api/queue/items/{qid}")).await).await;
+    let item = s.get_json(&format!("/api/queue/items/{qid}")).await;
     assert_eq!(
         (item["status"].clone(), item["max_attempts"].clone()),
         (j!("queued"), j!(7))
     );
 
-    post(&s, &format!("/api/queue/items/{qid}/cancel"), None).await;
-    let r = post(&s, &format!("/api/queue/items/{qid}/retry"), None).await;
+    s.post(&format!("/api/queue/items/{qid}/cancel")).await;
+    let r = s.post(&format!("/api/queue/items/{qid}/retry")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         json(r).await,
@@ -221,13 +206,13 @@ async fn enqueue_cancel_retry_over_http() {
     );
     let unknown = uuid::Uuid::new_v4();
     assert_eq!(
-        post(&s, &format!("/api/queue/items/{unknown}/cancel"), None)
+        s.post(&format!("/api/queue/items/{unknown}/cancel"))
             .await
             .status(),
         404
     );
     assert_eq!(
-        post(&s, &format!("/api/queue/items/{unknown}/retry"), None)
+        s.post(&format!("/api/queue/items/{unknown}/retry"))
             .await
             .status(),
         404
@@ -241,17 +226,17 @@ async fn everything_survives_a_restart() {
     let s = TestServer::start_with(c.clone(), None).await;
     let ups = upload_n(&s, 4).await;
     let qid = ups[1]["queueId"].as_str().unwrap().to_string();
-    post(&s, &format!("/api/queue/items/{qid}/cancel"), None).await;
-    let before_items = json(get(&s, "/api/queue/items?orderBy=queued_at").await).await;
-    let before_media = json(get(&s, "/api/media/status").await).await;
+    s.post(&format!("/api/queue/items/{qid}/cancel")).await;
+    let before_items = s.get_json("/api/queue/items?orderBy=queued_at").await;
+    let before_media = s.get_json("/api/media/status").await;
     s.stop().await;
 
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let after_items = json(get(&s, "/api/queue/items?orderBy=queued_at").await).await;
-    let after_media = json(get(&s, "/api/media/status").await).await;
+    let after_items = s.get_json("/api/queue/items?orderBy=queued_at").await;
+    let after_media = s.get_json("/api/media/status").await;
     assert_eq!(before_items, after_items);
     assert_eq!(before_media, after_media);
-    let st = json(get(&s, "/api/queue/stats").await).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(
         (
             st["stats"]["queued"].clone(),
@@ -260,11 +245,12 @@ async fn everything_survives_a_restart() {
         (j!(3), j!(1))
     );
     for u in &ups {
-        let f = get(
-            &s,
-            &format!("/api/media/{}/file", u["mediaItemId"].as_str().unwrap()),
-        )
-        .await;
+        let f = s
+            .get(&format!(
+                "/api/media/{}/file",
+                u["mediaItemId"].as_str().unwrap()
+            ))
+            .await;
         assert_eq!(f.status(), 200);
     }
     s.stop().await;

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::{
     io::Write,
     sync::{Arc, Mutex},
@@ -27,7 +29,7 @@ async fn token_guards_api_but_not_health_or_docs() {
         "/api/events",
         "/api/queue/worker/status",
     ] {
-        let r = client().get(s.at(path)).send().await.unwrap();
+        let r = s.get(path).await;
         assert_eq!(r.status(), 401, "{path}");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
         assert_eq!(json(r).await["error"], "Unauthorized");
@@ -54,13 +56,9 @@ async fn token_guards_api_but_not_health_or_docs() {
         "/api/docs/",
         "/api/auth/status",
     ] {
-        assert_eq!(
-            client().get(s.at(path)).send().await.unwrap().status(),
-            200,
-            "{path}"
-        );
+        assert_eq!(s.get(path).await.status(), 200, "{path}");
     }
-    let st = json(client().get(s.at("/api/auth/status")).send().await.unwrap()).await;
+    let st = s.get_json("/api/auth/status").await;
     assert_eq!(
         (st["required"].as_bool(), st["authenticated"].as_bool()),
         (Some(true), Some(false))
@@ -137,14 +135,7 @@ async fn login_cookie_works_for_event_stream_and_logout_ends_it() {
 #[tokio::test]
 async fn spec_declares_bearer_scheme() {
     let s = TestServer::start().await;
-    let spec = json(
-        client()
-            .get(s.at("/api/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let spec = s.get_json("/api/openapi.json").await;
     assert_eq!(
         spec["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::Duration;
 
 use common::{bin::Launch, client, fs::SmallFs, json, png, upload, TestServer};
@@ -18,7 +20,7 @@ async fn thirty_simultaneous_backups_never_fail_with_a_5xx() {
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let url = s.at("/api/admin/backup");
-            tokio::spawn(async move { client().post(url).send().await.unwrap() })
+            tokio::spawn(async move { common::post(url).await })
         })
         .collect();
     let (mut created, mut busy) = (Vec::new(), 0);
@@ -168,11 +170,7 @@ async fn a_backup_that_would_eat_the_headroom_answers_507() {
         vec![0u8; (free - keep) as usize],
     )
     .unwrap();
-    let r = client()
-        .post(b.at("/api/admin/backup"))
-        .send()
-        .await
-        .unwrap();
+    let r = b.post("/api/admin/backup").await;
     assert_eq!(r.status(), 507);
     let body = json(r).await;
     assert_eq!(body["error"], "Disk full");
@@ -184,11 +182,7 @@ async fn a_backup_that_would_eat_the_headroom_answers_507() {
     assert!(left.is_empty(), "{left:?}");
     // With room again it works.
     std::fs::remove_file(fs.dir.path().join("filler")).unwrap();
-    let r = client()
-        .post(b.at("/api/admin/backup"))
-        .send()
-        .await
-        .unwrap();
+    let r = b.post("/api/admin/backup").await;
     assert_eq!(r.status(), 201);
     b.terminate().await;
 }

@@ -5,12 +5,14 @@
 
 mod common;
 
+use common::Api;
+
 use std::{
     net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
 };
 
-use common::{bin::Launch, client, json, png, raw};
+use common::{bin::Launch, json, png, raw};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HALF_OPEN: usize = 1100;
@@ -115,7 +117,7 @@ async fn half_open_connections_from_one_address_neither_block_others_nor_outlive
         .log_text()
         .contains("connections refused (MAX_CONNECTIONS_PER_IP)"));
     // And the service is still fine for everyone.
-    let h = client().get(b.at("/health")).send().await.unwrap();
+    let h = b.get("/health").await;
     assert_eq!(json(h).await["status"], "healthy");
     b.terminate().await;
 }
@@ -163,7 +165,11 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
     let a = raw::read_answer(&mut s).await.unwrap();
     assert_eq!(a.status, 408, "{}", a.body);
     assert!(a.body.contains("IDLE_TIMEOUT_SECS"), "{}", a.body);
-    assert!(a.body.contains("\"code\":\"request-timeout\""), "{}", a.body);
+    assert!(
+        a.body.contains("\"code\":\"request-timeout\""),
+        "{}",
+        a.body
+    );
 
     // One upload holds the only slot for 3 s, trickling its body (never
     // silent for a whole second); a second waits for the slot, reading

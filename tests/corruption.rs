@@ -3,12 +3,14 @@
 
 mod common;
 
+use common::Api;
+
 use std::path::Path;
 
 use common::{
     ai_standin::{AiStandin, Mode},
     bin::Launch,
-    client, json, library,
+    json, library,
 };
 
 /// Overwrites 32 bytes just before every copy of `needle` in the file:
@@ -59,7 +61,7 @@ async fn check_damaged(data: &Path, before: usize) {
         .start()
         .await;
     b.wait_log("start-up clean-up finished", 30).await;
-    let h = client().get(b.at("/health")).send().await.unwrap();
+    let h = b.get("/health").await;
     assert_eq!(h.status(), 503);
     let body = json(h).await;
     assert_eq!(body["database"], "damaged", "{body}");
@@ -75,7 +77,7 @@ async fn check_damaged(data: &Path, before: usize) {
         "/api/queue/items?orderBy=attempts",
         "/api/queue/items?status=completed",
     ] {
-        let r = client().get(b.at(path)).send().await.unwrap();
+        let r = b.get(path).await;
         let status = r.status();
         let text = r.text().await.unwrap();
         assert!(status == 200, "{path}: {status} {text}");

@@ -94,7 +94,7 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     use common::{
         ai_standin::{AiStandin, Mode},
         bin::Launch,
-        client, json, png, snapshot, upload,
+        json, png, snapshot, upload, Api,
     };
     use sha2::{Digest, Sha256};
     let Some(fs) = SmallFs::mount(48) else { return };
@@ -115,18 +115,14 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
         ));
     }
     let filler = fill(fs.dir.path());
-    let get = |path: &'static str| {
-        let url = b.at(path);
-        async move { client().get(url).send().await.unwrap() }
-    };
 
     // Full: uploads 507, /health 503 with the reason, processing pauses.
     let r = upload(&b.url, "late.png", png(48, 40, 99)).await;
     assert_eq!(r.status(), 507);
-    let b = json(r).await;
-    assert_eq!(b["error"], "Disk full");
-    assert_eq!(b["code"], "disk-full");
-    let h = get("/health").await;
+    let body = json(r).await;
+    assert_eq!(body["error"], "Disk full");
+    assert_eq!(body["code"], "disk-full");
+    let h = b.get("/health").await;
     assert_eq!(h.status(), 503);
     let hb = json(h).await;
     assert!(hb["error"].as_str().unwrap().contains("disk full"), "{hb}");
@@ -134,14 +130,7 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     let paused = common::wait_for(15.0, "the worker to pause", move || {
         let url = url.clone();
         async move {
-            let w = json(
-                client()
-                    .get(format!("{url}/api/queue/worker/status"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
+            let w = json(common::get(format!("{url}/api/queue/worker/status")).await).await;
             w["pausedReason"].as_str().map(str::to_string)
         }
     })
@@ -149,28 +138,17 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     // Writes while the disk is full: each either lands or is refused
     // cleanly (507/503), never a 500, and nothing stays stuck.
     let first = acked[5].0.clone();
-    let q = json(
-        client()
-            .get(b.at(&format!("/api/media/{first}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let q = b.get_json(&format!("/api/media/{first}")).await;
     assert!(q["id"].is_string());
     let mut refused = 0;
     for _ in 0..40 {
-        let st = json(get("/api/queue/items?status=queued&limit=1").await).await;
+        let st = b.get_json("/api/queue/items?status=queued&limit=1").await;
         let Some(item) = st["items"].as_array().and_then(|a| a.first()).cloned() else {
             break;
         };
         let id = item["id"].as_str().unwrap();
         for action in ["cancel", "retry"] {
-            let r = client()
-                .post(b.at(&format!("/api/queue/items/{id}/{action}")))
-                .send()
-                .await
-                .unwrap();
+            let r = b.post(&format!("/api/queue/items/{id}/{action}")).await;
             assert!(
                 r.status().is_success() || r.status() == 507 || r.status() == 503,
                 "{action}: {}",
@@ -181,8 +159,8 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
             }
         }
     }
-    let during = json(get("/health").await).await;
-    let stats_during = json(get("/api/queue/stats").await).await;
+    let during = b.get_json("/health").await;
+    let stats_during = b.get_json("/api/queue/stats").await;
 
     // Space returns: everything resumes by itself.
     std::fs::remove_file(&filler).unwrap();
@@ -190,16 +168,7 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     let url = b.url.clone();
     common::wait_for(20.0, "/health to be 200 again", move || {
         let url = url.clone();
-        async move {
-            (client()
-                .get(format!("{url}/health"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 200)
-                .then_some(())
-        }
+        async move { (common::get(format!("{url}/health")).await.status() == 200).then_some(()) }
     })
     .await;
     let recovered = t0.elapsed();
@@ -208,38 +177,25 @@ async fn a_full_disk_with_the_worker_running_pauses_and_recovers_without_a_resta
     common::wait_for(30.0, "every item to complete", move || {
         let url = url.clone();
         async move {
-            let s = json(
-                client()
-                    .get(format!("{url}/api/queue/stats"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
+            let s = json(common::get(format!("{url}/api/queue/stats")).await).await;
             (s["stats"]["completed"] == n && s["stats"]["processing"] == 0).then_some(())
         }
     })
     .await;
     for (id, sum) in &acked {
-        let bytes = client()
-            .get(b.at(&format!("/api/media/{id}/file")))
-            .send()
+        let bytes = b
+            .get(&format!("/api/media/{id}/file"))
             .await
-            .unwrap()
             .bytes()
             .await
             .unwrap();
         assert_eq!(hex::encode(Sha256::digest(&bytes)), *sum);
-        let d = client()
-            .get(b.at(&format!("/api/media/{id}/depth")))
-            .send()
-            .await
-            .unwrap();
+        let d = b.get(&format!("/api/media/{id}/depth")).await;
         assert_eq!(d.status(), 200);
     }
     let after = snapshot::take(&b.url).await;
     assert_eq!(snapshot::counts(&after), (acked.len(), acked.len()));
-    let w = json(get("/api/queue/worker/status").await).await;
+    let w = b.get_json("/api/queue/worker/status").await;
     assert!(w["pausedReason"].is_null(), "{w}");
     println!(
         "disk full: paused ({paused}); while full /health said {:?} ({}), {refused} writes refused, stats {}; \

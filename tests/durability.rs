@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use common::{
     ai_standin::{AiStandin, Mode},
     bin::Launch,
-    library, snapshot,
+    library, snapshot, Api,
 };
 
 /// The data dir written by the previous release (commit 66c7c4d) and what
@@ -133,11 +133,7 @@ async fn backup_restored_into_a_fresh_data_dir_serves_the_same_library() {
     let b = first_start(&data, &ai).await;
     library::build(&b.url, &ai, 2).await;
     let before = snapshot::take(&b.url).await;
-    let r = common::client()
-        .post(b.at("/api/admin/backup"))
-        .send()
-        .await
-        .unwrap();
+    let r = common::post(b.at("/api/admin/backup")).await;
     assert_eq!(r.status(), 201);
     let backup = PathBuf::from(common::json(r).await["path"].as_str().unwrap());
     b.terminate().await;
@@ -165,11 +161,7 @@ async fn start_up_compaction_keeps_the_library() {
     let b = first_start(&data, &ai).await;
     let lib = library::build(&b.url, &ai, 3).await;
     for id in [&lib.failed, &lib.cancelled] {
-        let r = common::client()
-            .delete(b.at(&format!("/api/media/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = b.delete(&format!("/api/media/{id}")).await;
         assert_eq!(r.status(), 200);
     }
     let before = snapshot::take(&b.url).await;
@@ -221,14 +213,7 @@ async fn a_data_dir_of_the_previous_release_opens_and_serves_the_same() {
     let got = snapshot::take(&b.url).await;
     assert_eq!(snapshot::counts(&got), (7, 4));
     snapshot::assert_holds(&expected, &got);
-    let info = common::json(
-        common::client()
-            .get(b.at("/api/db/info"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let info = common::json(common::get(b.at("/api/db/info")).await).await;
     assert_eq!(info["schema_version"], 2);
     // Absolute paths name this data dir, not the one the fixture was made in.
     let any = got["media"]
@@ -238,14 +223,7 @@ async fn a_data_dir_of_the_previous_release_opens_and_serves_the_same() {
         .next()
         .unwrap()
         .clone();
-    let row = common::json(
-        common::client()
-            .get(b.at(&format!("/api/media/{any}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let row = common::json(common::get(b.at(&format!("/api/media/{any}"))).await).await;
     assert!(
         row["file_path"]
             .as_str()

@@ -14,8 +14,8 @@ use common::{
 };
 use immichvr::http::error::ErrorCode;
 use reqwest::{Method, Response};
-use tokio::io::AsyncReadExt;
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 
 /// Checks an answer against the catalogue's entry for `code`.
 async fn check(code: ErrorCode, r: Response) {
@@ -40,11 +40,17 @@ async fn send(method: Method, url: String) -> Response {
 /// Codes checked in the test files that set up what they need.
 const ELSEWHERE: &[(ErrorCode, &str)] = &[
     (ErrorCode::DiskFull, "disk_full.rs, backups.rs"),
-    (ErrorCode::StorageUnavailable, "disk_full.rs (redb read-only)"),
+    (
+        ErrorCode::StorageUnavailable,
+        "disk_full.rs (redb read-only)",
+    ),
     (ErrorCode::StorageError, "unit: http::error mapping"),
     (ErrorCode::FileSystemError, "unit: http::error mapping"),
     (ErrorCode::BackupFailed, "unit: http::error mapping"),
-    (ErrorCode::BackupExists, "unit: http::error mapping (CLI only)"),
+    (
+        ErrorCode::BackupExists,
+        "unit: http::error mapping (CLI only)",
+    ),
     (ErrorCode::BackupRunning, "backups.rs"),
     (ErrorCode::InternalError, "unit: http::error mapping"),
     (ErrorCode::ImmichRefused, "immich.rs"),
@@ -76,10 +82,19 @@ async fn every_code_answers_as_the_catalogue_says() {
         }};
     }
 
-    expect!(ErrorCode::BadRequest, send(Method::GET, u("/api/media/not-a-uuid")).await);
+    expect!(
+        ErrorCode::BadRequest,
+        send(Method::GET, u("/api/media/not-a-uuid")).await
+    );
     expect!(ErrorCode::NotFound, send(Method::GET, u("/api/nope")).await);
-    expect!(ErrorCode::MethodNotAllowed, send(Method::PUT, u("/api/queue/stats")).await);
-    expect!(ErrorCode::MediaNotFound, send(Method::GET, u(&format!("/api/media/{unknown}"))).await);
+    expect!(
+        ErrorCode::MethodNotAllowed,
+        send(Method::PUT, u("/api/queue/stats")).await
+    );
+    expect!(
+        ErrorCode::MediaNotFound,
+        send(Method::GET, u(&format!("/api/media/{unknown}"))).await
+    );
     expect!(
         ErrorCode::QueueItemNotFound,
         send(Method::GET, u(&format!("/api/queue/items/{unknown}"))).await
@@ -91,24 +106,43 @@ async fn every_code_answers_as_the_catalogue_says() {
             .body(form(body))
             .send()
     };
-    expect!(ErrorCode::NoFile, mp("--B\nContent-Disposition: form-data; name=\"x\"\n\nv\n--B--\n").await.unwrap());
+    expect!(
+        ErrorCode::NoFile,
+        mp("--B\nContent-Disposition: form-data; name=\"x\"\n\nv\n--B--\n")
+            .await
+            .unwrap()
+    );
     expect!(
         ErrorCode::EmptyFile,
-        mp("--B\nContent-Disposition: form-data; name=\"media\"; filename=\"e.png\"\n\n\n--B--\n").await.unwrap()
+        mp("--B\nContent-Disposition: form-data; name=\"media\"; filename=\"e.png\"\n\n\n--B--\n")
+            .await
+            .unwrap()
     );
     expect!(
         ErrorCode::InvalidMultipart,
         mp("--B\nContent-Disposition: form-data; name=\"media\"; filename=\"x.png\"\n\nunterminated").await.unwrap()
     );
-    expect!(ErrorCode::UnsupportedMediaType, upload(&s.url, "t.txt", b"just some text".to_vec()).await);
-    expect!(ErrorCode::FileTooLarge, upload(&s.url, "big.png", {
-        let mut v = png(8, 8, 1);
-        v.resize(100 * 1024, 7);
-        v
-    }).await);
+    expect!(
+        ErrorCode::UnsupportedMediaType,
+        upload(&s.url, "t.txt", b"just some text".to_vec()).await
+    );
+    expect!(
+        ErrorCode::FileTooLarge,
+        upload(&s.url, "big.png", {
+            let mut v = png(8, 8, 1);
+            v.resize(100 * 1024, 7);
+            v
+        })
+        .await
+    );
     expect!(
         ErrorCode::BodyTooLarge,
-        client().post(u("/api/auth/login")).body(vec![b' '; 8192]).send().await.unwrap()
+        client()
+            .post(u("/api/auth/login"))
+            .body(vec![b' '; 8192])
+            .send()
+            .await
+            .unwrap()
     );
     expect!(
         ErrorCode::InvalidBody,
@@ -121,13 +155,28 @@ async fn every_code_answers_as_the_catalogue_says() {
     );
     expect!(
         ErrorCode::HeadersTooLarge,
-        client().get(u("/api/queue/stats")).header("x-big", "a".repeat(70_000)).send().await.unwrap()
+        client()
+            .get(u("/api/queue/stats"))
+            .header("x-big", "a".repeat(70_000))
+            .send()
+            .await
+            .unwrap()
     );
 
     // An item: its depth map is not there yet; it is queued already.
-    let up: Value = upload(&s.url, "p.png", png(16, 16, 3)).await.json().await.unwrap();
-    let (media, queue) = (up["mediaItemId"].as_str().unwrap(), up["queueId"].as_str().unwrap());
-    expect!(ErrorCode::DepthMapNotFound, send(Method::GET, u(&format!("/api/media/{media}/depth"))).await);
+    let up: Value = upload(&s.url, "p.png", png(16, 16, 3))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (media, queue) = (
+        up["mediaItemId"].as_str().unwrap(),
+        up["queueId"].as_str().unwrap(),
+    );
+    expect!(
+        ErrorCode::DepthMapNotFound,
+        send(Method::GET, u(&format!("/api/media/{media}/depth"))).await
+    );
     expect!(
         ErrorCode::AlreadyQueued,
         send(Method::POST, u(&format!("/api/queue/enqueue/{media}"))).await
@@ -145,22 +194,49 @@ async fn every_code_answers_as_the_catalogue_says() {
             .await
             .unwrap()
     );
-    expect!(ErrorCode::WorkerStopped, send(Method::POST, u("/api/queue/worker/stop")).await);
-    assert_eq!(send(Method::POST, u("/api/queue/worker/start")).await.status(), 200);
-    expect!(ErrorCode::WorkerRunning, send(Method::POST, u("/api/queue/worker/start")).await);
-    expect!(ErrorCode::AiUnhealthy, send(Method::GET, u("/api/ai/health")).await);
-    expect!(ErrorCode::AiUnreachable, send(Method::GET, u("/api/ai/info")).await);
-    expect!(ErrorCode::ImmichNotConfigured, send(Method::GET, u("/api/immich/test")).await);
+    expect!(
+        ErrorCode::WorkerStopped,
+        send(Method::POST, u("/api/queue/worker/stop")).await
+    );
+    assert_eq!(
+        send(Method::POST, u("/api/queue/worker/start"))
+            .await
+            .status(),
+        200
+    );
+    expect!(
+        ErrorCode::WorkerRunning,
+        send(Method::POST, u("/api/queue/worker/start")).await
+    );
+    expect!(
+        ErrorCode::AiUnhealthy,
+        send(Method::GET, u("/api/ai/health")).await
+    );
+    expect!(
+        ErrorCode::AiUnreachable,
+        send(Method::GET, u("/api/ai/info")).await
+    );
+    expect!(
+        ErrorCode::ImmichNotConfigured,
+        send(Method::GET, u("/api/immich/test")).await
+    );
     s.stop().await;
 
     // An item being processed cannot be deleted.
     ai.set_mode(Mode::Hang);
     let s = common::start_with_ai(&ai.url(), |_| {}).await;
-    let up: Value = upload(&s.url, "slow.png", png(16, 16, 4)).await.json().await.unwrap();
+    let up: Value = upload(&s.url, "slow.png", png(16, 16, 4))
+        .await
+        .json()
+        .await
+        .unwrap();
     let q = up["queueId"].as_str().unwrap();
     common::wait_status(&s.url, q, "processing", 10.0).await;
     let media = up["mediaItemId"].as_str().unwrap();
-    expect!(ErrorCode::ItemProcessing, send(Method::DELETE, s.at(&format!("/api/media/{media}"))).await);
+    expect!(
+        ErrorCode::ItemProcessing,
+        send(Method::DELETE, s.at(&format!("/api/media/{media}"))).await
+    );
     ai.set_mode(Mode::Ok);
     s.shutdown.cancel();
     drop(s);
@@ -168,13 +244,19 @@ async fn every_code_answers_as_the_catalogue_says() {
     let (mut c, tmp) = common::test_config();
     c.auth_token = Some("codes-token".parse().unwrap());
     let s = TestServer::start_with(c, Some(tmp)).await;
-    expect!(ErrorCode::Unauthorized, send(Method::GET, s.at("/api/queue/stats")).await);
+    expect!(
+        ErrorCode::Unauthorized,
+        send(Method::GET, s.at("/api/queue/stats")).await
+    );
     s.stop().await;
 
     for (code, _) in ELSEWHERE {
         seen.push(*code);
     }
-    let missing: Vec<_> = ErrorCode::ALL.iter().filter(|c| !seen.contains(c)).collect();
+    let missing: Vec<_> = ErrorCode::ALL
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .collect();
     assert!(missing.is_empty(), "codes nobody checks: {missing:?}");
 }
 

@@ -2,10 +2,12 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::Duration;
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{client, json, png, start_with_ai, upload};
+use common::{json, png, start_with_ai, upload};
 use futures_util::StreamExt;
 
 /// Reads SSE frames (`event:` + `data:`) from a response body.
@@ -42,7 +44,7 @@ async fn next_event(
 async fn upload_events_arrive_in_order() {
     let ai = AiStandin::start(Mode::Delay(Duration::from_millis(100))).await;
     let s = start_with_ai(&ai.url(), |_| {}).await;
-    let resp = client().get(s.at("/api/events")).send().await.unwrap();
+    let resp = s.get("/api/events").await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
@@ -73,11 +75,7 @@ async fn upload_events_arrive_in_order() {
     }
     assert_eq!(seen, ["queued", "processing", "completed"]);
 
-    client()
-        .post(s.at("/api/queue/worker/stop"))
-        .send()
-        .await
-        .unwrap();
+    s.post("/api/queue/worker/stop").await;
     loop {
         let (name, ev) = next_event(&mut stream, &mut buf)
             .await

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Api;
+
 use common::{client, json, TestServer};
 
 const TOKEN: &str = "guards-token-0123456789";
@@ -79,7 +81,7 @@ async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
         "/admin/nope.js",
         "/api/media/x/y/z",
     ] {
-        let r = client().get(s.at(path)).send().await.unwrap();
+        let r = s.get(path).await;
         assert_eq!(r.status(), 404, "{path}");
         assert!(is_json(&r), "{path}");
         assert!(json(r).await["error"].is_string(), "{path}");

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::Duration;
 
 use common::ai_standin::{AiStandin, Mode};
@@ -29,7 +31,7 @@ async fn path_traversal_in_path_parameters() {
         "/api/queue/items/..%2f..%2f/retry",
         "/api/media/00000000-0000-0000-0000-000000000000%00/file",
     ] {
-        let r = client().get(s.at(path)).send().await.unwrap();
+        let r = s.get(path).await;
         assert!(
             r.status() == 400 || r.status() == 404 || r.status() == 405,
             "{path}: {}",
@@ -59,10 +61,7 @@ async fn overlong_headers_and_file_names() {
         assert!(r.status().is_client_error(), "{}", r.status());
     }
     // The server is still fine.
-    assert_eq!(
-        client().get(s.at("/health")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(s.get("/health").await.status(), 200);
 
     let long_name = format!("{}.png", "é".repeat(5000));
     let r = upload(&s.url, &long_name, png(8, 8, 1)).await;
@@ -186,30 +185,14 @@ async fn disk_full_answers_507_keeps_the_database_and_recovers() {
         .collect();
     assert!(leftovers.is_empty(), "partial file left");
     // The database is readable and every stored item is intact.
-    let st = json(client().get(s.at("/api/queue/stats")).send().await.unwrap()).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(st["stats"]["queued"], stored.len());
     for id in &stored {
-        assert_eq!(
-            client()
-                .get(s.at(&format!("/api/media/{id}/file")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(s.get(&format!("/api/media/{id}/file")).await.status(), 200);
     }
     // Freeing space makes uploads work again.
     for id in stored.iter().take(2) {
-        assert_eq!(
-            client()
-                .delete(s.at(&format!("/api/media/{id}")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(s.delete(&format!("/api/media/{id}")).await.status(), 200);
     }
     let again = upload(&s.url, "after.png", incompressible_photo(1024 * 1024, 99)).await;
     assert_eq!(again.status(), 201);

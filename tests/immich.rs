@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::Duration;
 
 use common::ai_standin::{AiStandin, Mode};
@@ -21,10 +23,6 @@ async fn server(immich: &ImmichStandin, key: &str, url_suffix: &str) -> TestServ
     TestServer::start_with(c, Some(tmp)).await
 }
 
-async fn get(s: &TestServer, path: &str) -> reqwest::Response {
-    client().get(s.at(path)).send().await.unwrap()
-}
-
 #[tokio::test]
 async fn not_configured_is_503_with_the_contract_message() {
     let s = TestServer::start().await;
@@ -33,7 +31,7 @@ async fn not_configured_is_503_with_the_contract_message() {
         "/api/immich/photos",
         &format!("/api/immich/assets/{PHOTO1}"),
     ] {
-        let r = get(&s, path).await;
+        let r = s.get(path).await;
         assert_eq!(r.status(), 503, "{path}");
         let b = json(r).await;
         assert_eq!(b["error"], "Immich connector not configured");
@@ -42,11 +40,9 @@ async fn not_configured_is_503_with_the_contract_message() {
             "Please set IMMICH_URL and IMMICH_API_KEY environment variables"
         );
     }
-    let r = client()
-        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .post(&format!("/api/immich/assets/{PHOTO1}/enqueue"))
+        .await;
     assert_eq!(r.status(), 503);
     s.stop().await;
 }
@@ -56,25 +52,25 @@ async fn test_version_statistics_and_url_forms() {
     let im = ImmichStandin::start(library(5)).await;
     for suffix in ["", "/", "/api", "/api/"] {
         let s = server(&im, KEY, suffix).await;
-        let t = json(get(&s, "/api/immich/test").await).await;
+        let t = s.get_json("/api/immich/test").await;
         assert_eq!(t["status"], "success", "{suffix}: {t}");
         assert_eq!(t["message"], "Connection to Immich successful");
         assert!(t["data"]["warning"].is_null());
         s.stop().await;
     }
     let s = server(&im, KEY, "").await;
-    let v = json(get(&s, "/api/immich/version").await).await;
+    let v = s.get_json("/api/immich/version").await;
     assert_eq!(
         v["data"],
         serde_json::json!({"major": 3, "minor": 0, "patch": 3})
     );
-    let st = json(get(&s, "/api/immich/statistics").await).await;
+    let st = s.get_json("/api/immich/statistics").await;
     assert_eq!(
         st["data"],
         serde_json::json!({"images": 7, "videos": 2, "total": 9})
     );
     *im.inner.major.lock().unwrap() = 1;
-    let t = json(get(&s, "/api/immich/test").await).await;
+    let t = s.get_json("/api/immich/test").await;
     assert!(t["data"]["warning"]
         .as_str()
         .unwrap()
@@ -86,7 +82,7 @@ async fn test_version_statistics_and_url_forms() {
 async fn browsing_pages_filters_and_parses() {
     let im = ImmichStandin::start(library(5)).await;
     let s = server(&im, KEY, "").await;
-    let p = json(get(&s, "/api/immich/photos?size=2&page=1").await).await;
+    let p = s.get_json("/api/immich/photos?size=2&page=1").await;
     assert_eq!(
         (
             p["count"].as_u64(),
@@ -111,9 +107,9 @@ async fn browsing_pages_filters_and_parses() {
     assert_eq!(body["type"], "IMAGE", "filtered by Immich");
     assert_eq!(body["visibility"], "timeline");
     assert_eq!(body["page"], 1);
-    let last = json(get(&s, "/api/immich/photos?size=5&page=2").await).await;
+    let last = s.get_json("/api/immich/photos?size=5&page=2").await;
     assert!(last["nextPage"].is_null());
-    let v = json(get(&s, "/api/immich/videos").await).await;
+    let v = s.get_json("/api/immich/videos").await;
     assert_eq!(v["count"], 2);
     let durations: Vec<u64> = v["data"]
         .as_array()
@@ -126,23 +122,21 @@ async fn browsing_pages_filters_and_parses() {
         vec![5000, 5500],
         "integer ms and the old string form"
     );
-    let fav = json(get(&s, "/api/immich/assets?isFavorite=true").await).await;
+    let fav = s.get_json("/api/immich/assets?isFavorite=true").await;
     assert!(fav["data"]
         .as_array()
         .unwrap()
         .iter()
         .all(|a| a["isFavorite"] == true));
-    let a = json(get(&s, &format!("/api/immich/assets/{VIDEO_OLD}")).await).await;
+    let a = s.get_json(&format!("/api/immich/assets/{VIDEO_OLD}")).await;
     assert_eq!(a["data"]["originalFileName"], "old.mp4");
     assert_eq!(a["data"]["checksum"], "dGVzdGNoZWNrc3VtMTIzNDU2Nzg5MA==");
-    let unknown = get(
-        &s,
-        "/api/immich/assets/00000000-0000-4000-8000-0000000000ff",
-    )
-    .await;
+    let unknown = s
+        .get("/api/immich/assets/00000000-0000-4000-8000-0000000000ff")
+        .await;
     assert_eq!(unknown.status(), 404);
     assert_eq!(json(unknown).await["code"], "immich-asset-not-found");
-    assert_eq!(get(&s, "/api/immich/assets/not-a-uuid").await.status(), 400);
+    assert_eq!(s.get("/api/immich/assets/not-a-uuid").await.status(), 400);
     let found = json(
         client()
             .post(s.at("/api/immich/search"))
@@ -163,16 +157,16 @@ async fn browsing_pages_filters_and_parses() {
 async fn thumbnails_and_originals_stream_with_headers() {
     let im = ImmichStandin::start(library(3)).await;
     let s = server(&im, KEY, "").await;
-    let t = get(
-        &s,
-        &format!("/api/immich/assets/{PHOTO1}/thumbnail?size=preview"),
-    )
-    .await;
+    let t = s
+        .get(&format!(
+            "/api/immich/assets/{PHOTO1}/thumbnail?size=preview"
+        ))
+        .await;
     assert_eq!(t.status(), 200);
     assert_eq!(t.headers()["content-type"], "image/jpeg");
     let img = image::load_from_memory(&t.bytes().await.unwrap()).unwrap();
     assert_eq!(img.width(), 160);
-    let o = get(&s, &format!("/api/immich/assets/{PHOTO1}/file")).await;
+    let o = s.get(&format!("/api/immich/assets/{PHOTO1}/file")).await;
     assert_eq!(o.headers()["content-type"], "image/jpeg");
     assert!(o.headers()["content-disposition"]
         .to_str()
@@ -197,12 +191,9 @@ async fn thumbnails_and_originals_stream_with_headers() {
         .starts_with("bytes 0-9/"));
     assert_eq!(part.bytes().await.unwrap().len(), 10);
     assert_eq!(
-        get(
-            &s,
-            "/api/immich/assets/00000000-0000-4000-8000-0000000000ff/file"
-        )
-        .await
-        .status(),
+        s.get("/api/immich/assets/00000000-0000-4000-8000-0000000000ff/file")
+            .await
+            .status(),
         404
     );
     s.stop().await;
@@ -225,12 +216,13 @@ async fn a_50_mib_original_streams_without_growing_memory() {
     let im = ImmichStandin::start(library(1)).await;
     let s = server(&im, KEY, "").await;
     // Warm up the connection pools and allocator.
-    let _ = get(&s, &format!("/api/immich/assets/{PHOTO1}/file"))
+    let _ = s
+        .get(&format!("/api/immich/assets/{PHOTO1}/file"))
         .await
         .bytes()
         .await;
     let before = rss_kib();
-    let resp = get(&s, &format!("/api/immich/assets/{BIG}/file")).await;
+    let resp = s.get(&format!("/api/immich/assets/{BIG}/file")).await;
     assert_eq!(resp.headers()["content-length"], "52428800");
     let mut stream = resp.bytes_stream();
     let (mut total, mut peak) = (0usize, before);
@@ -249,7 +241,7 @@ async fn a_50_mib_original_streams_without_growing_memory() {
 async fn upstream_errors_map_to_502_404_503() {
     let im = ImmichStandin::start(library(2)).await;
     let wrong = server(&im, "wrong-key", "").await;
-    let r = get(&wrong, "/api/immich/photos").await;
+    let r = wrong.get("/api/immich/photos").await;
     assert_eq!(r.status(), 502);
     let b = json(r).await;
     assert!(b["message"]
@@ -260,7 +252,9 @@ async fn upstream_errors_map_to_502_404_503() {
     wrong.stop().await;
 
     let limited = server(&im, KEY_NO_DOWNLOAD, "").await;
-    let r = get(&limited, &format!("/api/immich/assets/{PHOTO1}/file")).await;
+    let r = limited
+        .get(&format!("/api/immich/assets/{PHOTO1}/file"))
+        .await;
     assert_eq!(r.status(), 502);
     let b = json(r).await;
     assert!(
@@ -271,13 +265,13 @@ async fn upstream_errors_map_to_502_404_503() {
 
     let s = server(&im, KEY, "").await;
     *im.inner.fail_from_page.lock().unwrap() = Some(1);
-    let r = get(&s, "/api/immich/photos").await;
+    let r = s.get("/api/immich/photos").await;
     assert_eq!(r.status(), 502);
     let b = json(r).await;
     assert!(b["message"].as_str().unwrap().contains("500"));
     assert_eq!(b["code"], "immich-error");
     im.down().await;
-    let r = get(&s, "/api/immich/version").await;
+    let r = s.get("/api/immich/version").await;
     assert_eq!(r.status(), 503);
     let b = json(r).await;
     assert_eq!(b["error"], "Immich unreachable");
@@ -295,19 +289,17 @@ async fn importing_one_asset_queues_it_and_the_worker_completes_it() {
     c.ai_service_url = ai.url();
     c.auto_start_worker = true;
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let r = client()
-        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .post(&format!("/api/immich/assets/{PHOTO1}/enqueue"))
+        .await;
     assert_eq!(r.status(), 201);
     let first = json(r).await;
     assert_eq!(first["variant"], "original");
     let m = json(
-        get(
-            &s,
-            &format!("/api/media/{}", first["mediaItemId"].as_str().unwrap()),
-        )
+        s.get(&format!(
+            "/api/media/{}",
+            first["mediaItemId"].as_str().unwrap()
+        ))
         .await,
     )
     .await;
@@ -324,11 +316,9 @@ async fn importing_one_asset_queues_it_and_the_worker_completes_it() {
         10.0,
     )
     .await;
-    let again = client()
-        .post(s.at(&format!("/api/immich/assets/{PHOTO1}/enqueue")))
-        .send()
-        .await
-        .unwrap();
+    let again = s
+        .post(&format!("/api/immich/assets/{PHOTO1}/enqueue"))
+        .await;
     assert_eq!(again.status(), 200);
     let again = json(again).await;
     assert_eq!(
@@ -336,20 +326,13 @@ async fn importing_one_asset_queues_it_and_the_worker_completes_it() {
         (first["mediaItemId"].clone(), serde_json::json!(true))
     );
 
-    let heic = json(
-        client()
-            .post(s.at(&format!("/api/immich/assets/{HEIC}/enqueue")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let heic = json(s.post(&format!("/api/immich/assets/{HEIC}/enqueue")).await).await;
     assert_eq!(heic["variant"], "preview");
     let m = json(
-        get(
-            &s,
-            &format!("/api/media/{}", heic["mediaItemId"].as_str().unwrap()),
-        )
+        s.get(&format!(
+            "/api/media/{}",
+            heic["mediaItemId"].as_str().unwrap()
+        ))
         .await,
     )
     .await;
@@ -361,7 +344,7 @@ async fn importing_one_asset_queues_it_and_the_worker_completes_it() {
 
 async fn wait_import_done(s: &TestServer) -> serde_json::Value {
     for _ in 0..300 {
-        let st = json(get(s, "/api/immich/import").await).await;
+        let st = s.get_json("/api/immich/import").await;
         if st["running"] == false && st["startedAt"].is_string() {
             return st;
         }
@@ -401,7 +384,7 @@ async fn bulk_import_pages_respects_limit_and_refuses_a_second_run() {
         3,
         "three pages"
     );
-    let st = json(get(&s, "/api/queue/stats").await).await;
+    let st = s.get_json("/api/queue/stats").await;
     assert_eq!(st["stats"]["queued"], 7);
     s.stop().await;
 }
@@ -424,14 +407,14 @@ async fn immich_failing_mid_import_reports_failures_and_leaves_nothing_half_writ
     assert_eq!(done["failed"], 1);
     assert!(done["errors"][0].as_str().unwrap().contains("page 2"));
     // Every stored item has its file; no temporary file is left.
-    let list = json(get(&s, "/api/media/status").await).await;
+    let list = s.get_json("/api/media/status").await;
     assert_eq!(list["count"], 3);
     for m in list["media"].as_array().unwrap() {
         assert_eq!(
-            get(
-                &s,
-                &format!("/api/media/{}/file", m["media_id"].as_str().unwrap())
-            )
+            s.get(&format!(
+                "/api/media/{}/file",
+                m["media_id"].as_str().unwrap()
+            ))
             .await
             .status(),
             200

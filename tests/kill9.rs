@@ -8,42 +8,28 @@ mod common;
 use std::{
     collections::HashMap,
     path::Path,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{client, free_port, json, png};
+use common::{
+    bin::{Binary, Launch},
+    client, png, Api,
+};
 use sha2::{Digest, Sha256};
 
 const ROUNDS: u32 = 10;
 
-fn spawn(data: &Path, port: u16, ai: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_immichvr"))
-        .env("DATA_DIR", data)
-        .env("BACKEND_PORT", port.to_string())
-        .env("BIND_ADDR", "127.0.0.1")
+fn launch(data: &Path, ai: &str) -> Launch {
+    Launch::new(data)
         .env("AI_SERVICE_URL", ai)
-        .env("AI_CONCURRENCY", "2")
-        .env("RETRY_BASE_SECS", "0.05")
-        .env("UPLOAD_CONCURRENCY", "16")
-        .env_remove("IMMICH_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .env("AI_CONCURRENCY", 2)
+        .env("UPLOAD_CONCURRENCY", 16)
 }
 
-async fn wait_healthy(url: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(r) = client().get(format!("{url}/health")).send().await {
-            return r.status() == 200;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+async fn healthy(b: &Binary) -> bool {
+    b.get("/health").await.status() == 200
 }
 
 /// Temporary files older than `started`: left by a crash and not cleaned
@@ -68,17 +54,16 @@ fn temp_files(data: &Path, started: std::time::SystemTime) -> usize {
 async fn kill_nine_loses_nothing() {
     let ai = AiStandin::start(Mode::Delay(Duration::from_millis(30))).await;
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     // media id -> sha256 of every upload that got its 201.
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let mut seed: u64 = 0x9e3779b97f4a7c15;
     let mut leftover_temp = 0;
     for round in 0..ROUNDS {
         let started = std::time::SystemTime::now();
-        let mut child = spawn(tmp.path(), port, &ai.url());
+        let child = launch(tmp.path(), &ai.url()).start().await;
+        let url = child.url.clone();
         assert!(
-            wait_healthy(&url).await,
+            healthy(&child).await,
             "round {round}: the database did not open"
         );
         leftover_temp += temp_files(tmp.path(), started);
@@ -116,8 +101,7 @@ async fn kill_nine_loses_nothing() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         tokio::time::sleep(Duration::from_millis(150 + seed % 600)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
         for w in writers {
             let _ = w.await;
         }
@@ -125,29 +109,20 @@ async fn kill_nine_loses_nothing() {
 
     // Final start: everything must be there and finish.
     let started = std::time::SystemTime::now();
-    let mut child = spawn(tmp.path(), port, &ai.url());
+    let child = launch(tmp.path(), &ai.url()).start().await;
     assert!(
-        wait_healthy(&url).await,
+        healthy(&child).await,
         "the database did not open after the last kill"
     );
     leftover_temp += temp_files(tmp.path(), started);
     let acked = acked.lock().unwrap().clone();
     let mut found = 0;
     for (id, sum) in &acked {
-        let m = json(
-            client()
-                .get(format!("{url}/api/media/{id}"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let m = child.get_json(&format!("/api/media/{id}")).await;
         assert_eq!(m["checksum"].as_str(), Some(sum.as_str()), "row of {id}");
-        let bytes = client()
-            .get(format!("{url}/api/media/{id}/file"))
-            .send()
+        let bytes = child
+            .get(&format!("/api/media/{id}/file"))
             .await
-            .unwrap()
             .bytes()
             .await
             .unwrap();
@@ -157,22 +132,14 @@ async fn kill_nine_loses_nothing() {
     let total = acked.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     let stats = loop {
-        let st = json(
-            client()
-                .get(format!("{url}/api/queue/stats"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let st = child.get_json("/api/queue/stats").await;
         if st["stats"]["completed"].as_u64().unwrap() >= total && st["stats"]["processing"] == 0 {
             break st;
         }
         assert!(Instant::now() < deadline, "not all completed: {st}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     println!(
         "kill -9: {ROUNDS} rounds, {total} uploads acknowledged, {found} found intact, {} lost, {} completed, {} temp files left after start-up",
         total - found as u64,

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::{Duration, Instant};
 
 use common::{client, json, png, raw, TestServer};
@@ -106,14 +108,7 @@ async fn an_upload_storm_with_the_default_settings_loses_nothing() {
     assert_eq!((resets, errors), (0, 0));
     assert_eq!(ids.len() as u64, N);
     for (id, sum) in &ids {
-        let m = json(
-            client()
-                .get(s.at(&format!("/api/media/{id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let m = s.get_json(&format!("/api/media/{id}")).await;
         assert_eq!(m["checksum"].as_str(), Some(sum.as_str()));
     }
     s.stop().await;
@@ -175,7 +170,11 @@ async fn beyond_the_slots_uploads_wait_and_429_comes_only_when_the_line_is_full(
         busy.headers
     );
     assert!(busy.body.contains("Too many uploads"));
-    assert!(busy.body.contains("\"code\":\"too-many-uploads\""), "{}", busy.body);
+    assert!(
+        busy.body.contains("\"code\":\"too-many-uploads\""),
+        "{}",
+        busy.body
+    );
     assert!(t0.elapsed() < Duration::from_secs(2));
     // The slot frees: the waiter gets it.
     drop(tx);

@@ -65,7 +65,9 @@ fn the_chain_brings_the_previous_release_to_the_current_schema() {
             let mut out = Vec::new();
             for e in media.iter()? {
                 let row: immichvr::media::MediaRow = immichvr::storage::decode(e?.1.value())?;
-                let indexed = files.get(format!("uploads/{}", row.file_path).as_str())?.is_some();
+                let indexed = files
+                    .get(format!("uploads/{}", row.file_path).as_str())?
+                    .is_some();
                 out.push((row.file_path, indexed));
             }
             Ok::<_, immichvr::storage::StorageError>(out)
@@ -88,12 +90,23 @@ async fn a_disk_without_room_for_the_copy_refuses_the_upgrade_untouched() {
     // Less room than the file plus the 4 MiB the database keeps free.
     let free = fs4::available_space(fs.dir.path()).unwrap();
     let keep = 2 * 1024 * 1024;
-    std::fs::write(fs.dir.path().join("filler"), vec![0u8; (free - keep) as usize]).unwrap();
+    std::fs::write(
+        fs.dir.path().join("filler"),
+        vec![0u8; (free - keep) as usize],
+    )
+    .unwrap();
 
     let (ok, out) = Launch::new(&data).run_to_exit();
     assert!(!ok, "started on a disk without room for the copy: {out}");
-    assert!(out.contains("upgrading the database needs a copy of it first"), "{out}");
-    assert_eq!(sha(&data.join("immichvr.redb")), before, "the file was touched");
+    assert!(
+        out.contains("upgrading the database needs a copy of it first"),
+        "{out}"
+    );
+    assert_eq!(
+        sha(&data.join("immichvr.redb")),
+        before,
+        "the file was touched"
+    );
     let baks: Vec<_> = std::fs::read_dir(&data)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -103,11 +116,17 @@ async fn a_disk_without_room_for_the_copy_refuses_the_upgrade_untouched() {
 
     // With room, the same data dir upgrades.
     std::fs::remove_file(fs.dir.path().join("filler")).unwrap();
-    let b = Launch::new(&data).env("AUTO_START_WORKER", "false").start().await;
+    let b = Launch::new(&data)
+        .env("AUTO_START_WORKER", "false")
+        .start()
+        .await;
     b.wait_log("database migrated", 30).await;
     let db = b.terminate().await;
     let _ = db;
     let file = redb::ReadOnlyDatabase::open(data.join("immichvr.redb")).unwrap();
     let txn = file.begin_read().unwrap();
-    assert_eq!(immichvr::storage::schema_version(&txn).unwrap(), SCHEMA.version());
+    assert_eq!(
+        immichvr::storage::schema_version(&txn).unwrap(),
+        SCHEMA.version()
+    );
 }

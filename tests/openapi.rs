@@ -3,18 +3,16 @@
 
 mod common;
 
-use common::{client, get_text, TestServer};
+use common::Api;
+
+use common::{get_text, TestServer};
 
 const CHECKED_IN: &str = include_str!("../openapi.yaml");
 
 #[tokio::test]
 async fn served_spec_equals_checked_in_file() {
     let s = TestServer::start().await;
-    let served = client()
-        .get(s.at("/api/openapi.yaml"))
-        .send()
-        .await
-        .unwrap();
+    let served = s.get("/api/openapi.yaml").await;
     assert!(served.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -24,14 +22,7 @@ async fn served_spec_equals_checked_in_file() {
         served == CHECKED_IN,
         "openapi.yaml is out of date: run `cargo run -q -- openapi > openapi.yaml`"
     );
-    let json: serde_json::Value = client()
-        .get(s.at("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json: serde_json::Value = s.get("/api/openapi.json").await.json().await.unwrap();
     assert!(json["openapi"].as_str().unwrap().starts_with("3."));
     s.stop().await;
 }
@@ -84,14 +75,7 @@ fn served_spec_json() -> serde_json::Value {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let s = TestServer::start().await;
-        let v = client()
-            .get(s.at("/api/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = s.get("/api/openapi.json").await.json().await.unwrap();
         s.stop().await;
         v
     })
@@ -107,7 +91,7 @@ async fn swagger_ui_is_served() {
     let r = nr.get(s.at("/api/docs")).send().await.unwrap();
     assert!(r.status().is_redirection());
     assert_eq!(r.headers()["location"], "/api/docs/");
-    let page = client().get(s.at("/api/docs/")).send().await.unwrap();
+    let page = s.get("/api/docs/").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));
     let init = get_text(&s.at("/api/docs/swagger-initializer.js")).await;

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::{
     sync::{Arc, Mutex},
     time::Instant,
@@ -48,11 +50,7 @@ async fn backup_during_uploads_holds_every_acknowledged_upload_and_restores() {
     })
     .await;
     let asked = Instant::now();
-    let resp = client()
-        .post(s.at("/api/admin/backup"))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post("/api/admin/backup").await;
     assert_eq!(resp.status(), 201);
     let body = json(resp).await;
     for s in streams {
@@ -103,11 +101,7 @@ async fn backup_during_uploads_holds_every_acknowledged_upload_and_restores() {
     c.upload_dir = Some(s.data_dir.join("uploads"));
     let restored = TestServer::start_with(c, Some(tmp)).await;
     for id in &before {
-        let r = client()
-            .get(restored.at(&format!("/api/media/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = restored.get(&format!("/api/media/{id}")).await;
         assert_eq!(r.status(), 200, "{id} after restore");
     }
     restored.stop().await;
@@ -119,11 +113,7 @@ async fn backups_get_distinct_names_and_need_the_token_when_auth_is_on() {
     let (mut c, tmp) = test_config();
     c.auth_token = Some("backup-secret".parse().unwrap());
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let r = client()
-        .post(s.at("/api/admin/backup"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/admin/backup").await;
     assert_eq!(r.status(), 401);
     let mut paths = Vec::new();
     for _ in 0..2 {
@@ -299,11 +289,7 @@ async fn deleting_an_item_counts_towards_compaction() {
     for i in 0..3u8 {
         let body = json(upload(&s.url, "d.png", png(8, 8, i)).await).await;
         let id = body["mediaItemId"].as_str().unwrap().to_string();
-        let r = client()
-            .delete(s.at(&format!("/api/media/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let r = s.delete(&format!("/api/media/{id}")).await;
         assert_eq!(r.status(), 200);
     }
     let dir = s.stop().await.unwrap();

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::Api;
+
 use common::{ai_standin::*, *};
 
 /// The value of the sample whose name and labels are exactly `series`.
@@ -12,7 +14,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 async fn scrape(s: &TestServer) -> String {
-    let r = client().get(s.at("/metrics")).send().await.unwrap();
+    let r = s.get("/metrics").await;
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
@@ -115,7 +117,7 @@ async fn metrics_need_the_token_when_auth_is_on() {
     let (mut c, tmp) = test_config();
     c.auth_token = Some("metrics-secret".parse().unwrap());
     let s = TestServer::start_with(c, Some(tmp)).await;
-    let r = client().get(s.at("/metrics")).send().await.unwrap();
+    let r = s.get("/metrics").await;
     assert_eq!(r.status(), 401);
     let r = client()
         .get(s.at("/metrics"))

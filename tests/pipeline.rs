@@ -2,10 +2,12 @@
 
 mod common;
 
+use common::Api;
+
 use std::time::{Duration, Instant};
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{client, jpeg, json, mp4, png, queue_item, start_with_ai, upload, wait_status};
+use common::{jpeg, json, mp4, png, queue_item, start_with_ai, upload, wait_status};
 
 async fn up(url: &str, name: &str, bytes: Vec<u8>) -> (String, String) {
     let r = json(upload(url, name, bytes).await).await;
@@ -26,11 +28,7 @@ async fn photo_becomes_a_depth_map_of_the_same_size() {
     let detail = queue_item(&s.url, &q).await;
     assert!(detail["processing_duration_seconds"].as_f64().unwrap() >= 0.0);
 
-    let d = client()
-        .get(s.at(&format!("/api/media/{media}/depth")))
-        .send()
-        .await
-        .unwrap();
+    let d = s.get(&format!("/api/media/{media}/depth")).await;
     assert_eq!(d.status(), 200);
     assert_eq!(d.headers()["content-type"], "image/png");
     let bytes = d.bytes().await.unwrap();
@@ -42,26 +40,12 @@ async fn photo_becomes_a_depth_map_of_the_same_size() {
         vec!["cat.jpg".to_string()]
     );
 
-    let st = json(
-        client()
-            .get(s.at("/api/media/status"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let st = s.get_json("/api/media/status").await;
     let m = &st["media"][0];
     assert_eq!(m["processing_status"], "completed");
     assert!(m["depth_map_id"].is_string() && m["depth_map_generated_at"].is_string());
     assert!(m["depth_map_path"].as_str().unwrap().contains("depth_maps"));
-    let w = json(
-        client()
-            .get(s.at("/api/queue/worker/status"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let w = s.get_json("/api/queue/worker/status").await;
     assert_eq!(w["processed"], 1);
     assert_eq!(w["running"], true);
     s.stop().await;
@@ -77,11 +61,7 @@ async fn video_becomes_a_zip() {
     .await;
     let (media, q) = up(&s.url, "clip.mp4", mp4(20_000, 3)).await;
     wait_status(&s.url, &q, "completed", 10.0).await;
-    let d = client()
-        .get(s.at(&format!("/api/media/{media}/depth")))
-        .send()
-        .await
-        .unwrap();
+    let d = s.get(&format!("/api/media/{media}/depth")).await;
     assert_eq!(d.headers()["content-type"], "application/zip");
     let bytes = d.bytes().await.unwrap();
     let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
@@ -120,14 +100,7 @@ async fn always_failing_ends_failed_with_the_message() {
     assert_eq!(ai.requests(), 3);
     // Retry all failed brings it back; with the AI healthy it completes.
     ai.set_mode(Mode::Ok);
-    let r = json(
-        client()
-            .post(s.at("/api/queue/retry-failed"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = json(s.post("/api/queue/retry-failed").await).await;
     assert_eq!(r["count"], 1);
     wait_status(&s.url, &q, "completed", 10.0).await;
     s.stop().await;
@@ -142,14 +115,7 @@ async fn outage_does_not_burn_attempts_and_recovery_is_automatic() {
     let (_, q2) = up(&s.url, "b.png", png(10, 10, 2)).await;
     // Wait until the worker has tried and marked the endpoint down.
     common::wait_for(5.0, "endpoint marked down", || async {
-        let w = json(
-            client()
-                .get(s.at("/api/queue/worker/status"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let w = s.get_json("/api/queue/worker/status").await;
         (w["aiReachable"] == false).then_some(())
     })
     .await;
@@ -162,14 +128,7 @@ async fn outage_does_not_burn_attempts_and_recovery_is_automatic() {
             "an attempt was burned while the AI was down"
         );
     }
-    let w = json(
-        client()
-            .get(s.at("/api/queue/worker/status"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let w = s.get_json("/api/queue/worker/status").await;
     assert!(w["endpoints"][0]["lastError"]
         .as_str()
         .unwrap()
@@ -241,21 +200,13 @@ async fn two_endpoints_two_slots_each() {
         c.ai_concurrency = 2
     })
     .await;
-    client()
-        .post(s.at("/api/queue/worker/stop"))
-        .send()
-        .await
-        .unwrap();
+    s.post("/api/queue/worker/stop").await;
     let mut qs = Vec::new();
     for i in 0..20u8 {
         qs.push(up(&s.url, &format!("{i}.png"), png(8, 8, i)).await.1);
     }
     let t0 = Instant::now();
-    client()
-        .post(s.at("/api/queue/worker/start"))
-        .send()
-        .await
-        .unwrap();
+    s.post("/api/queue/worker/start").await;
     for q in &qs {
         wait_status(&s.url, q, "completed", 30.0).await;
     }
@@ -277,36 +228,16 @@ async fn two_endpoints_two_slots_each() {
 async fn worker_start_stop_conflicts() {
     let ai = AiStandin::start(Mode::Ok).await;
     let s = start_with_ai(&ai.url(), |_| {}).await;
-    let r = client()
-        .post(s.at("/api/queue/worker/start"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/queue/worker/start").await;
     assert_eq!(r.status(), 409);
-    let r = client()
-        .post(s.at("/api/queue/worker/stop"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/queue/worker/stop").await;
     assert_eq!(r.status(), 200);
     assert_eq!(json(r).await["message"], "Processing worker stopped");
-    assert_eq!(
-        client()
-            .post(s.at("/api/queue/worker/stop"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409
-    );
+    assert_eq!(s.post("/api/queue/worker/stop").await.status(), 409);
     let (_, q) = up(&s.url, "a.png", png(10, 10, 9)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(queue_item(&s.url, &q).await["status"], "queued");
-    let r = client()
-        .post(s.at("/api/queue/worker/start"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/queue/worker/start").await;
     assert_eq!(json(r).await["message"], "Processing worker started");
     wait_status(&s.url, &q, "completed", 10.0).await;
     s.stop().await;
@@ -316,22 +247,14 @@ async fn worker_start_stop_conflicts() {
 async fn ai_proxy_routes() {
     let ai = AiStandin::start(Mode::Ok).await;
     let s = start_with_ai(&ai.url(), |_| {}).await;
-    let h = json(client().get(s.at("/api/ai/health")).send().await.unwrap()).await;
+    let h = s.get_json("/api/ai/health").await;
     assert_eq!(h["service"], "ai");
-    let i = json(client().get(s.at("/api/ai/info")).send().await.unwrap()).await;
+    let i = s.get_json("/api/ai/info").await;
     assert_eq!(i["message"], "ImmichVR AI Service");
     ai.down().await;
-    let r = client().get(s.at("/api/ai/health")).send().await.unwrap();
+    let r = s.get("/api/ai/health").await;
     assert_eq!(r.status(), 503);
     assert_eq!(json(r).await["error"], "AI service unhealthy");
-    assert_eq!(
-        client()
-            .get(s.at("/api/ai/info"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(s.get("/api/ai/info").await.status(), 503);
     s.stop().await;
 }

@@ -6,7 +6,13 @@ use std::process::Command;
 fn no_tracked_file_refers_to_anything_beside_the_repository() {
     let root = env!("CARGO_MANIFEST_DIR");
     let listed = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .current_dir(root)
         .output();
     let Some(out) = listed.ok().filter(|o| o.status.success()) else {
@@ -27,5 +33,8 @@ fn no_tracked_file_refers_to_anything_beside_the_repository() {
             offenders.push(name.to_string());
         }
     }
-    assert!(offenders.is_empty(), "files that refer outside the repository: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "files that refer outside the repository: {offenders:?}"
+    );
 }

@@ -59,11 +59,7 @@ fn content_type(path: &str) -> &'static str {
 
 /// Whether `If-None-Match` names `etag` (a list, `*`, and weak forms count).
 fn matches(req: &Request, etag: &str) -> bool {
-    let Some(v) = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = crate::http::header(req, header::IF_NONE_MATCH) else {
         return false;
     };
     v.split(',')
@@ -113,11 +109,8 @@ pub async fn browsers_to_admin<E: Endpoint>(
     ep: std::sync::Arc<E>,
     req: Request,
 ) -> poem::Result<Response> {
-    let wants_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
+    let wants_html =
+        crate::http::header(&req, header::ACCEPT).is_some_and(|a| a.contains("text/html"));
     if req.uri().path() == "/" && req.method() == Method::GET && wants_html {
         return Ok(Redirect::see_other("/admin/").into_response());
     }
@@ -133,15 +126,8 @@ pub async fn same_origin_is_not_cors<E: Endpoint>(
     ep: std::sync::Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let same = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
+    let host = crate::http::header(&req, header::HOST).map(str::to_owned);
+    let same = crate::http::header(&req, header::ORIGIN)
         .and_then(|o| o.split_once("://").map(|(_, rest)| rest.to_owned()))
         .is_some_and(|o| Some(o) == host);
     if same {

@@ -290,15 +290,30 @@ mod tests {
     fn failures_deep_inside_map_to_their_codes() {
         let io = || std::io::Error::other("boom");
         let full = || std::io::Error::from_raw_os_error(28);
-        assert_eq!(code(StorageError::Corrupt("x".into())), ErrorCode::StorageError);
-        assert_eq!(code(StorageError::Db(redb::Error::Io(full()))), ErrorCode::DiskFull);
-        assert_eq!(code(StorageError::ReadOnly("a disk error".into())), ErrorCode::StorageUnavailable);
+        assert_eq!(
+            code(StorageError::Corrupt("x".into())),
+            ErrorCode::StorageError
+        );
+        assert_eq!(
+            code(StorageError::Db(redb::Error::Io(full()))),
+            ErrorCode::DiskFull
+        );
+        assert_eq!(
+            code(StorageError::ReadOnly("a disk error".into())),
+            ErrorCode::StorageUnavailable
+        );
         assert_eq!(code(StorageError::Reopening), ErrorCode::StorageUnavailable);
         assert_eq!(code(MediaError::Io(io())), ErrorCode::FileSystemError);
         assert_eq!(code(MediaError::from(full())), ErrorCode::DiskFull);
         assert_eq!(code(BackupError::Io(io())), ErrorCode::BackupFailed);
-        assert_eq!(code(BackupError::Exists("x".into())), ErrorCode::BackupExists);
-        assert_eq!(code(BackupError::UnknownTable("t".into())), ErrorCode::BackupFailed);
+        assert_eq!(
+            code(BackupError::Exists("x".into())),
+            ErrorCode::BackupExists
+        );
+        assert_eq!(
+            code(BackupError::UnknownTable("t".into())),
+            ErrorCode::BackupFailed
+        );
         let internal = poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(ApiError::from_poem(internal).code, ErrorCode::InternalError);
         for c in ErrorCode::ALL {

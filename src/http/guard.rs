@@ -104,11 +104,7 @@ pub async fn check_host<E: Endpoint>(
     req: Request,
     rules: Arc<HostRules>,
 ) -> poem::Result<Response> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let host = super::header(&req, header::HOST).map(str::to_owned);
     if let Some(host) = host.filter(|h| !rules.allows(h)) {
         return Ok(ApiError::new(
             ErrorCode::HostNotAllowed,

@@ -11,3 +11,8 @@ pub mod docs;
 pub mod error;
 pub mod guard;
 pub mod server;
+
+/// A request header as text, if it is there and is text.
+pub fn header(req: &poem::Request, name: poem::http::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}

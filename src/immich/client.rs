@@ -138,13 +138,12 @@ impl ImmichClient {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ImmichError> {
-        let r = self
-            .json
-            .get(format!("{}{path}", self.base))
-            .header("x-api-key", self.key.expose())
-            .send()
-            .await;
+    /// Sends a JSON request with the key and reads the JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ImmichError> {
+        let r = req.header("x-api-key", self.key.expose()).send().await;
         Self::check(r)
             .await?
             .json()
@@ -152,23 +151,18 @@ impl ImmichClient {
             .map_err(|e| ImmichError::BadAnswer(e.without_url().to_string()))
     }
 
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ImmichError> {
+        self.call(self.json.get(format!("{}{path}", self.base)))
+            .await
+    }
+
     async fn post<T: DeserializeOwned, B: Serialize>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, ImmichError> {
-        let r = self
-            .json
-            .post(format!("{}{path}", self.base))
-            .header("x-api-key", self.key.expose())
-            .json(body)
-            .send()
-            .await;
-        Self::check(r)
-            .await?
-            .json()
+        self.call(self.json.post(format!("{}{path}", self.base)).json(body))
             .await
-            .map_err(|e| ImmichError::BadAnswer(e.without_url().to_string()))
     }
 
     pub async fn ping(&self) -> Result<serde_json::Value, ImmichError> {

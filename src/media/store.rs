@@ -44,24 +44,19 @@ const SEQ: &str = "media_seq";
 /// absolute paths, so a moved or restored data dir served 404s), and every
 /// named file is in `FILES`.
 pub fn migrate_to_v2(txn: &WriteTransaction) -> Result<(), StorageError> {
-    let mut files = txn.open_table(FILES)?;
-    let rows: Vec<(u128, MediaRow)> = {
-        let media = txn.open_table(MEDIA)?;
-        let mut out = Vec::new();
-        for e in media.iter()? {
-            let (k, v) = e?;
-            out.push((k.value(), decode(v.value())?));
-        }
-        out
-    };
-    let mut media = txn.open_table(MEDIA)?;
-    for (id, mut row) in rows {
-        row.file_path = file_name_of(&row.file_path);
-        files.insert(FileDir::Uploads.key(&row.file_path).as_str(), id)?;
-        media.insert(id, encode(&row).as_slice())?;
-    }
-    let depths: Vec<(u128, DepthMap)> = {
-        let table = txn.open_table(DEPTH_MAPS)?;
+    relocate::<MediaRow>(txn, MEDIA, FileDir::Uploads, |r| &mut r.file_path)?;
+    relocate::<DepthMap>(txn, DEPTH_MAPS, FileDir::DepthMaps, |d| &mut d.file_path)
+}
+
+/// Rewrites every row's file location to its name alone and indexes it.
+fn relocate<T: serde::Serialize + serde::de::DeserializeOwned>(
+    txn: &WriteTransaction,
+    def: TableDefinition<u128, &[u8]>,
+    dir: FileDir,
+    path: impl Fn(&mut T) -> &mut String,
+) -> Result<(), StorageError> {
+    let rows: Vec<(u128, T)> = {
+        let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for e in table.iter()? {
             let (k, v) = e?;
@@ -69,11 +64,13 @@ pub fn migrate_to_v2(txn: &WriteTransaction) -> Result<(), StorageError> {
         }
         out
     };
-    let mut table = txn.open_table(DEPTH_MAPS)?;
-    for (id, mut d) in depths {
-        d.file_path = file_name_of(&d.file_path);
-        files.insert(FileDir::DepthMaps.key(&d.file_path).as_str(), id)?;
-        table.insert(id, encode(&d).as_slice())?;
+    let mut table = txn.open_table(def)?;
+    let mut files = txn.open_table(FILES)?;
+    for (id, mut row) in rows {
+        let p = path(&mut row);
+        *p = file_name_of(p);
+        files.insert(dir.key(p).as_str(), id)?;
+        table.insert(id, encode(&row).as_slice())?;
     }
     Ok(())
 }

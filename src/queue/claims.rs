@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::{
-    store::{get, get_w, requeue, transition, QUEUE_BY_STATUS_SEQ, QUEUE_DELAYED, QUEUE_READY},
+    store::{get, get_w, ids_with_status, requeue, transition, QUEUE_DELAYED, QUEUE_READY},
     FailOutcome, QueueError, QueueRow, Status,
 };
 use crate::storage::StorageError;
@@ -152,16 +152,8 @@ pub fn release(
 }
 
 pub fn requeue_in_flight(txn: &WriteTransaction) -> Result<Vec<QueueRow>, QueueError> {
-    let ids: Vec<u128> = {
-        let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
-        let s = Status::Processing.code();
-        let mut ids = Vec::new();
-        for entry in idx.range((s, 0)..=(s, u64::MAX))? {
-            ids.push(entry?.1.value());
-        }
-        ids
-    };
-    ids.into_iter()
-        .map(|id| release(txn, Uuid::from_u128(id), None))
+    ids_with_status(txn, Status::Processing)?
+        .into_iter()
+        .map(|id| release(txn, id, None))
         .collect()
 }

@@ -280,16 +280,22 @@ pub fn remove_for_media(txn: &WriteTransaction, media_id: Uuid) -> Result<(), Qu
 
 /// Every `failed` item back to `queued` with attempts reset.
 pub fn retry_all_failed(txn: &WriteTransaction) -> Result<Vec<QueueRow>, QueueError> {
-    let ids: Vec<u128> = {
-        let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
-        let s = Status::Failed.code();
-        let mut ids = Vec::new();
-        for entry in idx.range((s, 0)..=(s, u64::MAX))? {
-            ids.push(entry?.1.value());
-        }
-        ids
-    };
-    ids.into_iter()
-        .map(|id| retry(txn, Uuid::from_u128(id)))
+    ids_with_status(txn, Status::Failed)?
+        .into_iter()
+        .map(|id| retry(txn, id))
         .collect()
+}
+
+/// The ids of every item in `status`, in enqueue order.
+pub(super) fn ids_with_status(
+    txn: &WriteTransaction,
+    status: Status,
+) -> Result<Vec<Uuid>, StorageError> {
+    let idx = txn.open_table(QUEUE_BY_STATUS_SEQ)?;
+    let s = status.code();
+    let mut ids = Vec::new();
+    for entry in idx.range((s, 0)..=(s, u64::MAX))? {
+        ids.push(Uuid::from_u128(entry?.1.value()));
+    }
+    Ok(ids)
 }

@@ -25,28 +25,33 @@ use uuid::Uuid;
 use crate::{ai::AiClient, catalog::Catalog, config::Config, events::Event};
 pub use endpoint::Endpoint;
 
-/// A snapshot of the worker.
-#[derive(Debug, Clone)]
+/// A snapshot of the worker, as `/api/queue/worker/status` shows it.
+#[derive(Debug, Clone, poem_openapi::Object)]
+#[oai(rename = "WorkerSnapshot", rename_all = "camelCase")]
 pub struct Status {
     pub running: bool,
     /// Requests in flight at most per AI endpoint.
-    pub concurrency: usize,
+    pub concurrency: u64,
     /// Queue ids being processed now.
     pub in_flight: Vec<Uuid>,
     /// Items completed since start.
     pub processed: u64,
     /// Items failed for good since start.
     pub failed: u64,
-    /// Why processing pauses, while it does.
-    pub paused: Option<String>,
+    /// Why processing pauses (disk full, database read-only), while it does;
+    /// it resumes by itself.
+    #[oai(nullable)]
+    pub paused_reason: Option<String>,
     pub endpoints: Vec<EndpointStatus>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, poem_openapi::Object)]
+#[oai(rename_all = "camelCase")]
 pub struct EndpointStatus {
     pub url: String,
-    pub in_flight: usize,
+    pub in_flight: u64,
     pub reachable: bool,
+    #[oai(nullable)]
     pub last_error: Option<String>,
 }
 
@@ -212,17 +217,17 @@ impl Worker {
             .clone();
         Status {
             running: self.is_running().await,
-            concurrency: self.concurrency,
+            concurrency: self.concurrency as u64,
             processed: self.shared.processed.load(Ordering::Relaxed),
             failed: self.shared.failed.load(Ordering::Relaxed),
-            paused: self.shared.paused(),
+            paused_reason: self.shared.paused(),
             endpoints: self
                 .shared
                 .endpoints
                 .iter()
                 .map(|e| EndpointStatus {
                     url: e.url.clone(),
-                    in_flight: e.in_flight.load(Ordering::SeqCst),
+                    in_flight: e.in_flight.load(Ordering::SeqCst) as u64,
                     reachable: e.reachable(),
                     last_error: e.last_error(),
                 })

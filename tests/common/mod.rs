@@ -211,3 +211,60 @@ pub async fn start_with_ai(ai_urls: &str, tweak: impl FnOnce(&mut Config)) -> Te
     tweak(&mut c);
     TestServer::start_with(c, Some(tmp)).await
 }
+
+/// `GET url`, answered (any status).
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client().get(url).send().await.unwrap()
+}
+
+/// `POST url` without a body, answered (any status).
+pub async fn post(url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client().post(url).send().await.unwrap()
+}
+
+/// Requests to a running service by path, for every kind of test server.
+#[allow(async_fn_in_trait)]
+pub trait Api {
+    fn base(&self) -> &str;
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        get(format!("{}{path}", self.base())).await
+    }
+
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        json(self.get(path).await).await
+    }
+
+    async fn post(&self, path: &str) -> reqwest::Response {
+        post(format!("{}{path}", self.base())).await
+    }
+
+    async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        client()
+            .post(format!("{}{path}", self.base()))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn delete(&self, path: &str) -> reqwest::Response {
+        client()
+            .delete(format!("{}{path}", self.base()))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Api for TestServer {
+    fn base(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Api for bin::Binary {
+    fn base(&self) -> &str {
+        &self.url
+    }
+}
