@@ -19,7 +19,10 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     config::Secret,
-    http::error::{ApiError, ErrorCode},
+    http::{
+        body::JsonBody,
+        error::{ApiError, ErrorCode},
+    },
     state::{ApiTags, AppState},
 };
 
@@ -186,7 +189,7 @@ pub struct AuthApi {
 
 #[derive(Debug, Object)]
 pub struct LoginBody {
-    pub token: String,
+    pub token: crate::http::body::Text,
 }
 
 #[derive(Debug, Object)]
@@ -223,7 +226,7 @@ impl AuthApi {
 
     /// Exchange the token for a session cookie (for browsers and EventSource)
     #[oai(path = "/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: Json<LoginBody>) -> Result<LoginResponse, ApiError> {
+    async fn login(&self, body: JsonBody<LoginBody>) -> Result<LoginResponse, ApiError> {
         let id = self.state.auth.login(&body.0.token).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthorized,

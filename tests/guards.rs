@@ -146,3 +146,24 @@ async fn without_a_token_dotted_host_names_must_be_listed() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+/// poem-openapi's `String` turns `false` or `12` into text; the spec says
+/// a string, so anything else is invalid input (schemathesis found this).
+#[tokio::test]
+async fn string_fields_take_only_strings() {
+    let s = TestServer::start().await;
+    for (path, body) in [
+        ("/api/auth/login", serde_json::json!({"token": 12})),
+        ("/api/auth/login", serde_json::json!({"token": false})),
+        ("/api/immich/search", serde_json::json!({"query": false})),
+        ("/api/immich/search", serde_json::json!({"query": 3.5})),
+    ] {
+        let r = s.post_json(path, &body).await;
+        assert!(is_json(&r), "{path} {body}");
+        let status = r.status();
+        let b = json(r).await;
+        assert_eq!(status, 422, "{path} {body}: {b}");
+        assert_eq!(b["code"], "invalid-body", "{path} {body}: {b}");
+    }
+    s.stop().await;
+}

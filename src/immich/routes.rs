@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{client::Search, import, views::*, AssetView, ImmichClient, ImmichError};
 use crate::{
     auth::Authed,
-    http::error::ApiError,
+    http::{body::JsonBody, error::ApiError},
     media::files::FileBody,
     state::{ApiTags, AppState},
 };
@@ -277,7 +277,7 @@ impl ImmichApi {
     async fn search(
         &self,
         _auth: Authed,
-        body: Json<SearchBody>,
+        body: JsonBody<SearchBody>,
     ) -> Result<Json<AssetList>, ApiError> {
         let c = self.client()?;
         let size = body.size.unwrap_or(100);
@@ -293,7 +293,7 @@ impl ImmichApi {
                     page: 1,
                     size,
                     asset_type: t.map(str::to_string),
-                    original_file_name: Some(body.query.clone()),
+                    original_file_name: Some(body.query.0.clone()),
                     ..Default::default()
                 };
                 c.search(&s).await?
@@ -346,7 +346,7 @@ impl ImmichApi {
     async fn import(
         &self,
         _auth: Authed,
-        body: Json<import::ImportRequest>,
+        body: JsonBody<import::ImportRequest>,
     ) -> Result<ImportResponse, ApiError> {
         let job = import::Job {
             catalog: self.state.catalog.clone(),

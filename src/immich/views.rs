@@ -87,7 +87,7 @@ pub enum SearchType {
 #[derive(Debug, Object)]
 pub struct SearchBody {
     #[oai(validator(min_length = 1, max_length = 1000))]
-    pub query: String,
+    pub query: crate::http::body::Text,
     #[oai(rename = "type")]
     pub search_type: Option<SearchType>,
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
