@@ -37,12 +37,12 @@ fn row(i: u64) -> MediaRow {
         frame_rate: None,
         checksum: format!("{i:064x}"),
         captured_at: None,
-        uploaded_at: now,
+        uploaded_at: now.into(),
         source: Source::Upload,
         immich_asset_id: None,
         immich_variant: None,
-        created_at: now,
-        updated_at: now,
+        created_at: now.into(),
+        updated_at: now.into(),
         seq: 0,
     }
 }
@@ -199,7 +199,7 @@ async fn bench_size(n: u64, keep: Option<&Path>) {
         let mut v = Vec::new();
         for c in claimed.drain(..) {
             let t = Instant::now();
-            q.fail(c.id, "bench".into(), |_| chrono::Duration::zero())
+            q.fail(c.id, "bench".into(), |_| Some(chrono::Duration::zero()))
                 .await
                 .unwrap();
             v.push(t.elapsed().as_secs_f64() * 1e6);

@@ -20,6 +20,10 @@ cargo test --lib --bins --tests --examples -- --skip kill_nine_loses_nothing
 cargo test --test kill9 -- --nocapture
 # Fuzzing the running binary against the checked-in openapi.yaml.
 scripts/fuzz.sh
+# Clients generated from openapi.yaml (Python, TypeScript, Rust) run the
+# main flow.
+scripts/clients-test.sh
+scripts/progenitor-test.sh
 # The admin page in a real browser (Chromium, headless).
 scripts/browser-test.sh
 # Shipping: the fully static binary, install.sh into a prefix, and the

@@ -3,6 +3,10 @@
 //! cookie that `POST /api/auth/login` sets (what the admin page and its
 //! EventSource use: the raw token never travels in a URL).
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -122,6 +126,7 @@ pub fn is_open(path: &str) -> bool {
         || path.starts_with("/api/docs/")
         || path == "/api/auth/login"
         || path == "/api/auth/status"
+        || path == "/api/health"
 }
 
 /// The middleware: 401 JSON for a protected path without credentials.
@@ -256,3 +261,10 @@ impl AuthApi {
         }))
     }
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("getAuthStatus", Storage::None, &[]),
+    op("login", Storage::None, &[E::Unauthorized]),
+    op("logout", Storage::None, &[]),
+];

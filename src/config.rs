@@ -54,12 +54,20 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The port when `BACKEND_PORT` does not say.
+pub const DEFAULT_PORT: u16 = 3000;
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
     Serve,
     /// Print the OpenAPI spec (YAML) that the server serves.
-    Openapi,
+    Openapi {
+        /// Leave out the operations with a multipart body (for progenitor,
+        /// which refuses the whole spec over one; use `uploadMediaRaw`).
+        #[arg(long)]
+        without_multipart: bool,
+    },
     /// Print the effective configuration and where each value came from (secrets redacted).
     Config {
         /// Print the configuration reference as a Markdown table instead.
@@ -93,7 +101,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// TCP port of the HTTP server.
-    #[arg(long = "port", env = "BACKEND_PORT", default_value_t = 3000)]
+    #[arg(long = "port", env = "BACKEND_PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
     /// Address to bind (0.0.0.0 = every interface).
@@ -139,6 +147,11 @@ pub struct Config {
     /// Whole-request timeout of one AI call, in seconds.
     #[arg(long, env = "AI_TIMEOUT_SECS", default_value_t = 120)]
     pub ai_timeout_secs: u64,
+
+    /// After this many seconds of an AI service answering "model not
+    /// loaded", the log says so with a hint (then at most once per period).
+    #[arg(long, env = "AI_NOT_READY_HINT_SECS", default_value_t = 60)]
+    pub ai_not_ready_hint_secs: u64,
 
     /// Largest accepted AI answer, in bytes.
     #[arg(long, env = "AI_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024 * 1024)]

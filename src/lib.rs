@@ -19,6 +19,7 @@ pub mod schema;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod timestamp;
 pub mod tls;
 pub mod worker;
 

@@ -399,3 +399,76 @@ async fn unknown_route_and_method_are_json() {
     assert!(json(r).await["error"].is_string());
     s.stop().await;
 }
+
+async fn raw(s: &TestServer, name: Option<&str>, bytes: Vec<u8>) -> reqwest::Response {
+    // Only plain names here: no percent-encoding needed.
+    let query = name.map(|n| format!("?filename={n}")).unwrap_or_default();
+    client()
+        .post(s.at(&format!("/api/media/upload/raw{query}")))
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The raw-body upload answers exactly as the multipart one: 201, then 200
+/// with the same ids for the same bytes (whichever door they came
+/// through), and the same refusals.
+#[tokio::test]
+async fn raw_body_upload_has_the_answers_of_the_multipart_one() {
+    let (mut c, tmp) = common::test_config();
+    c.max_upload_bytes = 64 * 1024;
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    let photo = png(40, 30, 7);
+    let r = raw(&s, Some("beach.png"), photo.clone()).await;
+    assert_eq!(r.status(), 201);
+    let first = json(r).await;
+    assert_eq!(first["filename"], "beach.png");
+    assert_eq!(first["type"], "photo");
+    assert_eq!(first["size"], photo.len());
+    let id = first["mediaItemId"].as_str().unwrap().to_string();
+    let again = raw(&s, None, photo.clone()).await;
+    assert_eq!(again.status(), 200);
+    let again = json(again).await;
+    assert_eq!(
+        (again["duplicate"].clone(), again["mediaItemId"].clone()),
+        (Value::Bool(true), first["mediaItemId"].clone())
+    );
+    let via_form = json(upload(&s.url, "other-name.png", photo.clone()).await).await;
+    assert_eq!(via_form["mediaItemId"], first["mediaItemId"]);
+    let stored = s
+        .get(&format!("/api/media/{id}/file"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), photo.as_slice());
+
+    let refusals: [(Vec<u8>, u16, &str); 3] = [
+        (Vec::new(), 400, "empty-file"),
+        (
+            b"just some text, not a photo".to_vec(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            [png(4, 4, 1), vec![0; 100_000]].concat(),
+            413,
+            "file-too-large",
+        ),
+    ];
+    for (bytes, status, code) in refusals {
+        let r = raw(&s, Some("x.bin"), bytes).await;
+        assert_eq!(r.status(), status, "{code}");
+        assert_eq!(json(r).await["code"], code);
+    }
+    let long = "n".repeat(300);
+    let r = raw(&s, Some(&long), jpeg(8, 8, 1)).await;
+    assert_eq!(r.status(), 400);
+    // Nothing refused was kept: one item, one file.
+    let list = s.get_json("/api/media/status").await;
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(files_in(&s.data_dir.join("uploads")).len(), 1);
+    s.stop().await;
+}

@@ -109,7 +109,7 @@ async fn sigterm_and_kill_nine_keep_every_result() {
     let b = first_start(&data, &ai).await;
     library::build(&b.url, &ai, 1).await;
     let before = snapshot::take(&b.url).await;
-    assert_eq!(snapshot::counts(&before), (7, 4));
+    assert_eq!(snapshot::counts(&before), (8, 5));
     b.terminate().await;
 
     let b = restart(&data).start().await;
@@ -165,7 +165,7 @@ async fn start_up_compaction_keeps_the_library() {
         assert_eq!(r.status(), 200);
     }
     let before = snapshot::take(&b.url).await;
-    assert_eq!(snapshot::counts(&before), (5, 4));
+    assert_eq!(snapshot::counts(&before), (6, 5));
     b.terminate().await;
 
     let b = restart(&data)
@@ -307,7 +307,7 @@ async fn the_clean_up_removes_only_old_files_no_row_names() {
         "uploads_removed=1",
         "depth_maps_removed=1",
         "too_young=1",
-        "named=11",
+        "named=13",
     ] {
         assert!(line.contains(part), "{part} in {line}");
     }

@@ -17,8 +17,46 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-/// Checks an answer against the catalogue's entry for `code`.
+/// The served spec, read once (every test server serves the same one).
+static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+
+/// The spec's operations whose path template matches `path`.
+fn operations_at(path: &str) -> Vec<&'static Value> {
+    let spec = SPEC.get().expect("read at the start of the test");
+    let parts: Vec<&str> = path.split('/').collect();
+    spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(template, _)| {
+            let segs: Vec<&str> = template.split('/').collect();
+            segs.len() == parts.len()
+                && segs
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.starts_with('{') || s == p)
+        })
+        .flat_map(|(_, item)| item.as_object().unwrap().values())
+        .collect()
+}
+
+/// Checks an answer against the catalogue's entry for `code`, and that the
+/// spec declares it for the operation answered (routing errors aside).
 async fn check(code: ErrorCode, r: Response) {
+    let path = r.url().path().to_string();
+    let routing = matches!(code, ErrorCode::NotFound | ErrorCode::MethodNotAllowed);
+    if !routing {
+        let status = r.status().as_u16().to_string();
+        let declared = operations_at(&path).iter().any(|op| {
+            op["responses"][status.as_str()]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("`{}`", code.as_str())))
+        });
+        assert!(
+            declared,
+            "{path} answered {status} {code:?}, which its spec entry does not declare"
+        );
+    }
     let status = r.status().as_u16();
     let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
     let body: Value = r.json().await.unwrap();
@@ -74,6 +112,15 @@ async fn every_code_answers_as_the_catalogue_says() {
     let s = TestServer::start_with(c, Some(tmp)).await;
     let u = |p: &str| s.at(p);
     let unknown = uuid::Uuid::now_v7();
+    let spec: Value = client()
+        .get(u("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    SPEC.get_or_init(|| spec);
     let mut seen = Vec::new();
     macro_rules! expect {
         ($code:expr, $resp:expr) => {{
@@ -216,10 +263,32 @@ async fn every_code_answers_as_the_catalogue_says() {
         ErrorCode::AiUnreachable,
         send(Method::GET, u("/api/ai/info")).await
     );
-    expect!(
-        ErrorCode::ImmichNotConfigured,
-        send(Method::GET, u("/api/immich/test")).await
-    );
+    // Every Immich route, without Immich configured.
+    let asset = uuid::Uuid::now_v7();
+    for (method, path) in [
+        (Method::GET, "/api/immich/test".to_string()),
+        (Method::GET, "/api/immich/version".into()),
+        (Method::GET, "/api/immich/statistics".into()),
+        (Method::GET, "/api/immich/assets".into()),
+        (Method::GET, "/api/immich/photos".into()),
+        (Method::GET, "/api/immich/videos".into()),
+        (Method::GET, format!("/api/immich/assets/{asset}")),
+        (Method::GET, format!("/api/immich/assets/{asset}/thumbnail")),
+        (Method::GET, format!("/api/immich/assets/{asset}/file")),
+        (Method::POST, format!("/api/immich/assets/{asset}/enqueue")),
+        (Method::GET, "/api/immich/import".into()),
+    ] {
+        expect!(ErrorCode::ImmichNotConfigured, send(method, u(&path)).await);
+    }
+    for (path, body) in [
+        ("/api/immich/search", serde_json::json!({"query": "cat"})),
+        ("/api/immich/import", serde_json::json!({})),
+    ] {
+        expect!(
+            ErrorCode::ImmichNotConfigured,
+            client().post(u(path)).json(&body).send().await.unwrap()
+        );
+    }
     s.stop().await;
 
     // An item being processed cannot be deleted.

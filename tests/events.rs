@@ -7,38 +7,7 @@ use common::Api;
 use std::time::Duration;
 
 use common::ai_standin::{AiStandin, Mode};
-use common::{json, png, start_with_ai, upload};
-use futures_util::StreamExt;
-
-/// Reads SSE frames (`event:` + `data:`) from a response body.
-async fn next_event(
-    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    buf: &mut String,
-) -> Option<(String, serde_json::Value)> {
-    loop {
-        if let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let mut name = String::from("message");
-            let mut data = String::new();
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim());
-                }
-            }
-            if data.is_empty() {
-                continue; // keep-alive comment
-            }
-            return Some((name, serde_json::from_str(&data).unwrap()));
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .ok()??
-            .ok()?;
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
+use common::{json, next_event, png, start_with_ai, upload};
 
 #[tokio::test]
 async fn upload_events_arrive_in_order() {

@@ -20,7 +20,7 @@ async fn served_spec_equals_checked_in_file() {
     let served = served.text().await.unwrap();
     assert!(
         served == CHECKED_IN,
-        "openapi.yaml is out of date: run `cargo run -q -- openapi > openapi.yaml`"
+        "openapi.yaml is out of date: run scripts/regen.sh"
     );
     let json: serde_json::Value = s.get("/api/openapi.json").await.json().await.unwrap();
     assert!(json["openapi"].as_str().unwrap().starts_with("3."));
@@ -53,16 +53,17 @@ fn every_operation_has_unique_camel_case_id_summary_tag_and_errors() {
                     .unwrap_or(false),
                 "{id} has no tag"
             );
+            // Every operation can meet an internal error or a refused
+            // connection, with the error body.
             let responses = op["responses"].as_object().unwrap();
-            // These cannot fail: they read in-memory state or stream events.
-            let infallible = ["getHealth", "getRoot", "getAuthStatus"];
-            if !infallible.contains(&id) {
+            for status in ["500", "503"] {
                 let e = responses
-                    .get("400")
-                    .or(responses.get("404"))
-                    .unwrap_or_else(|| panic!("{id} declares no errors"));
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{id} declares no {status}"));
                 let schema = &e["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
-                assert_eq!(schema, "#/components/schemas/ErrorBody", "{id}");
+                if id != "getHealth" && id != "getApiHealth" {
+                    assert_eq!(schema, "#/components/schemas/ErrorBody", "{id}");
+                }
             }
         }
     }

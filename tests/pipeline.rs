@@ -258,3 +258,110 @@ async fn ai_proxy_routes() {
     assert_eq!(s.get("/api/ai/info").await.status(), 503);
     s.stop().await;
 }
+
+/// The current upstream AI service has no video routes: Flask answers its
+/// HTML 404. That cannot change on a retry, so the item fails on its first
+/// attempt, with a plain sentence instead of the page.
+#[tokio::test]
+async fn an_ai_service_without_video_routes_fails_videos_at_once_in_plain_words() {
+    let ai = AiStandin::start(Mode::NoVideo).await;
+    let s = start_with_ai(&ai.url(), |_| {}).await;
+    let (_, q) = up(&s.url, "clip.mp4", mp4(20_000, 9)).await;
+    let row = wait_status(&s.url, &q, "failed", 10.0).await;
+    assert_eq!(
+        row["attempts"],
+        1,
+        "{row} {:?}",
+        ai.inner.seen.lock().unwrap().paths
+    );
+    let err = row["last_error"].as_str().unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "the AI service at {} has no video endpoint (404 at /api/video/depth)",
+            ai.url()
+        )
+    );
+    assert!(!err.contains('<'), "{err}");
+    // Photos still work on the same service, and nothing retried the video.
+    let (_, p) = up(&s.url, "a.png", png(30, 20, 2)).await;
+    wait_status(&s.url, &p, "completed", 10.0).await;
+    let seen = ai.inner.seen.lock().unwrap().paths.clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|p| p.as_str() == "/api/video/depth")
+            .count(),
+        1,
+        "{seen:?}"
+    );
+    s.stop().await;
+}
+
+/// An AI service whose `/health` is not the documented shape is not
+/// passed on as if it were: 503 with a plain reason.
+#[tokio::test]
+async fn an_ai_health_answer_of_another_shape_is_refused() {
+    use poem::{get, handler, listener::TcpListener as PoemListener, Route, Server};
+    #[handler]
+    fn odd() -> poem::web::Json<serde_json::Value> {
+        poem::web::Json(serde_json::json!({"up": true}))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let app = Route::new().at("/health", get(odd)).at("/", get(odd));
+    tokio::spawn(Server::new(PoemListener::bind(addr.to_string())).run(app));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = start_with_ai(&format!("http://{addr}"), |c| c.auto_start_worker = false).await;
+    let r = s.get("/api/ai/health").await;
+    assert_eq!(r.status(), 503);
+    let body = json(r).await;
+    assert_eq!(body["code"], "ai-unhealthy", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected shape"),
+        "{body}"
+    );
+    // `/` has no required field: any object passes, as it came.
+    let i = s.get_json("/api/ai/info").await;
+    assert_eq!(i["up"], true);
+    s.stop().await;
+}
+
+/// A model that never loads is named in the log, with the service's URL and
+/// what it reports, after the hint period and then at most once a period
+/// (1 s here; a minute by default), while items wait without attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_stays_unloaded_gets_a_hint_in_the_log_at_most_once_a_period() {
+    let ai = AiStandin::start(Mode::NotLoaded).await;
+    let data = tempfile::tempdir().unwrap();
+    let b = common::bin::Launch::new(data.path())
+        .env("AI_SERVICE_URL", ai.url())
+        .env("AI_NOT_READY_HINT_SECS", 1)
+        .start()
+        .await;
+    let (_, q) = up(&b.url, "a.png", png(20, 20, 1)).await;
+    let hint = "has not loaded its model";
+    b.wait_log(hint, 15).await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let log = b.log_text();
+    let hints: Vec<&str> = log.lines().filter(|l| l.contains(hint)).collect();
+    let periods = started.elapsed().as_secs_f64() + 1.0;
+    assert!(
+        hints.len() >= 2 && hints.len() as f64 <= periods + 1.0,
+        "{} hints in about {periods:.1} periods:\n{log}",
+        hints.len()
+    );
+    assert!(
+        hints[0].contains(&ai.url()) && hints[0].contains("not_loaded"),
+        "{}",
+        hints[0]
+    );
+    assert_eq!(queue_item(&b.url, &q).await["attempts"], 0);
+    ai.set_mode(Mode::Ok);
+    wait_status(&b.url, &q, "completed", 20.0).await;
+    b.terminate().await;
+}

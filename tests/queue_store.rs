@@ -32,12 +32,12 @@ fn media_row(t: MediaType, size: u64) -> MediaRow {
         frame_rate: None,
         checksum: String::new(),
         captured_at: None,
-        uploaded_at: now,
+        uploaded_at: now.into(),
         source: Source::Upload,
         immich_asset_id: None,
         immich_variant: None,
-        created_at: now,
-        updated_at: now,
+        created_at: now.into(),
+        updated_at: now.into(),
         seq: 0,
     }
 }
@@ -191,7 +191,7 @@ async fn transitions_legal_and_illegal() {
 
     // fail with attempts left -> queued (delayed), then failed at max_attempts
     let mut id = claimed.id;
-    let zero = |_| chrono::Duration::zero();
+    let zero = |_| Some(chrono::Duration::zero());
     for attempt in 1..=3u32 {
         let r = q.fail(id, format!("boom {attempt}"), zero).await.unwrap();
         if attempt < 3 {
@@ -249,7 +249,7 @@ async fn backoff_delays_the_next_claim() {
     let claimed = q.claim_next().await.unwrap().unwrap();
     assert_eq!(claimed.id, rows[0].id);
     q.fail(claimed.id, "later".into(), |_| {
-        chrono::Duration::milliseconds(400)
+        Some(chrono::Duration::milliseconds(400))
     })
     .await
     .unwrap();

@@ -1,5 +1,9 @@
 //! `/api/admin/*`: operator actions.
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
 use std::sync::Arc;
 
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
@@ -25,7 +29,7 @@ pub struct Backup {
     pub tables: u64,
     /// Rows copied, over every table.
     pub rows: u64,
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: crate::timestamp::Timestamp,
 }
 
 #[derive(ApiResponse)]
@@ -59,7 +63,14 @@ impl AdminApi {
             size_bytes: info.size_bytes,
             tables: info.tables as u64,
             rows: info.rows,
-            created_at: chrono::Utc::now(),
+            created_at: crate::timestamp::Timestamp::now(),
         })))
     }
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[op(
+    "createBackup",
+    Storage::Reads,
+    &[E::BackupRunning, E::DiskFull, E::BackupFailed],
+)];

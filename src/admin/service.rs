@@ -1,5 +1,6 @@
 //! `/health`, `/` and `/api/db/info`.
 
+use crate::http::spec::{op, OpErrors, Storage};
 use std::sync::Arc;
 
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
@@ -71,6 +72,53 @@ impl ServiceApi {
     /// database file is damaged (`damaged`: restore a backup).
     #[oai(path = "/health", method = "get", operation_id = "getHealth")]
     async fn health(&self) -> HealthResponse {
+        self.check().await
+    }
+
+    /// Liveness and storage check, under `/api` (as the VR app asks)
+    ///
+    /// The same answer as `/health`; open like it even with `AUTH_TOKEN`.
+    #[oai(path = "/api/health", method = "get", operation_id = "getApiHealth")]
+    async fn api_health(&self) -> HealthResponse {
+        self.check().await
+    }
+
+    /// Service name and version
+    #[oai(path = "/", method = "get", operation_id = "getRoot")]
+    async fn root(&self) -> Json<Root> {
+        Json(Root {
+            message: "ImmichVR Backend Service".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    /// Storage facts: file, tables, row counts
+    #[oai(path = "/api/db/info", method = "get", operation_id = "getDbInfo")]
+    async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
+        let (counts, schema_version) = self.state.store.info().await?;
+        let path = self.state.config.database_path();
+        let file_size_bytes = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(Json(DbInfo {
+            database: path.to_string_lossy().into_owned(),
+            tables: counts.iter().map(|(n, _)| n.clone()).collect(),
+            views: vec![],
+            status: "connected".into(),
+            engine: "redb".into(),
+            schema_version,
+            file_size_bytes,
+            row_counts: counts
+                .into_iter()
+                .map(|(name, rows)| TableInfo { name, rows })
+                .collect(),
+        }))
+    }
+}
+
+impl ServiceApi {
+    async fn check(&self) -> HealthResponse {
         let probe = self.state.store.probe().await;
         let h = self.state.store.health();
         let low_disk = !crate::media::upload::has_space(&self.state.catalog.dirs().uploads, 0);
@@ -115,42 +163,12 @@ impl ServiceApi {
             HealthResponse::Unhealthy(Json(body))
         }
     }
-
-    /// Service name and version
-    #[oai(path = "/", method = "get", operation_id = "getRoot")]
-    async fn root(&self) -> Json<Root> {
-        Json(Root {
-            message: "ImmichVR Backend Service".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        })
-    }
-
-    /// Storage facts: file, tables, row counts
-    #[oai(
-        path = "/api/db/info",
-        method = "get",
-        operation_id = "getDbInfo",
-        tag = "ApiTags::Service"
-    )]
-    async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
-        let (counts, schema_version) = self.state.store.info().await?;
-        let path = self.state.config.database_path();
-        let file_size_bytes = tokio::fs::metadata(&path)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Ok(Json(DbInfo {
-            database: path.to_string_lossy().into_owned(),
-            tables: counts.iter().map(|(n, _)| n.clone()).collect(),
-            views: vec![],
-            status: "connected".into(),
-            engine: "redb".into(),
-            schema_version,
-            file_size_bytes,
-            row_counts: counts
-                .into_iter()
-                .map(|(name, rows)| TableInfo { name, rows })
-                .collect(),
-        }))
-    }
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("getHealth", Storage::None, &[]),
+    op("getApiHealth", Storage::None, &[]),
+    op("getRoot", Storage::None, &[]),
+    op("getDbInfo", Storage::Reads, &[]),
+];

@@ -2,7 +2,11 @@
 //! `/api/depth`, videos to `/api/video/depth`, the file streamed from disk
 //! and the answer streamed to a temporary file while it is checked.
 
+mod error;
 pub mod routes;
+
+pub use error::AiError;
+use error::{classify, error_message, field_kind};
 
 use std::{path::Path, time::Duration};
 
@@ -17,53 +21,6 @@ use crate::{
         MediaRow, MediaType,
     },
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum AiError {
-    /// Connection refused, DNS failure: the item is not to blame.
-    #[error("AI service unreachable: {0}")]
-    Unreachable(String),
-    /// 503: the model is still loading. Not the item's fault either.
-    #[error("AI service not ready (503): {0}")]
-    NotReady(String),
-    #[error("AI service answered {status}: {message}")]
-    Rejected { status: u16, message: String },
-    #[error("AI service answer unusable: {0}")]
-    BadAnswer(String),
-    #[error("AI service answer larger than {0} bytes (AI_MAX_RESPONSE_BYTES)")]
-    TooLarge(u64),
-    #[error("AI service did not answer within {0} s (AI_TIMEOUT_SECS)")]
-    Timeout(u64),
-    #[error("cannot read the original or write the depth map: {0}")]
-    Disk(#[from] std::io::Error),
-}
-
-impl AiError {
-    /// A short name for metrics labels.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AiError::Unreachable(_) => "unreachable",
-            AiError::NotReady(_) => "not_ready",
-            AiError::Rejected { .. } => "rejected",
-            AiError::BadAnswer(_) => "bad_answer",
-            AiError::TooLarge(_) => "too_large",
-            AiError::Timeout(_) => "timeout",
-            AiError::Disk(_) => "disk",
-        }
-    }
-
-    /// Whether this failure uses up one of the item's attempts.
-    pub fn counts_attempt(&self) -> bool {
-        match self {
-            AiError::Unreachable(_) | AiError::NotReady(_) => false,
-            AiError::Rejected { .. }
-            | AiError::BadAnswer(_)
-            | AiError::TooLarge(_)
-            | AiError::Timeout(_)
-            | AiError::Disk(_) => true,
-        }
-    }
-}
 
 /// A depth map received and checked, under a temporary name in the depth
 /// directory.
@@ -122,17 +79,16 @@ impl AiClient {
         // 256 KiB reads: the default 4 KiB would cost 256 blocking-pool trips per MiB.
         let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
         let name = safe_name(&media.original_filename);
-        let (url, field, expect) = match media.media_type {
-            MediaType::Photo => (format!("{base}/api/depth"), "image", PNG_SIG),
+        let (path, query, field, expect) = match media.media_type {
+            MediaType::Photo => ("/api/depth", String::new(), "image", PNG_SIG),
             MediaType::Video => (
-                format!(
-                    "{base}/api/video/depth?fps={}&max_frames={}",
-                    self.fps, self.max_frames
-                ),
+                "/api/video/depth",
+                format!("?fps={}&max_frames={}", self.fps, self.max_frames),
                 "video",
                 ZIP_SIG,
             ),
         };
+        let url = format!("{base}{path}{query}");
         let part = Part::stream_with_length(body, len)
             .file_name(name)
             .mime_str(&media.mime_type)
@@ -145,8 +101,28 @@ impl AiClient {
         let secs = self.timeout.as_secs();
         let started = std::time::Instant::now();
         let work = async {
-            let resp = request.await.map_err(classify)?;
+            let resp = match request.await {
+                Ok(r) => r,
+                // A server without the route may answer 404 before reading
+                // the upload and close the connection, which the client sees
+                // as a failed send; asking the route itself tells which.
+                Err(e) if !e.is_connect() && !e.is_timeout() => {
+                    return Err(self
+                        .missing_route(base, path, field)
+                        .await
+                        .unwrap_or_else(|| classify(e)))
+                }
+                Err(e) => return Err(classify(e)),
+            };
             let status = resp.status();
+            if matches!(status.as_u16(), 404 | 405) {
+                return Err(AiError::NoEndpoint {
+                    base: base.to_string(),
+                    what: field_kind(field),
+                    status: status.as_u16(),
+                    path: path.to_string(),
+                });
+            }
             if !status.is_success() {
                 let message = error_message(resp).await;
                 return Err(if status.as_u16() == 503 {
@@ -177,6 +153,24 @@ impl AiClient {
             result.as_ref().err().map(AiError::kind),
         );
         result
+    }
+
+    /// `Some` when `GET {base}{path}` says the route does not exist at all
+    /// (404; a POST-only route that exists answers 405).
+    async fn missing_route(&self, base: &str, path: &str, field: &str) -> Option<AiError> {
+        let r = self
+            .http
+            .get(format!("{base}{path}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?;
+        (r.status().as_u16() == 404).then(|| AiError::NoEndpoint {
+            base: base.to_string(),
+            what: field_kind(field),
+            status: 404,
+            path: path.to_string(),
+        })
     }
 
     /// Streams the answer to disk with a size cap, checking its signature.
@@ -254,34 +248,9 @@ impl AiClient {
     pub async fn ready(&self, base: &str) -> Result<(), AiError> {
         let v = self.get_json(base, "/health").await?;
         match v.get("model_status").and_then(|s| s.as_str()) {
-            Some("not_loaded") => Err(AiError::NotReady("model not loaded".into())),
+            Some(s @ "not_loaded") => Err(AiError::NotReady(format!("model_status: {s}"))),
             _ => Ok(()),
         }
-    }
-}
-
-/// Connection-level failures mean "unreachable"; the rest blame the answer.
-fn classify(e: reqwest::Error) -> AiError {
-    if e.is_connect() {
-        AiError::Unreachable(e.without_url().to_string())
-    } else if e.is_timeout() {
-        AiError::Timeout(0)
-    } else {
-        AiError::BadAnswer(e.without_url().to_string())
-    }
-}
-
-/// The service's JSON `message` (or `error`), else the start of the body.
-async fn error_message(resp: reqwest::Response) -> String {
-    let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(v) => v
-            .get("message")
-            .or_else(|| v.get("error"))
-            .and_then(|m| m.as_str())
-            .unwrap_or("(no message)")
-            .to_string(),
-        Err(_) => text.chars().take(200).collect(),
     }
 }
 

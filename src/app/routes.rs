@@ -3,14 +3,19 @@
 use std::sync::Arc;
 
 use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
-use poem_openapi::OpenApiService;
+use poem_openapi::{OpenApiService, ServerObject};
 
 use super::open::{ensure_dir, open_state, StartError};
 use crate::{
     admin, ai, auth,
     config::Config,
     events,
-    http::{access_log, allow, docs, error::ApiError, guard},
+    http::{
+        access_log, allow, docs,
+        error::ApiError,
+        guard,
+        spec::{self, OpErrors},
+    },
     immich, media, queue,
     state::AppState,
     worker,
@@ -34,17 +39,43 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
         env!("CARGO_PKG_VERSION"),
     )
     .description("Uploads photos and videos, queues them, turns them into depth maps with the AI service, and serves the results.")
+    .server(
+        ServerObject::new(format!("http://localhost:{}", crate::config::DEFAULT_PORT))
+            .description("The default address; use your server's"),
+    )
+}
+
+/// Every domain's list of what its operations answer.
+const ERRORS: &[&[OpErrors]] = &[
+    admin::service::ERRORS,
+    admin::api::ERRORS,
+    media::routes::ERRORS,
+    queue::routes::ERRORS,
+    worker::routes::ERRORS,
+    ai::routes::ERRORS,
+    events::routes::ERRORS,
+    auth::ERRORS,
+    immich::routes::ERRORS,
+];
+
+/// The published document (`/api/openapi.json`, `immichvr openapi`).
+pub fn document<T: poem_openapi::OpenApi>(
+    api: &OpenApiService<T, ()>,
+    options: spec::Options,
+) -> serde_json::Value {
+    spec::finish(&api.spec(), ERRORS, options)
 }
 
 /// The spec as YAML, for `immichvr openapi` and the drift test.
-pub async fn spec_yaml(mut config: Config) -> Result<String, StartError> {
+pub async fn spec_yaml(mut config: Config, without_multipart: bool) -> Result<String, StartError> {
     let dir = std::env::temp_dir().join(format!("immichvr-spec-{}", uuid::Uuid::new_v4()));
     ensure_dir(&dir)?;
     config.data_dir = dir.clone();
     config.upload_dir = None;
     config.depth_maps_dir = None;
     let state = open_state(config).await?;
-    let yaml = api_service(state).spec_yaml();
+    let doc = document(&api_service(state), spec::Options { without_multipart });
+    let yaml = spec::to_yaml(&doc);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(yaml)
 }
@@ -52,11 +83,13 @@ pub async fn spec_yaml(mut config: Config) -> Result<String, StartError> {
 /// Builds every route on top of the state.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service(state.clone());
-    let spec_json = api.spec();
-    let spec_yaml = api.spec_yaml();
+    let doc = document(&api, spec::Options::default());
+    let spec_json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let spec_yaml = spec::to_yaml(&doc);
     let auth = state.auth.clone();
     let cors = cors(&state.config);
     let allow = Arc::new(allow::AllowMap::from_spec(&spec_json));
+    let names = allow.clone();
     let hosts = (!state.auth.required())
         .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
     Route::new()
@@ -75,7 +108,11 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             "/admin/*path",
             admin::page::compressed(get(admin::page::admin_file)),
         )
-        .nest("/", api.into_endpoint())
+        .nest(
+            "/",
+            api.into_endpoint()
+                .around(move |ep, req| allow::name_path_params(ep, req, names.clone())),
+        )
         .catch_all_error(|err| async move { ApiError::from_poem(err).response() })
         // Boxed between layers: each generic layer names the one inside it
         // twice, so unboxed the type doubles per layer and release builds

@@ -18,7 +18,7 @@ use crate::{
 pub struct Origin {
     pub immich_asset_id: Option<String>,
     pub immich_variant: Option<String>,
-    pub captured_at: Option<chrono::DateTime<Utc>>,
+    pub captured_at: Option<crate::timestamp::Timestamp>,
     pub duration_seconds: Option<f64>,
 }
 
@@ -84,7 +84,7 @@ impl Catalog {
             frame_rate: None,
             checksum: hex::encode(sha),
             captured_at: origin.captured_at,
-            uploaded_at: now,
+            uploaded_at: now.into(),
             source: if origin.immich_asset_id.is_some() {
                 Source::Immich
             } else {
@@ -92,8 +92,8 @@ impl Catalog {
             },
             immich_asset_id: origin.immich_asset_id,
             immich_variant: origin.immich_variant,
-            created_at: now,
-            updated_at: now,
+            created_at: now.into(),
+            updated_at: now.into(),
             seq: 0,
         };
         let committed = self

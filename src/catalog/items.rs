@@ -1,7 +1,7 @@
 //! What the routes ask of stored items: reads (one item, pages, counters)
 //! and the user's actions (enqueue, cancel, retry, delete).
 
-use chrono::Utc;
+use crate::timestamp::Timestamp;
 use uuid::Uuid;
 
 use super::{Catalog, CatalogError, Durability};
@@ -108,7 +108,7 @@ impl Catalog {
             media_or_404(txn, id)?;
             let mut d = media::store::depth(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
             d.access_count += 1;
-            d.accessed_at = Some(Utc::now());
+            d.accessed_at = Some(Timestamp::now());
             media::store::touch_depth(txn, &d)?;
             Ok(d)
         })

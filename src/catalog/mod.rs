@@ -147,7 +147,10 @@ impl Catalog {
             self.bus.publish(Event::Item(row.into()));
         }
         for id in changes.deleted {
-            self.bus.publish(Event::MediaDeleted { media_item_id: id });
+            self.bus
+                .publish(Event::MediaDeleted(crate::events::MediaDeletedEvent {
+                    media_item_id: id,
+                }));
         }
     }
 }

@@ -64,7 +64,8 @@ impl Catalog {
         &self,
         id: Uuid,
         error: String,
-        backoff: impl Fn(u32) -> chrono::Duration + Send + 'static,
+        // `None`: no retry, failed for good.
+        backoff: impl Fn(u32) -> Option<chrono::Duration> + Send + 'static,
     ) -> Result<QueueRow, CatalogError> {
         self.commit(Durability::Durable, move |txn, ch| {
             let row = queue::store::fail(txn, id, error.clone(), Utc::now(), &backoff)?;

@@ -16,7 +16,7 @@ pub async fn run(loaded: &Loaded) -> Result<(), String> {
     let config = loaded.cli.config.clone();
     match loaded.cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Openapi => crate::app::spec_yaml(config)
+        Command::Openapi { without_multipart } => crate::app::spec_yaml(config, without_multipart)
             .await
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| e.to_string()),

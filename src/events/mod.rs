@@ -7,36 +7,84 @@
 
 pub mod routes;
 
-use serde::Serialize;
+use poem_openapi::{Object, Union};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::queue::ItemEvent;
+use crate::{queue::ItemEvent, queue::Stats, timestamp::Timestamp};
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// One event of `/api/events`: its `type` is also the SSE event name, so a
+/// client can switch on either. The spec declares it as a `oneOf` with a
+/// discriminator, so generated clients get one type per event.
+#[derive(Debug, Clone, Union)]
+#[oai(discriminator_name = "type", one_of)]
 pub enum Event {
+    /// The queue's counters: on connect, every 5 s, and after a slow
+    /// client missed events.
+    #[oai(mapping = "stats")]
+    Stats(StatsEvent),
     /// A queue item changed state.
+    #[oai(mapping = "item")]
     Item(ItemEvent),
     /// A media item and its files were deleted.
-    MediaDeleted {
-        media_item_id: Uuid,
-    },
-    Worker {
-        running: bool,
-    },
-    AiEndpoint {
-        url: String,
-        reachable: bool,
-        last_error: Option<String>,
-    },
-    Import {
-        running: bool,
-        queued: u64,
-        skipped: u64,
-        failed: u64,
-        done: bool,
-    },
+    #[oai(mapping = "media_deleted")]
+    MediaDeleted(MediaDeletedEvent),
+    /// The worker started or stopped.
+    #[oai(mapping = "worker")]
+    Worker(WorkerEvent),
+    /// An AI endpoint became reachable or unreachable.
+    #[oai(mapping = "ai_endpoint")]
+    AiEndpoint(AiEndpointEvent),
+    /// Progress of an Immich import.
+    #[oai(mapping = "import")]
+    Import(ImportEvent),
+}
+
+impl Event {
+    /// The SSE event name: the same as `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Stats(_) => "stats",
+            Event::Item(_) => "item",
+            Event::MediaDeleted(_) => "media_deleted",
+            Event::Worker(_) => "worker",
+            Event::AiEndpoint(_) => "ai_endpoint",
+            Event::Import(_) => "import",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct StatsEvent {
+    pub stats: Stats,
+    pub timestamp: Timestamp,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct MediaDeletedEvent {
+    pub media_item_id: Uuid,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct WorkerEvent {
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct AiEndpointEvent {
+    pub url: String,
+    pub reachable: bool,
+    #[oai(nullable)]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ImportEvent {
+    pub running: bool,
+    pub queued: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub done: bool,
 }
 
 #[derive(Clone)]

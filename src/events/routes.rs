@@ -1,15 +1,20 @@
 //! `GET /api/events`: Server-Sent Events for the admin page and clients.
 
+use crate::http::spec::{op, OpErrors, Storage};
 use std::{sync::Arc, time::Duration};
 
 use futures_util::{stream::BoxStream, StreamExt};
 use poem_openapi::{payload::EventStream, OpenApi};
 use tokio::sync::broadcast::error::RecvError;
 
+use poem_openapi::types::ToJSON;
+
+use super::{Event, StatsEvent};
 use crate::{
     auth::Authed,
     http::error::ApiError,
     state::{ApiTags, AppState},
+    timestamp::Timestamp,
 };
 
 pub struct EventsApi {
@@ -23,31 +28,28 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 impl EventsApi {
     /// Live events (Server-Sent Events)
     ///
-    /// Event names: `stats` (on connect, every 5 s, and after a slow client
-    /// missed events), `item` (a queue item changed state: `id`,
-    /// `media_item_id`, `status`, `attempts`, `last_error`),
-    /// `media_deleted` (`media_item_id`), `worker` (`running`),
-    /// `ai_endpoint` (`url`, `reachable`, `last_error`) and
-    /// `import` (`running`, `queued`, `skipped`, `failed`, `done`). Each
-    /// `data:` is a JSON object with a `type` field equal to the event name.
+    /// A stream that does not end. Each event's `data:` is one JSON
+    /// object, an `Event`, whose `type` is also the SSE event name:
+    /// `stats` (on connect, every 5 s, and after a slow client missed
+    /// events), `item` (a queue item changed state), `media_deleted`,
+    /// `worker`, `ai_endpoint` and `import`. A comment line keeps the
+    /// connection alive every 15 s.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
     async fn events(
         &self,
         _auth: Authed,
-    ) -> Result<EventStream<BoxStream<'static, serde_json::Value>>, ApiError> {
+    ) -> Result<EventStream<BoxStream<'static, Event>>, ApiError> {
         let state = self.state.clone();
         let mut rx = state.catalog.events().subscribe();
         let stop = state.shutdown.clone();
         let stream = async_stream(move |tx| async move {
             let snapshot = |state: Arc<AppState>| async move {
-                match state.catalog.stats().await {
-                    Ok(stats) => Some(serde_json::json!({
-                        "type": "stats",
-                        "stats": stats,
-                        "timestamp": chrono::Utc::now(),
-                    })),
-                    Err(_) => None,
-                }
+                state.catalog.stats().await.ok().map(|stats| {
+                    Event::Stats(StatsEvent {
+                        stats,
+                        timestamp: Timestamp::now(),
+                    })
+                })
             };
             if let Some(s) = snapshot(state.clone()).await {
                 if tx.send(s).await.is_err() {
@@ -59,7 +61,7 @@ impl EventsApi {
             loop {
                 let next = tokio::select! {
                     ev = rx.recv() => match ev {
-                        Ok(ev) => serde_json::to_value(&ev).ok(),
+                        Ok(ev) => Some(ev),
                         // Fell behind: old events are gone; a snapshot tells the truth now.
                         Err(RecvError::Lagged(_)) => snapshot(state.clone()).await,
                         Err(RecvError::Closed) => return,
@@ -76,13 +78,8 @@ impl EventsApi {
         });
         Ok(EventStream::new(stream.boxed())
             .keep_alive(Duration::from_secs(15))
-            .to_event(|v: serde_json::Value| {
-                let name = v
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or("message")
-                    .to_string();
-                poem::web::sse::Event::message(v.to_string()).event_type(name)
+            .to_event(|ev: Event| {
+                poem::web::sse::Event::message(ev.to_json_string()).event_type(ev.name())
             }))
     }
 }
@@ -90,9 +87,9 @@ impl EventsApi {
 /// A stream fed by a task through a small channel: a slow client fills the
 /// channel and then the task waits, while the bus buffers and, past its
 /// capacity, makes the task send a fresh snapshot instead.
-fn async_stream<F, Fut>(f: F) -> impl futures_util::Stream<Item = serde_json::Value>
+fn async_stream<F, Fut>(f: F) -> impl futures_util::Stream<Item = Event>
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<serde_json::Value>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -101,7 +98,10 @@ where
 }
 
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<serde_json::Value>,
-) -> impl futures_util::Stream<Item = serde_json::Value> {
+    mut rx: tokio::sync::mpsc::Receiver<Event>,
+) -> impl futures_util::Stream<Item = Event> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[op("streamEvents", Storage::Reads, &[])];

@@ -1,14 +1,17 @@
-//! `Allow` on 405 answers (RFC 9110 requires it), from the spec's own
-//! list of methods per path.
+//! What the spec knows about each path, used where poem does not: `Allow`
+//! on 405 answers (RFC 9110 requires it) and the real names of path
+//! parameters in 400 messages (poem-openapi calls them `param0`, ...).
 
 use std::sync::Arc;
 
 use poem::{http::StatusCode, Endpoint, IntoResponse, Request, Response};
 
+use crate::http::error::ApiError;
+
 pub struct AllowMap {
-    /// Path templates split into segments (`None` = a `{param}`), with
-    /// their methods.
-    routes: Vec<(Vec<Option<String>>, String)>,
+    /// Path templates split into segments (`Err(name)` = a `{name}`
+    /// parameter), with their methods.
+    routes: Vec<(Vec<Result<String, String>>, String)>,
 }
 
 impl AllowMap {
@@ -19,7 +22,12 @@ impl AllowMap {
             for (path, item) in paths {
                 let segs = path
                     .split('/')
-                    .map(|s| (!s.starts_with('{')).then(|| s.to_string()))
+                    .map(
+                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                            Some(name) => Err(name.to_string()),
+                            None => Ok(s.to_string()),
+                        },
+                    )
                     .collect();
                 let mut methods: Vec<String> = item
                     .as_object()
@@ -34,18 +42,54 @@ impl AllowMap {
         AllowMap { routes }
     }
 
-    pub fn methods(&self, path: &str) -> Option<&str> {
+    fn route(&self, path: &str) -> Option<&(Vec<Result<String, String>>, String)> {
         let parts: Vec<&str> = path.split('/').collect();
-        self.routes
-            .iter()
-            .find(|(segs, _)| {
-                segs.len() == parts.len()
-                    && segs
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
-            })
-            .map(|(_, m)| m.as_str())
+        self.routes.iter().find(|(segs, _)| {
+            segs.len() == parts.len()
+                && segs.iter().zip(&parts).all(|(s, p)| match s {
+                    Ok(lit) => lit == p,
+                    Err(_) => true,
+                })
+        })
+    }
+
+    pub fn methods(&self, path: &str) -> Option<&str> {
+        self.route(path).map(|(_, m)| m.as_str())
+    }
+
+    /// The name of the `index`-th path parameter of the route `path` hits.
+    pub fn param_name(&self, path: &str, index: usize) -> Option<&str> {
+        let (segs, _) = self.route(path)?;
+        segs.iter()
+            .filter_map(|s| s.as_ref().err())
+            .nth(index)
+            .map(String::as_str)
+    }
+}
+
+/// Turns poem-openapi's "failed to parse path `param0`" into the name the
+/// spec (and so every client) uses for that parameter.
+pub async fn name_path_params<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    map: Arc<AllowMap>,
+) -> poem::Result<Response> {
+    let path = req.original_uri().path().to_string();
+    match ep.call(req).await {
+        Ok(r) => Ok(r.into_response()),
+        Err(e) => {
+            let renamed = e
+                .downcast_ref::<poem_openapi::error::ParsePathError>()
+                .and_then(|p| {
+                    let index = p.name.strip_prefix("param")?.parse().ok()?;
+                    let name = map.param_name(&path, index)?;
+                    Some(ApiError::bad_request(format!(
+                        "The path parameter `{name}` is invalid: {}",
+                        p.reason
+                    )))
+                });
+            Err(renamed.map(poem::Error::from).unwrap_or(e))
+        }
     }
 }
 

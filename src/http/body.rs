@@ -123,9 +123,7 @@ impl std::ops::Deref for Text {
 }
 
 impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    crate::http::own_raw_value!();
 
     fn name() -> std::borrow::Cow<'static, str> {
         String::name()
@@ -133,16 +131,6 @@ impl Type for Text {
 
     fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
         String::schema_ref()
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 

@@ -18,7 +18,7 @@ pub const UPLOAD_SLACK: u64 = 64 * 1024;
 
 /// Routes whose bodies are files, streamed to disk with their own limit.
 pub fn is_upload(path: &str) -> bool {
-    path == "/api/media/upload"
+    path == "/api/media/upload" || path == "/api/media/upload/raw"
 }
 
 /// The largest body a request to `path` may have: uploads stream to disk

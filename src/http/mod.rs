@@ -11,8 +11,30 @@ pub mod docs;
 pub mod error;
 pub mod guard;
 pub mod server;
+pub mod spec;
 
 /// A request header as text, if it is there and is text.
 pub fn header(req: &poem::Request, name: poem::http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+/// The part of poem-openapi's `Type` that is the same for every type that
+/// is its own raw value (a JSON scalar or a passed-on object).
+macro_rules! own_raw_value {
+    () => {
+        const IS_REQUIRED: bool = true;
+        type RawValueType = Self;
+        type RawElementValueType = Self;
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+pub(crate) use own_raw_value;

@@ -1,9 +1,9 @@
 //! Importing Immich assets into the queue: one at a time on request, or
 //! many as a background job whose progress goes to `/api/events`.
 
+use crate::timestamp::Timestamp;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use poem_openapi::Object;
 use tokio_util::io::StreamReader;
@@ -55,9 +55,9 @@ pub struct ImportStatus {
     /// The last errors (at most 20).
     pub errors: Vec<String>,
     #[oai(nullable)]
-    pub started_at: Option<DateTime<Utc>>,
+    pub started_at: Option<crate::timestamp::Timestamp>,
     #[oai(nullable)]
-    pub finished_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<crate::timestamp::Timestamp>,
 }
 
 /// Imports one asset: streamed download, stored, queued.
@@ -175,7 +175,7 @@ impl Importer {
             }
             *s = ImportStatus {
                 running: true,
-                started_at: Some(Utc::now()),
+                started_at: Some(Timestamp::now()),
                 ..Default::default()
             };
             s.clone()
@@ -187,13 +187,15 @@ impl Importer {
 
     fn publish(&self, catalog: &Catalog) {
         let s = self.status();
-        catalog.events().publish(Event::Import {
-            running: s.running,
-            queued: s.queued,
-            skipped: s.skipped,
-            failed: s.failed,
-            done: !s.running,
-        });
+        catalog
+            .events()
+            .publish(Event::Import(crate::events::ImportEvent {
+                running: s.running,
+                queued: s.queued,
+                skipped: s.skipped,
+                failed: s.failed,
+                done: !s.running,
+            }));
     }
 
     fn record(&self, catalog: &Catalog, f: impl FnOnce(&mut ImportStatus)) {
@@ -259,7 +261,7 @@ impl Importer {
         }
         self.record(&catalog, |s| {
             s.running = false;
-            s.finished_at = Some(Utc::now());
+            s.finished_at = Some(Timestamp::now());
         });
         tracing::info!("Immich import finished");
     }

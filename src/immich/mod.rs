@@ -7,7 +7,6 @@ pub mod import;
 pub mod routes;
 pub mod views;
 
-use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 use serde::{Deserialize, Deserializer};
 
@@ -76,7 +75,7 @@ pub struct Asset {
     #[serde(default)]
     pub original_mime_type: Option<String>,
     #[serde(default)]
-    pub file_created_at: Option<DateTime<Utc>>,
+    pub file_created_at: Option<crate::timestamp::Timestamp>,
     #[serde(default)]
     pub local_date_time: Option<String>,
     #[serde(default)]
@@ -107,7 +106,7 @@ pub struct AssetView {
     #[oai(nullable)]
     pub original_mime_type: Option<String>,
     #[oai(nullable)]
-    pub file_created_at: Option<DateTime<Utc>>,
+    pub file_created_at: Option<crate::timestamp::Timestamp>,
     pub is_favorite: bool,
     pub is_archived: bool,
     #[oai(nullable)]

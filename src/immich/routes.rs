@@ -1,5 +1,9 @@
 //! `/api/immich/*`.
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
@@ -364,3 +368,52 @@ impl ImmichApi {
         Ok(Json(self.state.importer.status()))
     }
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("testImmich", Storage::None, UPSTREAM),
+    op("getImmichVersion", Storage::None, UPSTREAM),
+    op("getImmichStatistics", Storage::None, UPSTREAM),
+    op("listImmichAssets", Storage::None, UPSTREAM),
+    op("listImmichPhotos", Storage::None, UPSTREAM),
+    op("listImmichVideos", Storage::None, UPSTREAM),
+    op("getImmichAsset", Storage::None, UPSTREAM_ASSET),
+    op("getImmichThumbnail", Storage::None, UPSTREAM_ASSET),
+    op("getImmichOriginal", Storage::None, UPSTREAM_ASSET),
+    op("searchImmich", Storage::None, UPSTREAM),
+    op(
+        "enqueueImmichAsset",
+        Storage::Writes,
+        &[
+            E::ImmichNotConfigured,
+            E::ImmichUnreachable,
+            E::ImmichRefused,
+            E::ImmichError,
+            E::ImmichAssetNotFound,
+            E::EmptyFile,
+            E::FileTooLarge,
+            E::UnsupportedMediaType,
+            E::FileSystemError,
+        ],
+    ),
+    op(
+        "startImmichImport",
+        Storage::None,
+        &[E::ImmichNotConfigured, E::ImportRunning],
+    ),
+    op("getImmichImport", Storage::None, &[E::ImmichNotConfigured]),
+];
+
+const UPSTREAM: &[E] = &[
+    E::ImmichNotConfigured,
+    E::ImmichUnreachable,
+    E::ImmichRefused,
+    E::ImmichError,
+];
+const UPSTREAM_ASSET: &[E] = &[
+    E::ImmichNotConfigured,
+    E::ImmichUnreachable,
+    E::ImmichRefused,
+    E::ImmichError,
+    E::ImmichAssetNotFound,
+];

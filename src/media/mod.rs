@@ -11,7 +11,6 @@ pub mod upload;
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -58,16 +57,16 @@ pub struct MediaRow {
     /// SHA-256 of the bytes, hex.
     pub checksum: String,
     #[oai(nullable)]
-    pub captured_at: Option<DateTime<Utc>>,
-    pub uploaded_at: DateTime<Utc>,
+    pub captured_at: Option<crate::timestamp::Timestamp>,
+    pub uploaded_at: crate::timestamp::Timestamp,
     pub source: Source,
     #[oai(nullable)]
     pub immich_asset_id: Option<String>,
     /// For Immich imports: `original` or `preview` (when the original is a format the AI service cannot read).
     #[oai(nullable)]
     pub immich_variant: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub created_at: crate::timestamp::Timestamp,
+    pub updated_at: crate::timestamp::Timestamp,
     /// Upload order, for newest-first listing.
     #[oai(skip)]
     pub seq: u64,
@@ -91,9 +90,9 @@ pub struct DepthMap {
     pub model_name: String,
     pub model_version: String,
     pub checksum: String,
-    pub generated_at: DateTime<Utc>,
+    pub generated_at: crate::timestamp::Timestamp,
     #[oai(nullable)]
-    pub accessed_at: Option<DateTime<Utc>>,
+    pub accessed_at: Option<crate::timestamp::Timestamp>,
     pub access_count: u64,
 }
 

@@ -1,8 +1,11 @@
 //! `/api/media/*`.
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use poem::web::StaticFileRequest;
 use poem_openapi::{
     param::{Path, Query},
@@ -54,7 +57,7 @@ pub struct MediaStatusRow {
     pub media_id: Uuid,
     pub original_filename: String,
     pub media_type: MediaType,
-    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_at: crate::timestamp::Timestamp,
     #[oai(nullable)]
     pub processing_status: Option<Status>,
     #[oai(nullable)]
@@ -66,7 +69,7 @@ pub struct MediaStatusRow {
     #[oai(nullable)]
     pub depth_map_path: Option<String>,
     #[oai(nullable)]
-    pub depth_map_generated_at: Option<DateTime<Utc>>,
+    pub depth_map_generated_at: Option<crate::timestamp::Timestamp>,
 }
 
 #[derive(Debug, Object)]
@@ -83,26 +86,13 @@ pub struct Deleted {
 
 const MAX_LIMIT: u32 = 1000;
 
-#[OpenApi(prefix_path = "/api/media", tag = "ApiTags::Media")]
 impl MediaApi {
-    /// Upload a photo or video
-    ///
-    /// Streams the file in field `media` to disk, types it by its bytes,
-    /// stores it and queues it, all before answering 201.
-    #[oai(path = "/upload", method = "post", operation_id = "uploadMedia")]
-    async fn upload(
-        &self,
-        _auth: Authed,
-        form: upload::UploadForm,
-    ) -> Result<UploadResponse, ApiError> {
-        let s = &self.state;
+    /// Records a received upload and says what became of it.
+    async fn store(&self, rx: upload::Received) -> Result<UploadResponse, ApiError> {
         let span = tracing::info_span!("upload", media_id = tracing::field::Empty);
-        let _permit = s.uploads.enter().await?;
-        let dir = &s.catalog.dirs().uploads;
-        let rx = upload::receive_form(form.0, dir, s.config.max_upload_bytes).await?;
         let filename = rx.original_filename.clone();
         crate::metrics::upload_received(rx.size);
-        let stored = s.catalog.ingest(rx, Default::default()).await?;
+        let stored = self.state.catalog.ingest(rx, Default::default()).await?;
         span.record("media_id", tracing::field::display(stored.media.id));
         span.in_scope(|| {
             tracing::info!(
@@ -131,6 +121,51 @@ impl MediaApi {
         } else {
             UploadResponse::Created(Json(result))
         })
+    }
+}
+
+#[OpenApi(prefix_path = "/api/media", tag = "ApiTags::Media")]
+impl MediaApi {
+    /// Upload a photo or video
+    ///
+    /// Streams the file in field `media` to disk, types it by its bytes,
+    /// stores it and queues it, all before answering 201.
+    #[oai(path = "/upload", method = "post", operation_id = "uploadMedia")]
+    async fn upload(
+        &self,
+        _auth: Authed,
+        form: upload::UploadForm,
+    ) -> Result<UploadResponse, ApiError> {
+        let s = &self.state;
+        let _permit = s.uploads.enter().await?;
+        let dir = &s.catalog.dirs().uploads;
+        let rx = upload::receive_form(form.0, dir, s.config.max_upload_bytes).await?;
+        self.store(rx).await
+    }
+
+    /// Upload a photo or video as the raw body
+    ///
+    /// The same as `uploadMedia` (answers, limits, duplicates) for clients
+    /// without multipart support: the body is the file's bytes, and
+    /// `filename` is kept as metadata only.
+    #[oai(path = "/upload/raw", method = "post", operation_id = "uploadMediaRaw")]
+    async fn upload_raw(
+        &self,
+        _auth: Authed,
+        /// The original file name, kept as metadata (at most 255 characters).
+        #[oai(validator(max_length = 255))]
+        filename: Query<Option<String>>,
+        body: upload::RawFile,
+    ) -> Result<UploadResponse, ApiError> {
+        let s = &self.state;
+        let _permit = s.uploads.enter().await?;
+        let dir = &s.catalog.dirs().uploads;
+        let name = filename
+            .0
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "upload".into());
+        let rx = upload::receive_raw(body, dir, name, s.config.max_upload_bytes).await?;
+        self.store(rx).await
     }
 
     /// Media items with their processing status, newest first
@@ -233,3 +268,53 @@ impl MediaApi {
 fn default_limit() -> u32 {
     100
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op(
+        "uploadMedia",
+        Storage::Writes,
+        &[
+            E::NoFile,
+            E::EmptyFile,
+            E::InvalidMultipart,
+            E::FileTooLarge,
+            E::UnsupportedMediaType,
+            E::TooManyUploads,
+            E::FileSystemError,
+        ],
+    ),
+    op(
+        "uploadMediaRaw",
+        Storage::Writes,
+        &[
+            E::EmptyFile,
+            E::FileTooLarge,
+            E::UnsupportedMediaType,
+            E::TooManyUploads,
+            E::FileSystemError,
+        ],
+    ),
+    op("listMediaStatus", Storage::Reads, &[]),
+    op("getMedia", Storage::Reads, &[E::MediaNotFound]),
+    op(
+        "getMediaFile",
+        Storage::Reads,
+        &[E::MediaNotFound, E::NotFound, E::RangeNotSatisfiable],
+    ),
+    op(
+        "getMediaDepth",
+        Storage::Writes,
+        &[
+            E::MediaNotFound,
+            E::DepthMapNotFound,
+            E::NotFound,
+            E::RangeNotSatisfiable,
+        ],
+    ),
+    op(
+        "deleteMedia",
+        Storage::Writes,
+        &[E::MediaNotFound, E::ItemProcessing, E::FileSystemError],
+    ),
+];

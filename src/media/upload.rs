@@ -159,6 +159,22 @@ pub async fn receive_form(
     Ok(received)
 }
 
+/// Reads a raw body (the file's bytes as they are) to disk.
+pub async fn receive_raw(
+    body: RawFile,
+    dir: &Path,
+    filename: String,
+    limit: u64,
+) -> Result<Received, MediaError> {
+    ensure_space(dir, 0)?;
+    let received = receive(body.0.into_async_read(), dir, filename, limit).await?;
+    if received.size == 0 {
+        return Err(MediaError::EmptyFile);
+    }
+    ensure_space(dir, 0)?;
+    Ok(received)
+}
+
 /// Photo or video, by magic bytes; the client's Content-Type is ignored.
 pub fn sniff(head: &[u8]) -> Result<(MediaType, &'static str, &'static str), MediaError> {
     match infer::get(head) {
@@ -214,5 +230,37 @@ impl<'a> ApiExtractor<'a> for UploadForm {
         Ok(UploadForm(
             <Multipart as poem::FromRequest>::from_request(request, body).await?,
         ))
+    }
+}
+
+/// The raw upload body: the file's bytes, `application/octet-stream` (any
+/// Content-Type is taken; the type is read from the bytes). For clients
+/// whose generator has no multipart support (progenitor).
+pub struct RawFile(pub poem::Body);
+
+impl<'a> ApiExtractor<'a> for RawFile {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some("The photo or video, as it is. Its type is read from its bytes."),
+            content: vec![MetaMediaType {
+                content_type: "application/octet-stream",
+                schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format(
+                    "string", "binary",
+                ))),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        _request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(RawFile(body.take()?))
     }
 }

@@ -63,7 +63,7 @@ pub fn claim_next(
     let mut row = old.clone();
     row.status = Status::Processing;
     row.attempts += 1;
-    row.started_at = Some(now);
+    row.started_at = Some(now.into());
     row.completed_at = None;
     transition(txn, Some(&old), &row)?;
     Ok(Some(row))
@@ -92,11 +92,11 @@ pub fn complete(
     let old = processing(txn, id, "complete")?;
     let mut row = old.clone();
     row.status = Status::Completed;
-    row.completed_at = Some(now);
+    row.completed_at = Some(now.into());
     row.last_error = None;
     row.processing_duration_seconds = row
         .started_at
-        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
+        .map(|s| (now - *s).num_milliseconds().max(0) as f64 / 1000.0);
     transition(txn, Some(&old), &row)?;
     Ok(row)
 }
@@ -106,27 +106,29 @@ pub fn fail(
     id: Uuid,
     error: String,
     now: DateTime<Utc>,
-    backoff: impl FnOnce(u32) -> chrono::Duration,
+    backoff: impl FnOnce(u32) -> Option<chrono::Duration>,
 ) -> Result<QueueRow, QueueError> {
     let old = processing(txn, id, "fail")?;
     let mut row = old.clone();
     row.last_error = Some(error);
     row.error_count += 1;
-    let outcome = if row.attempts < row.max_attempts {
-        FailOutcome::Retry {
-            retry_at: now + backoff(row.attempts),
-        }
-    } else {
-        FailOutcome::Failed
+    let retry = (row.attempts < row.max_attempts)
+        .then(|| backoff(row.attempts))
+        .flatten();
+    let outcome = match retry {
+        Some(wait) => FailOutcome::Retry {
+            retry_at: now + wait,
+        },
+        None => FailOutcome::Failed,
     };
     match outcome {
         FailOutcome::Retry { retry_at } => {
             requeue(txn, &mut row, now)?;
-            row.retry_at = Some(retry_at);
+            row.retry_at = Some(retry_at.into());
         }
         FailOutcome::Failed => {
             row.status = Status::Failed;
-            row.completed_at = Some(now);
+            row.completed_at = Some(now.into());
         }
     }
     transition(txn, Some(&old), &row)?;

@@ -79,11 +79,11 @@ pub struct QueueRow {
     pub max_attempts: u32,
     #[oai(nullable)]
     pub last_error: Option<String>,
-    pub queued_at: DateTime<Utc>,
+    pub queued_at: crate::timestamp::Timestamp,
     #[oai(nullable)]
-    pub started_at: Option<DateTime<Utc>>,
+    pub started_at: Option<crate::timestamp::Timestamp>,
     #[oai(nullable)]
-    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<crate::timestamp::Timestamp>,
     pub original_filename: String,
     pub media_type: MediaType,
     pub file_size: u64,
@@ -92,7 +92,7 @@ pub struct QueueRow {
     pub seq: u64,
     /// While set, a `queued` item waits out its retry backoff.
     #[oai(skip)]
-    pub retry_at: Option<DateTime<Utc>>,
+    pub retry_at: Option<crate::timestamp::Timestamp>,
     /// Failures over the item's whole life (attempts reset on retry; this does not).
     #[oai(skip)]
     pub error_count: u32,

@@ -1,8 +1,12 @@
 //! `/api/queue/*` (without the worker routes, which live in `worker`).
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
+use crate::timestamp::Timestamp;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -27,7 +31,7 @@ pub struct QueueApi {
 #[derive(Debug, Object)]
 pub struct StatsResponse {
     pub stats: Stats,
-    pub timestamp: DateTime<Utc>,
+    pub timestamp: crate::timestamp::Timestamp,
 }
 
 #[derive(Debug, Object)]
@@ -106,7 +110,7 @@ impl QueueApi {
     async fn stats(&self, _auth: Authed) -> Result<Json<StatsResponse>, ApiError> {
         Ok(Json(StatsResponse {
             stats: self.state.catalog.stats().await?,
-            timestamp: Utc::now(),
+            timestamp: Timestamp::now(),
         }))
     }
 
@@ -262,3 +266,27 @@ pub struct RetryAllResult {
 fn default_limit() -> u32 {
     50
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("getQueueStats", Storage::Reads, &[]),
+    op("getQueueSummary", Storage::Reads, &[]),
+    op("listQueueItems", Storage::Reads, &[]),
+    op("getQueueItem", Storage::Reads, &[E::QueueItemNotFound]),
+    op(
+        "enqueueMedia",
+        Storage::Writes,
+        &[E::MediaNotFound, E::AlreadyQueued],
+    ),
+    op(
+        "cancelQueueItem",
+        Storage::Writes,
+        &[E::QueueItemNotFound, E::InvalidState],
+    ),
+    op("retryFailedItems", Storage::Writes, &[]),
+    op(
+        "retryQueueItem",
+        Storage::Writes,
+        &[E::QueueItemNotFound, E::InvalidState],
+    ),
+];

@@ -2,6 +2,7 @@
 //! caller's transaction so that a media row and its queue row (or a depth
 //! map and the completion) commit together.
 
+use crate::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
@@ -149,7 +150,7 @@ pub(super) fn requeue(
 ) -> Result<(), StorageError> {
     row.status = Status::Queued;
     row.seq = next_seq(txn, SEQ)?;
-    row.queued_at = now;
+    row.queued_at = now.into();
     row.started_at = None;
     row.completed_at = None;
     row.retry_at = None;
@@ -168,7 +169,7 @@ pub fn insert_new(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, St
         attempts: 0,
         max_attempts: item.max_attempts,
         last_error: None,
-        queued_at: now,
+        queued_at: now.into(),
         started_at: None,
         completed_at: None,
         original_filename: item.original_filename.clone(),
@@ -236,7 +237,7 @@ pub fn cancel(txn: &WriteTransaction, id: Uuid) -> Result<QueueRow, QueueError> 
     let mut row = old.clone();
     row.status = Status::Cancelled;
     row.retry_at = None;
-    row.completed_at = Some(Utc::now());
+    row.completed_at = Some(Timestamp::now());
     transition(txn, Some(&old), &row)?;
     Ok(row)
 }

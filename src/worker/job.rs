@@ -26,6 +26,9 @@ pub(super) enum Outcome {
     Paused(String),
     /// The attempt failed: retried with backoff, or failed for good.
     Failed(String),
+    /// Failed in a way no retry can change (the AI service has no such
+    /// endpoint): failed for good at once.
+    Refused(String),
 }
 
 /// Longest wait between two looks at the queue when nothing wakes the slot.
@@ -160,9 +163,14 @@ async fn run_one(
             }
             Some(Ok(Outcome::Failed(msg))) => {
                 ep.set_error(Some(msg.clone()));
-                fail(shared, item.id, msg, stop).await;
+                fail(shared, item.id, msg, true, stop).await;
             }
-            Some(Err(join)) => fail(shared, item.id, panic_message(&join), stop).await,
+            Some(Ok(Outcome::Refused(msg))) => {
+                tracing::warn!(error = %msg, "failed without retrying: retrying cannot help");
+                ep.set_error(Some(msg.clone()));
+                fail(shared, item.id, msg, false, stop).await;
+            }
+            Some(Err(join)) => fail(shared, item.id, panic_message(&join), true, stop).await,
             None => {
                 tracing::info!("unfinished at shutdown; returned to the queue");
                 release(shared, item.id, None, stop).await;
@@ -212,12 +220,12 @@ async fn release(shared: &Shared, id: Uuid, note: Option<String>, stop: &Cancell
     log_err(record(shared, stop, || shared.catalog.release(id, note.clone())).await);
 }
 
-async fn fail(shared: &Shared, id: Uuid, msg: String, stop: &CancellationToken) {
+async fn fail(shared: &Shared, id: Uuid, msg: String, retry: bool, stop: &CancellationToken) {
     let base = shared.retry_base;
     let r = record(shared, stop, || {
-        shared
-            .catalog
-            .fail(id, msg.clone(), move |attempts| backoff(base, attempts))
+        shared.catalog.fail(id, msg.clone(), move |attempts| {
+            retry.then(|| backoff(base, attempts))
+        })
     })
     .await;
     if let Ok(row) = &r {

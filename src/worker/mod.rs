@@ -70,6 +70,8 @@ pub struct Shared {
     pub endpoints: Vec<Arc<Endpoint>>,
     pub grace: Duration,
     pub retry_base: Duration,
+    /// How long "model not loaded" lasts before the log hints at it.
+    pub not_ready_hint: Duration,
     pub model_name: String,
     pub model_version: String,
     pub processed: AtomicU64,
@@ -135,6 +137,7 @@ impl Worker {
                 endpoints,
                 grace: Duration::from_secs(config.shutdown_grace_secs),
                 retry_base: Duration::from_secs_f64(config.retry_base_secs.max(0.0)),
+                not_ready_hint: Duration::from_secs(config.ai_not_ready_hint_secs.max(1)),
                 model_name: config.ai_model_name.clone(),
                 model_version: config.ai_model_version.clone(),
                 processed: AtomicU64::new(0),
@@ -184,7 +187,7 @@ impl Worker {
         self.shared
             .catalog
             .events()
-            .publish(Event::Worker { running: true });
+            .publish(Event::Worker(crate::events::WorkerEvent { running: true }));
         Ok(())
     }
 
@@ -203,7 +206,7 @@ impl Worker {
         self.shared
             .catalog
             .events()
-            .publish(Event::Worker { running: false });
+            .publish(Event::Worker(crate::events::WorkerEvent { running: false }));
         Ok(())
     }
 

@@ -2,9 +2,9 @@
 //! checked and written beside the other depth maps, then recorded with the
 //! item's completion in one transaction.
 
+use crate::timestamp::Timestamp;
 use std::sync::Arc;
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::{job::Outcome, Shared};
@@ -33,6 +33,7 @@ pub(super) async fn process(shared: Arc<Shared>, url: String, item: QueueRow) ->
             return Outcome::Paused(format!("disk full while writing the depth map: {e}"))
         }
         Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
+        Err(e) if !e.retryable() => return Outcome::Refused(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let depth_id = Uuid::now_v7();
@@ -52,7 +53,7 @@ pub(super) async fn process(shared: Arc<Shared>, url: String, item: QueueRow) ->
             .clone()
             .unwrap_or_else(|| shared.model_version.clone()),
         checksum: hex::encode(result.sha256),
-        generated_at: Utc::now(),
+        generated_at: Timestamp::now(),
         accessed_at: None,
         access_count: 0,
     };

@@ -1,5 +1,9 @@
 //! `/api/queue/worker/*`.
 
+use crate::http::{
+    codes::ErrorCode as E,
+    spec::{op, OpErrors, Storage},
+};
 use std::sync::Arc;
 
 use poem_openapi::{payload::Json, Object, OpenApi};
@@ -70,3 +74,10 @@ impl WorkerApi {
         }))
     }
 }
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("getWorkerStatus", Storage::None, &[]),
+    op("startWorker", Storage::None, &[E::WorkerRunning]),
+    op("stopWorker", Storage::None, &[E::WorkerStopped]),
+];

@@ -41,6 +41,9 @@ pub enum Mode {
     Oversize(usize),
     /// 503 "model not loaded" on work endpoints, `not_loaded` on /health.
     NotLoaded,
+    /// As the current upstream service: photos work, but the video routes
+    /// are not registered, so Flask answers its HTML 404 page.
+    NoVideo,
 }
 
 #[derive(Default)]
@@ -105,7 +108,7 @@ impl AiStandin {
             .at("/health", get(health))
             .at("/", get(info))
             .at("/api/depth", post(depth))
-            .at("/api/video/depth", post(video_depth))
+            .at("/api/video/depth", post(video_depth).get(video_get))
             .data(self.inner.clone());
         tokio::spawn(async move {
             let _ = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
@@ -176,6 +179,32 @@ fn info() -> Response {
     .into_response()
 }
 
+/// GET on the POST-only route: Flask's 405, or its 404 when the route is
+/// not registered at all.
+#[handler]
+fn video_get(inner: Data<&Arc<Inner>>) -> Response {
+    if matches!(*inner.mode.lock().unwrap(), Mode::NoVideo) {
+        flask_404()
+    } else {
+        Response::builder()
+            .status(poem::http::StatusCode::METHOD_NOT_ALLOWED)
+            .content_type("text/html; charset=utf-8")
+            .body("<!doctype html>\n<title>405 Method Not Allowed</title>\n")
+    }
+}
+
+/// Flask's own page for a route it does not have (werkzeug's NotFound).
+pub fn flask_404() -> Response {
+    Response::builder()
+        .status(poem::http::StatusCode::NOT_FOUND)
+        .content_type("text/html; charset=utf-8")
+        .body(
+            "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n\
+             <p>The requested URL was not found on the server. If you entered the URL manually \
+             please check your spelling and try again.</p>\n",
+        )
+}
+
 fn json_err(status: u16, error: &str, message: &str) -> Response {
     let mut r =
         poem::web::Json(serde_json::json!({"error": error, "message": message})).into_response();
@@ -234,7 +263,7 @@ async fn enter(
     }
     let mode = inner.mode.lock().unwrap().clone();
     match mode {
-        Mode::Ok | Mode::Garbage | Mode::Oversize(_) => Ok(track),
+        Mode::Ok | Mode::NoVideo | Mode::Garbage | Mode::Oversize(_) => Ok(track),
         Mode::Delay(d) => {
             tokio::time::sleep(d).await;
             Ok(track)
@@ -341,6 +370,12 @@ async fn video_depth(
     req: &poem::Request,
 ) -> Response {
     let inner = inner.0.clone();
+    if matches!(*inner.mode.lock().unwrap(), Mode::NoVideo) {
+        let mut seen = inner.seen.lock().unwrap();
+        seen.requests += 1;
+        seen.paths.push("/api/video/depth".into());
+        return flask_404();
+    }
     inner.seen.lock().unwrap().starts.push(Instant::now());
     let (name, _bytes) = match read_field(form, "video").await {
         Ok(v) => v,

@@ -1,5 +1,5 @@
 //! A small library with every state an item can be in: photos and a video
-//! completed (with depth maps), a photo failed for good, one cancelled and
+//! completed (with depth maps; one photo came through the raw-body upload), a photo failed for good, one cancelled and
 //! one still queued. Built through the API of a running binary whose worker
 //! talks to the AI stand-in.
 
@@ -33,6 +33,22 @@ async fn post(url: &str) {
     assert!(r.status().is_success(), "POST {url}: {}", r.status());
 }
 
+/// Through the raw-body door (`POST /api/media/upload/raw`).
+async fn up_raw(url: &str, name: &str, bytes: Vec<u8>) -> (String, String) {
+    let r = client()
+        .post(format!("{url}/api/media/upload/raw?filename={name}"))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "raw upload {name}");
+    let b: Value = json(r).await;
+    (
+        b["mediaItemId"].as_str().unwrap().to_string(),
+        b["queueId"].as_str().unwrap().to_string(),
+    )
+}
+
 /// Needs the worker running against `ai`; leaves it stopped.
 pub async fn build(url: &str, ai: &AiStandin, seed: u8) -> Library {
     ai.set_mode(Mode::Ok);
@@ -48,6 +64,9 @@ pub async fn build(url: &str, ai: &AiStandin, seed: u8) -> Library {
         completed.push(m);
         queues.push(q);
     }
+    let (m, q) = up_raw(url, "raw-door.png", png(36, 28, seed.wrapping_add(5))).await;
+    completed.push(m);
+    queues.push(q);
     for q in &queues {
         wait_status(url, q, "completed", 30.0).await;
     }

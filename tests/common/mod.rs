@@ -268,3 +268,36 @@ impl Api for bin::Binary {
         &self.url
     }
 }
+
+/// Reads SSE frames (`event:` + `data:`) from a response body.
+pub async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+) -> Option<(String, serde_json::Value)> {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            return Some((name, serde_json::from_str(&data).unwrap()));
+        }
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(stream),
+        )
+        .await
+        .ok()??
+        .ok()?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
