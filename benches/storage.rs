@@ -56,6 +56,9 @@ fn insert_item(txn: &redb::WriteTransaction, r: MediaRow, sum: &[u8]) -> Result<
         file_size: m.file_size,
         original_filename: m.original_filename,
         max_attempts: 3,
+        kind: immichvr::assets::Kind::Depth,
+        model_key: "small".into(),
+        priority: None,
     };
     qstore::insert_new(txn, &item)?;
     Ok(())

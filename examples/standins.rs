@@ -5,7 +5,8 @@
 //! stand-in (the same code the Rust tests use, same contract). Its mode is
 //! switched with `POST /__control/mode` on the control port (`--control-port`,
 //! default AI port + 1) and a body of `ok`, `garbage`, `hang`, `not_loaded`,
-//! `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`.
+//! `no_video`, `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`. It
+//! also serves the current AI service's model and splat routes.
 //!
 //! `--immich` also serves the Immich stand-in (a library of `--immich-photos`
 //! JPEG photos, 30 by default, plus a HEIC photo, two videos and a 50 MiB
@@ -13,11 +14,17 @@
 
 // Shared with the Rust tests, which use more of it than this binary does.
 #[allow(dead_code)]
+#[path = "../tests/common/ai_models.rs"]
+mod ai_models;
+#[allow(dead_code)]
 #[path = "../tests/common/ai_standin.rs"]
 mod ai_standin;
 #[allow(dead_code)]
 #[path = "../tests/common/immich_standin.rs"]
 mod immich_standin;
+#[allow(dead_code)]
+#[path = "../tests/common/immich_timeline.rs"]
+mod immich_timeline;
 
 use std::time::Duration;
 
@@ -31,6 +38,7 @@ fn parse_mode(s: &str) -> Option<Mode> {
         ["garbage"] => Mode::Garbage,
         ["hang"] => Mode::Hang,
         ["not_loaded"] => Mode::NotLoaded,
+        ["no_video"] => Mode::NoVideo,
         ["status", code] => Mode::Status(code.parse().ok()?),
         ["delay", ms] => Mode::Delay(Duration::from_millis(ms.parse().ok()?)),
         ["fail_first", n, code] => Mode::FailFirst(n.parse().ok()?, code.parse().ok()?),

@@ -18,6 +18,12 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
+if [ ! -d tests/live/node_modules/socket.io-client ]; then
+  (cd tests/live && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
+fi
+
 cargo build --examples --bins
 mkdir -p artifacts/screenshots
 node --test tests/browser/
+# The VR app's live channel, with the Socket.IO client the app uses.
+node --test tests/live/

@@ -8,7 +8,8 @@ command -v st >/dev/null || python3 -m pip install -q schemathesis
 start_standins
 PORT=$(free_port)
 TOKEN=fuzz-$RANDOM-$RANDOM
-start_server "$PORT" "$WORK/data" AUTH_TOKEN="$TOKEN" UPLOAD_CONCURRENCY=64 \
+# A generate waits at most 5 s (then 504), within the 10 s request timeout.
+start_server "$PORT" "$WORK/data" AUTH_TOKEN="$TOKEN" UPLOAD_CONCURRENCY=64 GENERATE_WAIT_SECS=5 \
   IMMICH_URL="$IMMICH_URL" IMMICH_API_KEY="$IMMICH_API_KEY"
 # /api/events never ends: schemathesis reads its first event per case
 # (schemathesis.toml) and checks it against the declared `Event`.

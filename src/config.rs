@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod file;
 pub mod reference;
+pub mod vr;
 
 /// A value that must never reach a log line or a response.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -240,6 +241,9 @@ pub struct Config {
     /// Immich API key (never logged).
     #[arg(long, env = "IMMICH_API_KEY", hide_env_values = true)]
     pub immich_api_key: Option<Secret>,
+
+    #[command(flatten)]
+    pub vr: vr::VrConfig,
 }
 
 impl Config {
@@ -260,6 +264,13 @@ impl Config {
         self.depth_maps_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("depth_maps"))
+    }
+
+    pub fn splats_dir(&self) -> PathBuf {
+        self.vr
+            .splats_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("splats"))
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -35,6 +35,10 @@ pub enum ApiTags {
     Admin,
     /// Browsing and importing from Immich
     Immich,
+    /// The VR app's 3D assets: depth maps and Gaussian splats per model
+    Assets,
+    /// The VR app's settings and model catalogue
+    Settings,
 }
 
 pub struct AppState {
@@ -48,6 +52,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Set when IMMICH_URL and IMMICH_API_KEY are.
     pub immich: Option<ImmichClient>,
+    /// The model catalogue and what the AI service holds.
+    pub models: Arc<crate::settings::manager::ModelManager>,
     pub importer: Arc<Importer>,
     /// Upload slots (`UPLOAD_CONCURRENCY`) and the line waiting for them.
     pub uploads: Gate,

@@ -46,7 +46,10 @@ async fn service_routes() {
         "queue_counts",
         "media_by_checksum",
         "meta",
-        "depth_maps",
+        "assets",
+        "asset_keys",
+        "settings",
+        "models",
     ] {
         assert!(tables.contains(&t), "missing table {t}");
     }

@@ -68,16 +68,23 @@ async fn stats_summary_items() {
             "completed_at",
             "file_size",
             "id",
+            // Additive: what the job makes (depth/splat) and with which model.
+            "kind",
             "last_error",
             "max_attempts",
             "media_item_id",
             "media_type",
+            "model_key",
             "original_filename",
             "priority",
             "queued_at",
             "started_at",
             "status"
         ]
+    );
+    assert_eq!(
+        (item["kind"].as_str(), item["model_key"].as_str()),
+        (Some("depth"), Some("small"))
     );
     let all = json(
         s.get("/api/queue/items?orderBy=queued_at&orderDirection=DESC&limit=2")

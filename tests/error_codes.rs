@@ -20,26 +20,6 @@ use tokio::io::AsyncReadExt;
 /// The served spec, read once (every test server serves the same one).
 static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
 
-/// The spec's operations whose path template matches `path`.
-fn operations_at(path: &str) -> Vec<&'static Value> {
-    let spec = SPEC.get().expect("read at the start of the test");
-    let parts: Vec<&str> = path.split('/').collect();
-    spec["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(template, _)| {
-            let segs: Vec<&str> = template.split('/').collect();
-            segs.len() == parts.len()
-                && segs
-                    .iter()
-                    .zip(&parts)
-                    .all(|(s, p)| s.starts_with('{') || s == p)
-        })
-        .flat_map(|(_, item)| item.as_object().unwrap().values())
-        .collect()
-}
-
 /// Checks an answer against the catalogue's entry for `code`, and that the
 /// spec declares it for the operation answered (routing errors aside).
 async fn check(code: ErrorCode, r: Response) {
@@ -47,7 +27,8 @@ async fn check(code: ErrorCode, r: Response) {
     let routing = matches!(code, ErrorCode::NotFound | ErrorCode::MethodNotAllowed);
     if !routing {
         let status = r.status().as_u16().to_string();
-        let declared = operations_at(&path).iter().any(|op| {
+        let spec = SPEC.get().expect("read at the start of the test");
+        let declared = common::operations_at(spec, &path).iter().any(|op| {
             op["responses"][status.as_str()]["description"]
                 .as_str()
                 .is_some_and(|d| d.contains(&format!("`{}`", code.as_str())))
@@ -77,6 +58,19 @@ async fn send(method: Method, url: String) -> Response {
 
 /// Codes checked in the test files that set up what they need.
 const ELSEWHERE: &[(ErrorCode, &str)] = &[
+    (ErrorCode::NoSettings, "vr_app.rs"),
+    (ErrorCode::InvalidModel, "vr_app.rs, vr_app_errors.rs"),
+    (ErrorCode::UnsupportedConversion, "vr_app_errors.rs"),
+    (ErrorCode::ModelNotFound, "vr_app_errors.rs"),
+    (ErrorCode::PhotoNotFound, "vr_app_errors.rs"),
+    (ErrorCode::FileNotFound, "vr_app_errors.rs"),
+    (ErrorCode::NoPly, "vr_app_errors.rs"),
+    (ErrorCode::ModelNotDownloaded, "vr_app.rs"),
+    (ErrorCode::ConversionFailed, "vr_app_errors.rs"),
+    (ErrorCode::AiRefused, "vr_app_errors.rs"),
+    (ErrorCode::GenerationFailed, "vr_app_errors.rs"),
+    (ErrorCode::AiNoCatalogue, "vr_app_errors.rs"),
+    (ErrorCode::StillGenerating, "vr_app_errors.rs"),
     (ErrorCode::DiskFull, "disk_full.rs, backups.rs"),
     (
         ErrorCode::StorageUnavailable,

@@ -56,3 +56,53 @@ async fn upload_events_arrive_in_order() {
     }
     s.stop().await;
 }
+
+/// Model changes (download, load, unload, refusals) reach the stream as
+/// `model` events, in the order they happened, from the one place that
+/// commits and announces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_changes_reach_the_event_stream() {
+    let ai = AiStandin::start(Mode::Ok).await;
+    let s = start_with_ai(&ai.url(), |_| {}).await;
+    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
+    let resp = s.get("/api/events").await;
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    for path in [
+        "/api/settings/models/base/download",
+        "/api/settings/models/base/load",
+        "/api/settings/models/base/unload",
+        "/api/settings/models/large/load",
+    ] {
+        s.post_json(path, &serde_json::json!({})).await;
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let (name, ev) =
+            tokio::time::timeout(Duration::from_secs(10), next_event(&mut stream, &mut buf))
+                .await
+                .expect("a model event within 10 s")
+                .expect("stream ended early");
+        if name == "model" {
+            assert_eq!(ev["type"], "model");
+            seen.push(format!(
+                "{} {}",
+                ev["status"].as_str().unwrap(),
+                ev["modelKey"].as_str().unwrap_or("-")
+            ));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "downloading base",
+            "downloaded base",
+            "loading base",
+            "loaded base",
+            "unloaded base",
+            "error large"
+        ],
+        "large is not downloaded, so loading it is refused"
+    );
+    s.stop().await;
+}

@@ -428,3 +428,79 @@ async fn immich_failing_mid_import_reports_failures_and_leaves_nothing_half_writ
     assert!(tmp.is_empty());
     s.stop().await;
 }
+
+/// The stand-in's timeline has Immich 3.x's shapes, checked against
+/// Immich's own spec: a list of `{timeBucket, count}`, and a bucket whose
+/// every required column is an array as long as `id`, of the right types.
+#[tokio::test]
+async fn the_stand_ins_timeline_has_immichs_shapes() {
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/immich/openapi-3.0.3.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let im = ImmichStandin::start(library(5)).await;
+    let get = |path: String| {
+        let url = format!("{}/api{path}", im.url());
+        async move {
+            common::client()
+                .get(url)
+                .header("x-api-key", KEY)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let buckets = get("/timeline/buckets?visibility=timeline".into()).await;
+    let bucket_schema = &schemas["TimeBucketsResponseDto"];
+    for b in buckets.as_array().unwrap() {
+        for req in bucket_schema["required"].as_array().unwrap() {
+            assert!(b.get(req.as_str().unwrap()).is_some(), "{b}");
+        }
+        assert!(b["count"].is_u64() && b["timeBucket"].is_string());
+    }
+    let first = buckets[0]["timeBucket"].as_str().unwrap().to_string();
+    let cols = get(format!(
+        "/timeline/bucket?timeBucket={first}&visibility=timeline"
+    ))
+    .await;
+    let dto = &schemas["TimeBucketAssetResponseDto"];
+    let n = cols["id"].as_array().unwrap().len();
+    assert!(n > 0);
+    for (name, prop) in dto["properties"].as_object().unwrap() {
+        let required = dto["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == name);
+        let Some(col) = cols.get(name) else {
+            assert!(!required, "required column {name} missing");
+            continue;
+        };
+        let col = col
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not an array"));
+        assert_eq!(col.len(), n, "{name}");
+        let item = &prop["items"];
+        let nullable = item["nullable"] == true;
+        for v in col {
+            let ok = match item["type"].as_str() {
+                Some("string") => v.is_string(),
+                Some("number") => v.is_number(),
+                Some("integer") => v.is_i64() || v.is_u64(),
+                Some("boolean") => v.is_boolean(),
+                Some("array") => v.is_array(),
+                _ => v.is_string(), // $ref: an enum of strings
+            };
+            assert!(ok || (nullable && v.is_null()), "{name}: {v}");
+        }
+    }
+    im.down().await;
+}

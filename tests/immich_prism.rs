@@ -133,6 +133,14 @@ async fn every_connector_request_is_valid_for_immichs_spec() {
             "/api/immich/search".into(),
             Some(serde_json::json!({"query": "beach", "type": "IMAGE", "size": 5})),
         ),
+        // The VR app's gallery: Immich answers from its spec (columns).
+        ("GET", "/api/immich/timeline".into(), None),
+        ("GET", "/api/immich/timeline/2024-01-01".into(), None),
+        (
+            "GET",
+            "/api/immich/timeline/2024-01-01T00%3A00%3A00.000Z".into(),
+            None,
+        ),
     ];
     for (method, path, body) in calls {
         let mut r = client().request(method.parse().unwrap(), s.at(&path));
@@ -142,6 +150,14 @@ async fn every_connector_request_is_valid_for_immichs_spec() {
         let resp = r.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
+        // A bucket made from Prism's columns: one object per id, every
+        // column a value of it.
+        if status.is_success() && path.starts_with("/api/immich/timeline/") {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for row in v["data"].as_array().unwrap() {
+                assert!(row["id"].is_string() && row["type"].is_string(), "{row}");
+            }
+        }
         if !status.is_success() {
             failures.push(format!(
                 "{method} {path}: {status} {}",

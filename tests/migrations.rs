@@ -130,3 +130,56 @@ async fn a_disk_without_room_for_the_copy_refuses_the_upgrade_untouched() {
         SCHEMA.version()
     );
 }
+
+/// Schema 3: each depth map of the previous release becomes a `depth`
+/// asset of `small` (the model that made them is not recorded as one of
+/// the catalogue's), served byte for byte by the old route and the new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previous_depth_maps_become_small_depth_assets_on_both_routes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(&fixture(), &data);
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("../snapshot.json")).unwrap())
+            .unwrap();
+    let b = Launch::new(&data)
+        .env("AUTO_START_WORKER", "false")
+        .start()
+        .await;
+    let mut checked = 0;
+    for (media, want) in snapshot["depth_maps"].as_object().unwrap() {
+        let Some(want) = want.as_str() else { continue };
+        let old = common::get(b.at(&format!("/api/media/{media}/depth"))).await;
+        assert_eq!(old.status(), 200, "{media}");
+        // Each keeps its format: PNG for a photo, ZIP of frames for a video.
+        let format = match old.headers()["content-type"].to_str().unwrap() {
+            "image/png" => "png",
+            "application/zip" => "zip",
+            other => panic!("{media}: {other}"),
+        };
+        let old = hex::encode(Sha256::digest(old.bytes().await.unwrap()));
+        assert_eq!(old, want, "{media}: old route");
+        let files =
+            common::json(common::get(b.at(&format!("/api/assets/{media}/files"))).await).await;
+        assert_eq!(files["count"], 1, "{files}");
+        let f = &files["files"][0];
+        assert_eq!(
+            (
+                f["type"].as_str(),
+                f["modelKey"].as_str(),
+                f["format"].as_str()
+            ),
+            (Some("depth"), Some("small"), Some(format))
+        );
+        let id = f["id"].as_str().unwrap();
+        let new = common::get(b.at(&format!("/api/assets/{media}/files/{id}/download"))).await;
+        let new = hex::encode(Sha256::digest(new.bytes().await.unwrap()));
+        assert_eq!(new, want, "{media}: new route");
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "the fixture has four depth maps");
+    // The catalogue and the settings exist after the upgrade.
+    let models = common::json(common::get(b.at("/api/settings/models")).await).await;
+    assert_eq!(models["models"].as_array().unwrap().len(), 4);
+    b.terminate().await;
+}

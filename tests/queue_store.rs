@@ -58,6 +58,9 @@ async fn insert_many(state: &Arc<AppState>, items: Vec<(MediaType, u64)>) -> Vec
                     file_size: m.file_size,
                     original_filename: m.original_filename.clone(),
                     max_attempts: 3,
+                    kind: immichvr::assets::Kind::Depth,
+                    model_key: "small".into(),
+                    priority: None,
                 };
                 out.push(qstore::insert_new(txn, &item)?);
             }

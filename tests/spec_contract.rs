@@ -129,9 +129,11 @@ async fn the_event_stream_declares_one_event_as_a_union_on_type() {
         .collect();
     let expected = [
         "ai_endpoint",
+        "generation",
         "import",
         "item",
         "media_deleted",
+        "model",
         "stats",
         "worker",
     ];
@@ -144,7 +146,7 @@ async fn the_event_stream_declares_one_event_as_a_union_on_type() {
             .as_array()
             .unwrap()
             .len(),
-        6
+        expected.len()
     );
     assert_eq!(
         item["properties"]["data"]["contentSchema"]["$ref"],

@@ -8,8 +8,9 @@ import * as queue from './js/queue.js';
 import * as upload from './js/upload.js';
 import * as worker from './js/worker.js';
 import * as immich from './js/immich.js';
+import * as models from './js/models.js';
 
-const VIEWS = ['queue', 'upload', 'worker', 'immich'];
+const VIEWS = ['queue', 'upload', 'worker', 'immich', 'models'];
 const tabs = () => $$('[role="tab"]');
 
 function show(view, focus = false) {
@@ -23,6 +24,7 @@ function show(view, focus = false) {
   for (const v of VIEWS) $(`#view-${v}`).hidden = v !== view;
   worker.visible(view === 'worker');
   immich.visible(view === 'immich');
+  models.visible(view === 'models');
   if (view === 'queue') queue.load();
   document.title = `${$(`#tab-${view}`).textContent} · ImmichVR admin`;
 }
@@ -99,6 +101,7 @@ queue.init();
 upload.init();
 worker.init();
 immich.init();
+models.init();
 initTabs();
 initLogin();
 start();

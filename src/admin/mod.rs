@@ -3,5 +3,6 @@
 //! and the operator API (backups).
 
 pub mod api;
+pub mod frontend;
 pub mod page;
 pub mod service;

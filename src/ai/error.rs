@@ -78,9 +78,12 @@ pub(super) fn classify(e: reqwest::Error) -> AiError {
     }
 }
 
-pub(super) fn field_kind(field: &str) -> &'static str {
+/// What a work route is for, in the words of an error message.
+pub(super) fn field_kind(field: &str, path: &str) -> &'static str {
     if field == "video" {
         "video"
+    } else if path.contains("splat") {
+        "splat"
     } else {
         "photo"
     }

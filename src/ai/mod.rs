@@ -1,14 +1,19 @@
 //! The AI service client (`docs/ai-service.md`): photos to
-//! `/api/depth`, videos to `/api/video/depth`, the file streamed from disk
-//! and the answer streamed to a temporary file while it is checked.
+//! `/api/depth?model=`, videos to `/api/video/depth`, photos for splats to
+//! `/api/splat`, the input streamed and the answer streamed to a temporary
+//! file while it is checked; and the model catalogue routes (`gateway`).
 
 mod error;
+pub mod gateway;
 pub mod routes;
 
 pub use error::AiError;
 use error::{classify, error_message, field_kind};
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use futures_util::TryStreamExt;
 use reqwest::multipart::{Form, Part};
@@ -18,13 +23,72 @@ use crate::{
     config::Config,
     media::{
         sink::{HashingWriter, TempFile},
-        MediaRow, MediaType,
+        MediaType,
     },
 };
 
-/// A depth map received and checked, under a temporary name in the depth
-/// directory.
-pub struct DepthResult {
+/// What is sent: a file streamed from disk, or bytes in memory (an Immich
+/// preview), with the name and type the service is told.
+pub struct Input {
+    pub source: Source,
+    pub file_name: String,
+    pub mime: String,
+}
+
+pub enum Source {
+    File(PathBuf),
+    Bytes(bytes::Bytes),
+}
+
+impl Input {
+    pub fn file(path: PathBuf, file_name: &str, mime: &str) -> Self {
+        Input {
+            source: Source::File(path),
+            file_name: safe_name(file_name),
+            mime: mime.to_string(),
+        }
+    }
+
+    pub fn bytes(bytes: bytes::Bytes, file_name: &str, mime: &str) -> Self {
+        Input {
+            source: Source::Bytes(bytes),
+            file_name: safe_name(file_name),
+            mime: mime.to_string(),
+        }
+    }
+
+    async fn part(self) -> Result<Part, AiError> {
+        let part = match self.source {
+            Source::File(path) => {
+                let file = tokio::fs::File::open(&path).await?;
+                let len = file.metadata().await?.len();
+                // 256 KiB reads: the default 4 KiB would cost 256 blocking-pool trips per MiB.
+                let body =
+                    reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
+                Part::stream_with_length(body, len)
+            }
+            Source::Bytes(b) => {
+                Part::stream_with_length(reqwest::Body::from(b.clone()), b.len() as u64)
+            }
+        };
+        part.file_name(self.file_name)
+            .mime_str(&self.mime)
+            .map_err(|e| AiError::BadAnswer(e.to_string()))
+    }
+}
+
+/// One kind of work request.
+struct Work {
+    path: &'static str,
+    query: String,
+    field: &'static str,
+    expect: &'static [u8],
+    timeout: Duration,
+}
+
+/// A file the service made, received and checked, under a temporary name
+/// in the directory it belongs in.
+pub struct Produced {
     pub file: TempFile,
     pub size: u64,
     pub sha256: [u8; 32],
@@ -38,11 +102,14 @@ pub struct DepthResult {
 pub struct AiClient {
     http: reqwest::Client,
     timeout: Duration,
+    splat_timeout: Duration,
+    download_timeout: Duration,
     max_bytes: u64,
     fps: u32,
     max_frames: u32,
 }
 
+const PLY_SIG: &[u8] = b"ply";
 const PNG_SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
 const ZIP_SIG: &[u8] = b"PK\x03\x04";
 
@@ -55,6 +122,8 @@ impl AiClient {
         AiClient {
             http,
             timeout: Duration::from_secs(config.ai_timeout_secs),
+            splat_timeout: Duration::from_secs(config.vr.ai_splat_timeout_secs),
+            download_timeout: Duration::from_secs(config.vr.ai_download_timeout_secs),
             max_bytes: config.ai_max_response_bytes,
             fps: config.video_fps,
             max_frames: config.video_max_frames,
@@ -65,40 +134,76 @@ impl AiClient {
         &self.http
     }
 
-    /// Sends one item's original (at `original`) to `base` and stores the
-    /// answer in `out_dir`.
+    /// A depth map of `input` by `model` (`None`: the service's default),
+    /// stored in `out_dir`. Photos go to `/api/depth`, videos to the video
+    /// route (which the current upstream service does not have).
     pub async fn depth(
         &self,
         base: &str,
-        media: &MediaRow,
-        original: &Path,
+        input: Input,
+        media_type: MediaType,
+        model: Option<&str>,
         out_dir: &Path,
-    ) -> Result<DepthResult, AiError> {
-        let file = tokio::fs::File::open(original).await?;
-        let len = file.metadata().await?.len();
-        // 256 KiB reads: the default 4 KiB would cost 256 blocking-pool trips per MiB.
-        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
-        let name = safe_name(&media.original_filename);
-        let (path, query, field, expect) = match media.media_type {
-            MediaType::Photo => ("/api/depth", String::new(), "image", PNG_SIG),
-            MediaType::Video => (
-                "/api/video/depth",
-                format!("?fps={}&max_frames={}", self.fps, self.max_frames),
-                "video",
-                ZIP_SIG,
-            ),
+    ) -> Result<Produced, AiError> {
+        let work = match media_type {
+            MediaType::Photo => Work {
+                path: "/api/depth",
+                query: model.map(|m| format!("?model={m}")).unwrap_or_default(),
+                field: "image",
+                expect: PNG_SIG,
+                timeout: self.timeout,
+            },
+            MediaType::Video => Work {
+                path: "/api/video/depth",
+                query: format!("?fps={}&max_frames={}", self.fps, self.max_frames),
+                field: "video",
+                expect: ZIP_SIG,
+                timeout: self.timeout,
+            },
         };
+        self.work(base, input, work, out_dir).await
+    }
+
+    /// A Gaussian splat of `input` (`POST /api/splat`, SHARP), stored as a
+    /// PLY in `out_dir`.
+    pub async fn splat(
+        &self,
+        base: &str,
+        input: Input,
+        out_dir: &Path,
+    ) -> Result<Produced, AiError> {
+        let work = Work {
+            path: "/api/splat",
+            query: String::new(),
+            field: "image",
+            expect: PLY_SIG,
+            timeout: self.splat_timeout,
+        };
+        self.work(base, input, work, out_dir).await
+    }
+
+    async fn work(
+        &self,
+        base: &str,
+        input: Input,
+        w: Work,
+        out_dir: &Path,
+    ) -> Result<Produced, AiError> {
+        let Work {
+            path,
+            query,
+            field,
+            expect,
+            timeout,
+        } = w;
         let url = format!("{base}{path}{query}");
-        let part = Part::stream_with_length(body, len)
-            .file_name(name)
-            .mime_str(&media.mime_type)
-            .map_err(|e| AiError::BadAnswer(e.to_string()))?;
+        let part = input.part().await?;
         let request = self
             .http
             .post(&url)
             .multipart(Form::new().part(field, part))
             .send();
-        let secs = self.timeout.as_secs();
+        let secs = timeout.as_secs();
         let started = std::time::Instant::now();
         let work = async {
             let resp = match request.await {
@@ -118,7 +223,7 @@ impl AiClient {
             if matches!(status.as_u16(), 404 | 405) {
                 return Err(AiError::NoEndpoint {
                     base: base.to_string(),
-                    what: field_kind(field),
+                    what: field_kind(field, path),
                     status: status.as_u16(),
                     path: path.to_string(),
                 });
@@ -143,7 +248,7 @@ impl AiClient {
             r.model_used = model_used;
             Ok(r)
         };
-        let result = match tokio::time::timeout(self.timeout, work).await {
+        let result = match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(AiError::Timeout(secs)),
         };
@@ -167,7 +272,7 @@ impl AiClient {
             .ok()?;
         (r.status().as_u16() == 404).then(|| AiError::NoEndpoint {
             base: base.to_string(),
-            what: field_kind(field),
+            what: field_kind(field, path),
             status: 404,
             path: path.to_string(),
         })
@@ -179,7 +284,7 @@ impl AiClient {
         resp: reqwest::Response,
         out_dir: &Path,
         expect: &'static [u8],
-    ) -> Result<DepthResult, AiError> {
+    ) -> Result<Produced, AiError> {
         let tmp = TempFile::new(out_dir);
         // Network chunks are small: they are gathered into 256 KiB writes.
         let mut out = HashingWriter::create(tmp.path(), 256 * 1024).await?;
@@ -198,20 +303,26 @@ impl AiClient {
             out.push(&chunk).await?;
         }
         if !head.starts_with(expect) {
-            let what = if expect == PNG_SIG { "a PNG" } else { "a ZIP" };
+            let what = match expect {
+                PNG_SIG => "a PNG",
+                ZIP_SIG => "a ZIP",
+                _ => "a PLY",
+            };
             return Err(AiError::BadAnswer(format!(
                 "expected {what}, got {size} bytes of something else"
             )));
         }
         let sha256 = out.finish().await?;
-        let (format, width, height) = if expect == PNG_SIG {
-            let dims = imagesize::blob_size(&head)
-                .map_err(|e| AiError::BadAnswer(format!("unreadable PNG header: {e}")))?;
-            ("png", Some(dims.width as u32), Some(dims.height as u32))
-        } else {
-            ("zip", None, None)
+        let (format, width, height) = match expect {
+            PNG_SIG => {
+                let dims = imagesize::blob_size(&head)
+                    .map_err(|e| AiError::BadAnswer(format!("unreadable PNG header: {e}")))?;
+                ("png", Some(dims.width as u32), Some(dims.height as u32))
+            }
+            ZIP_SIG => ("zip", None, None),
+            _ => ("ply", None, None),
         };
-        Ok(DepthResult {
+        Ok(Produced {
             file: tmp,
             size,
             sha256,

@@ -86,15 +86,18 @@ pub struct AiInfo {
 pub struct Answer<T>(serde_json::Value, PhantomData<T>);
 
 impl<T: ParseFromJSON> Answer<T> {
-    fn checked(v: serde_json::Value, code: ErrorCode) -> Result<Self, ApiError> {
+    pub fn checked(v: serde_json::Value, code: ErrorCode) -> Result<Self, ApiError> {
+        // The same check serves Immich's answers (the VR app's timeline).
+        let who = if code == ErrorCode::ImmichError {
+            "Immich"
+        } else {
+            "the AI service"
+        };
         match T::parse_from_json(Some(v.clone())) {
             Ok(_) => Ok(Answer(v, PhantomData)),
             Err(e) => Err(ApiError::new(
                 code,
-                format!(
-                    "the AI service answered an unexpected shape: {}",
-                    e.into_message()
-                ),
+                format!("{who} answered an unexpected shape: {}", e.into_message()),
             )),
         }
     }

@@ -36,6 +36,10 @@ pub async fn serve(
         );
     }
     spawn_named("orphan-cleanup", remove_orphans(state.clone()));
+    state.models.spawn_sync(
+        Duration::from_secs(state.config.vr.model_sync_secs.max(1)),
+        shutdown.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, "listening");
     if let Some(client) = state.immich.clone() {
         spawn_named("immich-version-check", async move {
@@ -64,6 +68,9 @@ pub async fn serve(
             let max_upload = c.max_upload_bytes;
             Arc::new(move |path: &str| guard::body_limit(path, max_upload))
         },
+        tls: crate::http::https::acceptor(c)
+            .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))?,
+        side: Some(crate::live::side_route(&state)),
     }
     .fit_to_fd_limit();
     let app = routes(state.clone());
@@ -87,6 +94,7 @@ async fn remove_orphans(state: Arc<AppState>) {
         Ok(Ok(s)) => tracing::info!(
             uploads_removed = s.uploads_removed,
             depth_maps_removed = s.depth_maps_removed,
+            splats_removed = s.splats_removed,
             named = s.named,
             too_young = s.too_young,
             "start-up clean-up finished"

@@ -14,6 +14,7 @@ use crate::{
     events::EventBus,
     immich::{import::Importer, ImmichClient},
     media::{self, gate::Gate, MediaDirs},
+    settings::{self, manager::ModelManager},
     state::AppState,
     storage::{self, StorageError, Store},
     worker::Worker,
@@ -59,12 +60,28 @@ pub async fn open_state_with(
     let dirs = MediaDirs {
         uploads: config.upload_dir(),
         depth_maps: config.depth_maps_dir(),
+        splats: config.splats_dir(),
     };
-    for d in [&config.data_dir, &dirs.uploads, &dirs.depth_maps] {
+    for d in [
+        &config.data_dir,
+        &dirs.uploads,
+        &dirs.depth_maps,
+        &dirs.splats,
+    ] {
         ensure_dir(d)?;
     }
     let store = open_store(&config).await?;
     remove_leftovers(&config, &dirs)?;
+    if store.health().write_error.is_none() {
+        // A database from before the settings and the catalogue, or a new one.
+        store
+            .write(settings::store::ensure_seeded)
+            .await
+            .map_err(|source| StartError::Storage {
+                path: config.database_path(),
+                source,
+            })?;
+    }
     let catalog = Catalog::new(store.clone(), EventBus::new(1024), dirs);
     if let Some(reason) = store.health().write_error {
         tracing::warn!(
@@ -81,26 +98,40 @@ pub async fn open_state_with(
         }
     }
     let ai = AiClient::new(&config);
-    let worker = Worker::new(&config, catalog.clone(), ai.clone(), shutdown.clone());
     let immich = match (&config.immich_url, &config.immich_api_key) {
         (Some(url), Some(key)) if !url.trim().is_empty() && !key.expose().is_empty() => {
             Some(ImmichClient::new(url, key.clone()))
         }
         _ => None,
     };
+    let models = ModelManager::new(catalog.clone(), ai.clone(), &config);
+    let worker = Worker::new(
+        &config,
+        catalog.clone(),
+        ai.clone(),
+        immich.clone(),
+        models.clone(),
+        shutdown.clone(),
+    );
+    let auth = Arc::new(Auth::new(config.auth_token.clone()));
+    match store.read(crate::auth::sessions::live).await {
+        Ok(live) => auth.restore(live),
+        Err(e) => tracing::warn!(error = %e, "stored sessions not restored"),
+    }
     Ok(Arc::new(AppState {
         uploads: Gate::new(
             config.upload_concurrency,
             config.upload_queue,
             Duration::from_secs(config.upload_wait_secs),
         ),
-        auth: Arc::new(Auth::new(config.auth_token.clone())),
+        auth,
         config,
         store,
         catalog,
         ai,
         worker,
         immich,
+        models,
         importer: Arc::new(Importer::default()),
         shutdown,
     }))
@@ -125,7 +156,7 @@ async fn open_store(config: &Config) -> Result<Store, StartError> {
 /// What a crash left half-written. Runs before the server accepts
 /// requests, so nothing can be writing these yet.
 fn remove_leftovers(config: &Config, dirs: &MediaDirs) -> Result<(), StartError> {
-    for d in [&dirs.uploads, &dirs.depth_maps] {
+    for d in [&dirs.uploads, &dirs.depth_maps, &dirs.splats] {
         let n = media::cleanup::remove_temp_files(d).map_err(|source| StartError::Dir {
             path: d.clone(),
             source,

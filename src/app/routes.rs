@@ -7,7 +7,7 @@ use poem_openapi::{OpenApiService, ServerObject};
 
 use super::open::{ensure_dir, open_state, StartError};
 use crate::{
-    admin, ai, auth,
+    admin, ai, assets, auth,
     config::Config,
     events,
     http::{
@@ -16,7 +16,7 @@ use crate::{
         guard,
         spec::{self, OpErrors},
     },
-    immich, media, queue,
+    immich, media, queue, settings,
     state::AppState,
     worker,
 };
@@ -33,7 +33,10 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             events::routes::EventsApi { state: state.clone() },
             auth::AuthApi { state: state.clone() },
             admin::api::AdminApi { state: state.clone() },
-            immich::routes::ImmichApi { state },
+            immich::routes::ImmichApi { state: state.clone() },
+            immich::timeline::TimelineApi { state: state.clone() },
+            assets::routes::AssetsApi { state: state.clone() },
+            settings::routes::SettingsApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -56,6 +59,9 @@ const ERRORS: &[&[OpErrors]] = &[
     events::routes::ERRORS,
     auth::ERRORS,
     immich::routes::ERRORS,
+    immich::timeline::ERRORS,
+    assets::routes::ERRORS,
+    settings::routes::ERRORS,
 ];
 
 /// The published document (`/api/openapi.json`, `immichvr openapi`).
@@ -90,6 +96,12 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let cors = cors(&state.config);
     let allow = Arc::new(allow::AllowMap::from_spec(&spec_json));
     let names = allow.clone();
+    let frontend = state
+        .config
+        .vr
+        .frontend_dir
+        .as_deref()
+        .and_then(admin::frontend::Frontend::new);
     let hosts = (!state.auth.required())
         .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
     Route::new()
@@ -137,8 +149,33 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             }
         })
         .boxed()
+        .around(move |ep, req| admin::frontend::serve(ep, req, frontend.clone()))
+        .boxed()
         .around(guard::json_errors)
+        .around(photos_alias)
         .around(access_log::log)
+}
+
+/// `/api/photos/...` is `/api/assets/...` (the app's upstream backend
+/// mounts the asset routes twice); rewritten before anything else looks
+/// at the path, so the spec documents the routes once.
+async fn photos_alias<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: poem::Request,
+) -> poem::Result<poem::Response> {
+    if let Some(rest) = req.uri().path().strip_prefix("/api/photos") {
+        if rest.is_empty() || rest.starts_with('/') {
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            if let Ok(uri) = format!("/api/assets{rest}{query}").parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    ep.call(req).await.map(poem::IntoResponse::into_response)
 }
 
 /// `GET /metrics`: Prometheus text format.

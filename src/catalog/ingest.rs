@@ -103,8 +103,9 @@ impl Catalog {
                     return Ok(Err(found));
                 }
                 let media = media::store::insert(txn, row.clone(), &sha)?;
-                let queue =
-                    queue::store::insert_new(txn, &new_item(&media, queue::DEFAULT_MAX_ATTEMPTS))?;
+                let model = crate::settings::store::default_model(txn)?;
+                let item = new_item(&media, queue::DEFAULT_MAX_ATTEMPTS, &model);
+                let queue = queue::store::insert_new(txn, &item)?;
                 ch.item(&queue);
                 Ok::<_, CatalogError>(Ok((media, queue)))
             })

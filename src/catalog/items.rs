@@ -6,12 +6,14 @@ use uuid::Uuid;
 
 use super::{Catalog, CatalogError, Durability};
 use crate::{
+    assets::{self, AssetRow, Format, Kind},
     media::{self, DepthMap, MediaError, MediaRow},
     queue::{
         self,
         query::{self, ListQuery, Stats, SummaryRow},
         NewItem, QueueError, QueueRow,
     },
+    settings,
     storage::{guarded, Listed, Reader, StorageError},
 };
 
@@ -24,8 +26,48 @@ pub struct ItemDetail {
     pub media: Option<MediaRow>,
 }
 
-fn media_or_404(txn: &impl Reader, id: Uuid) -> Result<MediaRow, CatalogError> {
+pub(super) fn media_or_404(txn: &impl Reader, id: Uuid) -> Result<MediaRow, CatalogError> {
     Ok(media::store::get(txn, id)?.ok_or(MediaError::NotFound(id))?)
+}
+
+/// The depth asset the old routes show for an item: the one of the model
+/// its own queue entry was made for (`small` for items without one).
+pub(super) fn legacy_depth(
+    txn: &impl Reader,
+    media: Uuid,
+) -> Result<Option<AssetRow>, StorageError> {
+    let model = queue::store::get_by_media(txn, media)?
+        .map(|q| q.model_key)
+        .unwrap_or_else(|| "small".into());
+    for format in [Format::Png, Format::Zip] {
+        if let Some(a) = assets::store::find(txn, media, Kind::Depth, &model, format)? {
+            return Ok(Some(a));
+        }
+    }
+    Ok(None)
+}
+
+/// An asset in the old routes' depth map shape.
+pub(super) fn as_depth_map(a: &AssetRow) -> DepthMap {
+    DepthMap {
+        id: a.id,
+        media_item_id: a.media_item_id,
+        file_path: a.file_name.clone(),
+        file_size: a.file_size,
+        format: a.format.as_str().to_string(),
+        width: a.width,
+        height: a.height,
+        model_name: a
+            .metadata
+            .get("model_name")
+            .cloned()
+            .unwrap_or_else(|| "Depth-Anything-V2".into()),
+        model_version: a.model_key.clone(),
+        checksum: a.checksum.clone(),
+        generated_at: a.generated_at,
+        accessed_at: a.accessed_at,
+        access_count: a.access_count,
+    }
 }
 
 impl Catalog {
@@ -88,9 +130,14 @@ impl Catalog {
                     rows: Vec::with_capacity(page.rows.len()),
                     unreadable: page.unreadable,
                 };
-                for (m, d) in page.rows {
-                    match guarded(|| queue::store::get_by_media(txn, m.id)) {
-                        Ok(q) => out.rows.push((m, q, d)),
+                for m in page.rows {
+                    let joined = guarded(|| {
+                        let q = queue::store::get_by_media(txn, m.id)?;
+                        let d = legacy_depth(txn, m.id)?.map(|a| as_depth_map(&a));
+                        Ok((q, d))
+                    });
+                    match joined {
+                        Ok((q, d)) => out.rows.push((m, q, d)),
                         Err(e) => out.unreadable.push(e),
                     }
                 }
@@ -106,11 +153,11 @@ impl Catalog {
     pub async fn depth_for_download(&self, id: Uuid) -> Result<DepthMap, CatalogError> {
         self.commit(Durability::Lazy, move |txn, _| {
             media_or_404(txn, id)?;
-            let mut d = media::store::depth(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
-            d.access_count += 1;
-            d.accessed_at = Some(Timestamp::now());
-            media::store::touch_depth(txn, &d)?;
-            Ok(d)
+            let mut a = legacy_depth(txn, id)?.ok_or(MediaError::DepthNotReady(id))?;
+            a.access_count += 1;
+            a.accessed_at = Some(Timestamp::now());
+            assets::store::touch(txn, &a)?;
+            Ok(as_depth_map(&a))
         })
         .await
     }
@@ -123,7 +170,8 @@ impl Catalog {
     ) -> Result<QueueRow, CatalogError> {
         self.commit(Durability::Durable, move |txn, ch| {
             let m = media_or_404(txn, media_id)?;
-            let row = queue::store::enqueue(txn, &new_item(&m, max_attempts), force)?;
+            let model = settings::store::default_model(txn)?;
+            let row = queue::store::enqueue(txn, &new_item(&m, max_attempts, &model), force)?;
             ch.item(&row);
             Ok(row)
         })
@@ -165,7 +213,7 @@ impl Catalog {
     /// in between leaves an orphan file (removed at start-up), never a row
     /// without its file. 409 while it is being processed.
     pub async fn delete_media(&self, id: Uuid) -> Result<(), CatalogError> {
-        let (row, depth) = self
+        let (row, generated) = self
             .commit(Durability::Durable, move |txn, ch| {
                 match queue::store::remove_for_media(txn, id) {
                     Err(QueueError::InvalidTransition { .. }) => {
@@ -174,25 +222,33 @@ impl Catalog {
                     other => other?,
                 }
                 let removed = media::store::delete(txn, id)?.ok_or(MediaError::NotFound(id))?;
+                let generated = assets::store::remove_media(txn, id)?;
+                ch.assets_changed();
                 ch.media_deleted(id);
-                Ok::<_, CatalogError>(removed)
+                Ok::<_, CatalogError>((removed, generated))
             })
             .await?;
-        let _ = tokio::fs::remove_file(self.dirs.original(&row)).await;
-        if let Some(d) = depth {
-            let _ = tokio::fs::remove_file(self.dirs.depth_map(&d)).await;
+        if !row.is_referenced() {
+            let _ = tokio::fs::remove_file(self.dirs.original(&row)).await;
+        }
+        for a in generated {
+            let _ = tokio::fs::remove_file(self.asset_path(&a)).await;
         }
         Ok(())
     }
 }
 
-/// The facts the queue keeps of a media item.
-pub(super) fn new_item(m: &MediaRow, max_attempts: u32) -> NewItem {
+/// The facts the queue keeps of a media item, for its own depth job by
+/// `model` (the default depth model when it is queued).
+pub(super) fn new_item(m: &MediaRow, max_attempts: u32, model: &str) -> NewItem {
     NewItem {
         media_id: m.id,
         media_type: m.media_type,
         file_size: m.file_size,
         original_filename: m.original_filename.clone(),
         max_attempts,
+        kind: Kind::Depth,
+        model_key: model.to_string(),
+        priority: None,
     }
 }

@@ -7,6 +7,7 @@
 //! announces exactly what changed (events, and a wake-up of the worker
 //! when an item became claimable), so no caller can forget to.
 
+mod assets;
 mod ingest;
 mod items;
 mod processing;
@@ -17,10 +18,12 @@ use redb::WriteTransaction;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+pub use assets::ImmichRef;
 pub use ingest::{Origin, Stored};
 pub use items::{ItemDetail, MediaStatus};
 
 use crate::{
+    assets::AssetError,
     events::{Event, EventBus},
     media::{MediaDirs, MediaError},
     queue::{QueueError, QueueRow, Status},
@@ -29,6 +32,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    #[error(transparent)]
+    Asset(#[from] AssetError),
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error(transparent)]
@@ -42,6 +47,8 @@ crate::redb_errors_into!(CatalogError);
 impl Fault for CatalogError {
     fn storage(&self) -> Option<&StorageError> {
         match self {
+            CatalogError::Asset(AssetError::Storage(e)) => Some(e),
+            CatalogError::Asset(_) => None,
             CatalogError::Media(e) => e.storage(),
             CatalogError::Queue(e) => e.storage(),
             CatalogError::Storage(e) => Some(e),
@@ -54,6 +61,8 @@ impl Fault for CatalogError {
 pub struct Changes {
     items: Vec<QueueRow>,
     deleted: Vec<Uuid>,
+    events: Vec<Event>,
+    assets: bool,
 }
 
 impl Changes {
@@ -67,6 +76,16 @@ impl Changes {
 
     pub fn media_deleted(&mut self, id: Uuid) {
         self.deleted.push(id);
+    }
+
+    /// Any other event the change makes (a model's status, an asset).
+    pub fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
+
+    /// Generated assets were added or removed (the cached map is stale).
+    pub fn assets_changed(&mut self) {
+        self.assets = true;
     }
 }
 
@@ -87,6 +106,10 @@ pub struct Catalog {
     bus: EventBus,
     wake: Arc<Notify>,
     dirs: MediaDirs,
+    /// Bumped after every commit that changed assets; the rendered asset
+    /// map is kept with the version it was made from.
+    assets_version: Arc<std::sync::atomic::AtomicU64>,
+    map_cache: Arc<std::sync::Mutex<Option<(u64, bytes::Bytes)>>>,
 }
 
 impl Catalog {
@@ -96,6 +119,8 @@ impl Catalog {
             bus,
             wake: Arc::new(Notify::new()),
             dirs,
+            assets_version: Default::default(),
+            map_cache: Default::default(),
         }
     }
 
@@ -139,6 +164,10 @@ impl Catalog {
     }
 
     fn announce(&self, changes: Changes) {
+        if changes.assets {
+            self.assets_version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         for row in &changes.items {
             if row.status == Status::Queued {
                 self.wake.notify_waiters();
@@ -152,5 +181,14 @@ impl Catalog {
                     media_item_id: id,
                 }));
         }
+        for e in changes.events {
+            self.bus.publish(e);
+        }
+    }
+
+    /// Announces a change that is not stored (a model loaded into the AI
+    /// service's memory): the same bus, so listeners see one stream.
+    pub fn announce_now(&self, e: Event) {
+        self.bus.publish(e);
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Catalog, CatalogError, Durability};
 use crate::{
-    media::{self, DepthMap},
+    assets::{self, AssetRow},
     queue::{self, QueueRow},
     storage::StorageError,
 };
@@ -39,21 +39,32 @@ impl Catalog {
         .await
     }
 
-    /// Records a depth map and completes its item in one transaction, after
-    /// the depth map's directory is fsynced; the previous depth map's file
-    /// goes once that is durable.
-    pub async fn complete(&self, item: Uuid, depth: DepthMap) -> Result<QueueRow, CatalogError> {
-        let dir = self.dirs.depth_maps.clone();
-        let (row, old) = self
+    /// Records what a job made (its files already renamed into place) and
+    /// completes it in one transaction, after their directory is fsynced;
+    /// the files they replace go once that is durable.
+    pub async fn complete(
+        &self,
+        item: Uuid,
+        made: Vec<AssetRow>,
+    ) -> Result<QueueRow, CatalogError> {
+        let dir = match made.first() {
+            Some(a) => self.dirs.dir(a.kind.dir()).to_path_buf(),
+            None => self.dirs.depth_maps.clone(),
+        };
+        let (row, replaced) = self
             .commit(Durability::After(dir), move |txn, ch| {
-                let old = media::store::replace_depth(txn, &depth)?;
+                let mut replaced = Vec::new();
+                for a in &made {
+                    replaced.extend(assets::store::put(txn, a)?);
+                    ch.assets_changed();
+                }
                 let row = queue::store::complete(txn, item, Utc::now())?;
                 ch.item(&row);
-                Ok::<_, CatalogError>((row, old))
+                Ok::<_, CatalogError>((row, replaced))
             })
             .await?;
-        if let Some(old) = old {
-            let _ = tokio::fs::remove_file(self.dirs.depth_map(&old)).await;
+        for old in replaced {
+            let _ = tokio::fs::remove_file(self.asset_path(&old)).await;
         }
         Ok(row)
     }

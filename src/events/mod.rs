@@ -38,6 +38,14 @@ pub enum Event {
     /// Progress of an Immich import.
     #[oai(mapping = "import")]
     Import(ImportEvent),
+    /// A model of the catalogue changed state (loading, loaded, unloaded,
+    /// downloading, downloaded, error).
+    #[oai(mapping = "model")]
+    Model(ModelEvent),
+    /// A 3D asset's generation moved on (the VR app's progress stages),
+    /// or ended (`complete` with `success`).
+    #[oai(mapping = "generation")]
+    Generation(GenerationEvent),
 }
 
 impl Event {
@@ -50,6 +58,8 @@ impl Event {
             Event::Worker(_) => "worker",
             Event::AiEndpoint(_) => "ai_endpoint",
             Event::Import(_) => "import",
+            Event::Model(_) => "model",
+            Event::Generation(_) => "generation",
         }
     }
 }
@@ -105,5 +115,79 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+}
+
+/// The VR app's `model:status`: `modelKey` is null when nothing is loaded.
+#[derive(Debug, Clone, PartialEq, Object, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct ModelEvent {
+    /// `loading`, `loaded`, `unloaded`, `downloading`, `downloaded` or `error`.
+    pub status: String,
+    #[oai(nullable)]
+    pub model_key: Option<String>,
+    /// When it was loaded (ms since the epoch), for `loaded`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<u64>,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The VR app's `model:generation-progress` and, when `status` is
+/// `complete`, `model:generation-complete`.
+#[derive(Debug, Clone, PartialEq, Object, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationEvent {
+    /// The Immich asset id (a media item id for items without one).
+    pub id: String,
+    /// The queue job (absent for answers from the cache).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<Uuid>,
+    /// `depth` or `splat`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub model_key: String,
+    /// `queued`, `checking_cache`, `fetching_image`, `sending_to_ai`,
+    /// `generating`, `saving`, `converting` or `complete`.
+    pub status: String,
+    /// 0-100.
+    pub progress: u8,
+    /// With `complete`: whether it worked.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    /// With `complete`: answered from the store.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `conversion_failed` when the splat's KSPLAT could not be made.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl GenerationEvent {
+    pub fn stage(id: &str, kind: &str, model: &str, status: &str, progress: u8) -> Self {
+        GenerationEvent {
+            id: id.to_string(),
+            queue_id: None,
+            kind: kind.to_string(),
+            model_key: model.to_string(),
+            status: status.to_string(),
+            progress,
+            success: None,
+            cached: None,
+            error: None,
+            warning: None,
+        }
     }
 }

@@ -42,6 +42,9 @@ macro_rules! catalogue {
 
 catalogue! {
     BadRequest => "bad-request", BAD_REQUEST, "Bad request";
+    NoSettings => "no-settings", BAD_REQUEST, "No settings provided to update";
+    InvalidModel => "invalid-model", BAD_REQUEST, "Invalid model";
+    UnsupportedConversion => "unsupported-conversion", BAD_REQUEST, "Unsupported format";
     NoFile => "no-file", BAD_REQUEST, "No file uploaded";
     EmptyFile => "empty-file", BAD_REQUEST, "Empty file";
     InvalidMultipart => "invalid-multipart", BAD_REQUEST, "Invalid multipart body";
@@ -53,6 +56,10 @@ catalogue! {
     QueueItemNotFound => "queue-item-not-found", NOT_FOUND, "Queue item not found";
     DepthMapNotFound => "depth-map-not-found", NOT_FOUND, "Depth map not found";
     ImmichAssetNotFound => "immich-asset-not-found", NOT_FOUND, "Immich asset not found";
+    ModelNotFound => "model-not-found", NOT_FOUND, "Model not found";
+    PhotoNotFound => "photo-not-found", NOT_FOUND, "Photo not found";
+    FileNotFound => "file-not-found", NOT_FOUND, "File not found";
+    NoPly => "no-ply", NOT_FOUND, "No PLY file found to convert";
     MethodNotAllowed => "method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed";
     RequestTimeout => "request-timeout", REQUEST_TIMEOUT, "Request timeout";
     AlreadyQueued => "already-queued", CONFLICT, "Already in queue";
@@ -63,11 +70,13 @@ catalogue! {
     BackupRunning => "backup-running", CONFLICT, "Backup running";
     BackupExists => "backup-exists", CONFLICT, "Backup exists";
     ImportRunning => "import-running", CONFLICT, "Import running";
+    ModelNotDownloaded => "model-not-downloaded", CONFLICT, "Model not downloaded";
     BodyTooLarge => "body-too-large", PAYLOAD_TOO_LARGE, "Body too large";
     FileTooLarge => "file-too-large", PAYLOAD_TOO_LARGE, "File too large";
     UnsupportedMediaType => "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type";
     RangeNotSatisfiable => "range-not-satisfiable", RANGE_NOT_SATISFIABLE, "Range not satisfiable";
     InvalidBody => "invalid-body", UNPROCESSABLE_ENTITY, "Invalid body";
+    ConversionFailed => "conversion-failed", UNPROCESSABLE_ENTITY, "Conversion failed";
     TooManyUploads => "too-many-uploads", TOO_MANY_REQUESTS, "Too many uploads";
     HeadersTooLarge => "headers-too-large", REQUEST_HEADER_FIELDS_TOO_LARGE, "Headers too large";
     InternalError => "internal-error", INTERNAL_SERVER_ERROR, "Internal error";
@@ -75,6 +84,10 @@ catalogue! {
     FileSystemError => "file-system-error", INTERNAL_SERVER_ERROR, "File system error";
     BackupFailed => "backup-failed", INTERNAL_SERVER_ERROR, "Backup failed";
     ImmichRefused => "immich-refused", BAD_GATEWAY, "Immich refused the request";
+    AiRefused => "ai-refused", BAD_GATEWAY, "AI service refused the request";
+    GenerationFailed => "generation-failed", BAD_GATEWAY, "Failed to generate asset";
+    AiNoCatalogue => "ai-no-catalogue", NOT_IMPLEMENTED, "AI service has no model catalogue";
+    StillGenerating => "still-generating", GATEWAY_TIMEOUT, "Still generating";
     ImmichError => "immich-error", BAD_GATEWAY, "Immich error";
     ImmichNotConfigured => "immich-not-configured", SERVICE_UNAVAILABLE, "Immich connector not configured";
     ImmichUnreachable => "immich-unreachable", SERVICE_UNAVAILABLE, "Immich unreachable";

@@ -14,8 +14,9 @@ use poem_openapi::{
 
 pub use super::codes::ErrorCode;
 use crate::{
-    catalog::CatalogError, immich::ImmichError, media::MediaError, queue::QueueError,
-    storage::backup::BackupError, storage::StorageError, worker::WorkerError,
+    assets::AssetError, catalog::CatalogError, immich::ImmichError, media::MediaError,
+    queue::QueueError, settings::SettingsError, storage::backup::BackupError,
+    storage::StorageError, worker::WorkerError,
 };
 
 /// The body of every error answer.
@@ -222,9 +223,49 @@ impl From<MediaError> for ApiError {
     }
 }
 
+impl From<SettingsError> for ApiError {
+    fn from(e: SettingsError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            SettingsError::NoSettings => ErrorCode::NoSettings,
+            SettingsError::InvalidModel(_) => ErrorCode::InvalidModel,
+            SettingsError::UnknownModel(_) => ErrorCode::ModelNotFound,
+            SettingsError::NotDownloaded(..) => ErrorCode::ModelNotDownloaded,
+            SettingsError::NoCatalogue(_) => ErrorCode::AiNoCatalogue,
+            SettingsError::AiRefused(_) => ErrorCode::AiRefused,
+            SettingsError::AiUnreachable(_) => ErrorCode::AiUnreachable,
+            SettingsError::Storage(s) => return s.into(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl From<AssetError> for ApiError {
+    fn from(e: AssetError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            AssetError::NoMedia(_) => ErrorCode::PhotoNotFound,
+            AssetError::FileNotFound(_) => ErrorCode::FileNotFound,
+            AssetError::NoPly => ErrorCode::NoPly,
+            AssetError::UnsupportedConversion => ErrorCode::UnsupportedConversion,
+            AssetError::UnknownModel(_) | AssetError::WrongKind(..) => ErrorCode::InvalidModel,
+            AssetError::BadPly(..) => ErrorCode::ConversionFailed,
+            AssetError::Failed(_) => ErrorCode::GenerationFailed,
+            AssetError::StillRunning(_) => ErrorCode::StillGenerating,
+            AssetError::Io(_) => {
+                tracing::error!(error = %message, "file system failure");
+                ErrorCode::FileSystemError
+            }
+            AssetError::Storage(s) => return s.into(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
+            CatalogError::Asset(e) => e.into(),
             CatalogError::Media(e) => e.into(),
             CatalogError::Queue(e) => e.into(),
             CatalogError::Storage(e) => e.into(),

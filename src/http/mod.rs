@@ -10,6 +10,7 @@ pub mod conn;
 pub mod docs;
 pub mod error;
 pub mod guard;
+pub mod https;
 pub mod server;
 pub mod spec;
 

@@ -26,11 +26,31 @@ use poem::{endpoint::BoxEndpoint, Addr, Endpoint, EndpointExt, Response};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use poem::http::uri::Scheme;
+
 use super::conn::{BodyFlags, ConnIo, GuardedBody};
 use crate::http::error::{ApiError, ErrorCode};
 
 /// The body type hyper gets from poem's answers.
-type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// A path served beside poem, straight from hyper: Socket.IO needs hyper's
+/// upgrade handle, which poem drops when it hands a request to a tower
+/// service. The connection limits and the header deadline still apply.
+#[derive(Clone)]
+pub struct SideRoute {
+    pub prefix: &'static str,
+    #[allow(clippy::type_complexity)]
+    pub serve: Arc<
+        dyn Fn(
+                poem::http::Request<Incoming>,
+                SocketAddr,
+            )
+                -> futures_util::future::BoxFuture<'static, poem::http::Response<ResponseBody>>
+            + Send
+            + Sync,
+    >,
+}
 
 /// How connections are limited; see the configuration reference.
 #[derive(Clone)]
@@ -41,6 +61,10 @@ pub struct Limits {
     pub max_per_ip: usize,
     /// The largest body a request to this path may have.
     pub body_limit: Arc<dyn Fn(&str) -> u64 + Send + Sync>,
+    /// HTTPS, when configured (`http::https`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The live channel (`/socket.io/`), when there is one.
+    pub side: Option<SideRoute>,
 }
 
 /// File descriptors kept for everything that is not a connection: the
@@ -236,15 +260,33 @@ where
             per_ip: per_ip.clone(),
             ip,
         };
-        tracker.spawn(connection(
-            ConnIo::new(stream, limits.idle_timeout, slot),
-            local,
-            remote,
-            ep.clone(),
-            limits.clone(),
-            shutdown.clone(),
-            drain,
-        ));
+        let io = ConnIo::new(stream, limits.idle_timeout, slot);
+        let (ep, limits2, stop) = (ep.clone(), limits.clone(), shutdown.clone());
+        match limits.tls.clone() {
+            None => {
+                tracker.spawn(connection(
+                    io,
+                    local,
+                    remote,
+                    ep,
+                    limits2,
+                    stop,
+                    drain,
+                    Scheme::HTTP,
+                ));
+            }
+            Some(tls) => {
+                // The handshake has the header deadline: a client that
+                // opens a connection and says nothing holds no slot for long.
+                let deadline = limits.header_timeout;
+                tracker.spawn(async move {
+                    if let Ok(Ok(io)) = tokio::time::timeout(deadline, tls.accept(io)).await {
+                        connection(io, local, remote, ep, limits2, stop, drain, Scheme::HTTPS)
+                            .await;
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tracker.close();
@@ -312,21 +354,34 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-async fn connection<T: Send + Unpin + 'static>(
-    io: ConnIo<T>,
+#[allow(clippy::too_many_arguments)]
+async fn connection<I>(
+    io: I,
     local: SocketAddr,
     remote: SocketAddr,
     ep: Arc<BoxEndpoint<'static, Response>>,
     limits: Limits,
     shutdown: CancellationToken,
     drain: Duration,
-) {
+    scheme: Scheme,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let idle = limits.idle_timeout;
     let body_limit = limits.body_limit.clone();
+    let side = limits.side.clone();
     let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
         let ep = ep.clone();
+        let scheme = scheme.clone();
         let limit = body_limit(req.uri().path());
+        let side = side
+            .as_ref()
+            .filter(|s| req.uri().path().starts_with(s.prefix))
+            .map(|s| s.serve.clone());
         async move {
+            if let Some(serve) = side {
+                return Ok::<_, Infallible>(serve(req, remote).await);
+            }
             let resp = match declared_length(&req) {
                 Err(e) => e.response(),
                 Ok(Some(n)) if n > limit => too_large(limit).response(),
@@ -335,7 +390,7 @@ async fn connection<T: Send + Unpin + 'static>(
                         req,
                         poem::web::LocalAddr(Addr::SocketAddr(local)),
                         poem::web::RemoteAddr(Addr::SocketAddr(remote)),
-                        poem::http::uri::Scheme::HTTP,
+                        scheme,
                     )
                         .into();
                     handle(&ep, req, idle, limit).await

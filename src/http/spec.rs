@@ -46,6 +46,7 @@ pub fn finish(raw_json: &str, tables: &[&[OpErrors]], options: Options) -> Value
     plain_refs(&mut doc);
     error_responses(&mut doc, tables);
     event_stream(&mut doc);
+    vr_app_bodies(&mut doc);
     if options.without_multipart {
         drop_multipart(&mut doc);
         one_error_body(&mut doc);
@@ -320,5 +321,28 @@ fn one_error_body(doc: &mut Value) {
         if own {
             responses.retain(|status, r| !is_error(status) || !is_error_body(r));
         }
+    }
+}
+
+/// The VR app's bodies take strings its upstream backend checked by hand
+/// (400 for an unknown model or format, as the app's backend answered):
+/// the code keeps those answers, and the spec says which values work, so
+/// a generated client and a fuzzer send only those.
+fn vr_app_bodies(doc: &mut Value) {
+    let models = serde_json::json!(["small", "base", "large", "sharp"]);
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field, values) in [
+        ("ConvertBody", "from", serde_json::json!(["ply"])),
+        ("ConvertBody", "to", serde_json::json!(["ksplat"])),
+        ("SettingsPatch", "defaultDepthModel", models.clone()),
+        ("GenerateBody", "modelKey", models),
+    ] {
+        if let Some(p) = schemas[schema]["properties"][field].as_object_mut() {
+            p.insert("enum".into(), values);
+        }
+    }
+    // No keys at all is a 400 (`no-settings`).
+    if let Some(s) = schemas["SettingsPatch"].as_object_mut() {
+        s.insert("minProperties".into(), 1.into());
     }
 }

@@ -231,6 +231,52 @@ impl ImmichClient {
         Self::check(req.send().await).await
     }
 
+    /// A whole download in memory, at most `limit` bytes (an Immich
+    /// preview or original the AI service is sent).
+    pub async fn fetch_bytes(&self, path: &str, limit: u64) -> Result<bytes::Bytes, ImmichError> {
+        let resp = self.download(path, None).await?;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(ImmichError::BadAnswer(format!(
+                "the file is larger than {limit} bytes (MAX_UPLOAD_BYTES)"
+            )));
+        }
+        let mut out = bytes::BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = futures_util::TryStreamExt::try_next(&mut stream)
+            .await
+            .map_err(|e| ImmichError::Unreachable(e.without_url().to_string()))?
+        {
+            if out.len() as u64 + chunk.len() as u64 > limit {
+                return Err(ImmichError::BadAnswer(format!(
+                    "the file is larger than {limit} bytes (MAX_UPLOAD_BYTES)"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// `GET /assets/{id}` exactly as Immich answers it (the app reads
+    /// fields this service does not model).
+    pub async fn asset_json(&self, id: &str) -> Result<serde_json::Value, ImmichError> {
+        self.get(&format!("/assets/{}", enc(id))).await
+    }
+
+    /// `GET /timeline/buckets` of the main timeline (partners and stacks in).
+    pub async fn timeline_buckets(&self) -> Result<serde_json::Value, ImmichError> {
+        self.get("/timeline/buckets?visibility=timeline&withPartners=true&withStacked=true")
+            .await
+    }
+
+    /// `GET /timeline/bucket?timeBucket=`: Immich's columns, as it sends them.
+    pub async fn timeline_bucket(&self, bucket: &str) -> Result<serde_json::Value, ImmichError> {
+        self.get(&format!(
+            "/timeline/bucket?timeBucket={}&visibility=timeline&withPartners=true&withStacked=true",
+            query_enc(bucket)
+        ))
+        .await
+    }
+
     pub fn original_path(id: &str) -> String {
         format!("/assets/{}/original", enc(id))
     }
@@ -238,6 +284,19 @@ impl ImmichClient {
     pub fn thumbnail_path(id: &str, size: &str) -> String {
         format!("/assets/{}/thumbnail?size={size}", enc(id))
     }
+}
+
+/// A query value, percent-encoded (a bucket is a date or a date-time).
+fn query_enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Asset ids are UUIDs; anything else is percent-encoded, never a path.

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod import;
 pub mod routes;
+pub mod timeline;
 pub mod views;
 
 use poem_openapi::Object;

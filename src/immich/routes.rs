@@ -70,26 +70,32 @@ impl ImmichApi {
 
     /// Streams an Immich download through, headers included.
     async fn proxy(&self, path: &str, req: &Request) -> Result<FileBody, ApiError> {
-        let range = req.headers().get("range").and_then(|v| v.to_str().ok());
-        let up = self.client()?.download(path, range).await?;
-        let mut resp = Response::builder().status(up.status());
-        for h in [
-            "content-type",
-            "content-length",
-            "content-disposition",
-            "content-range",
-            "accept-ranges",
-            "etag",
-            "last-modified",
-            "cache-control",
-        ] {
-            if let Some(v) = up.headers().get(h) {
-                resp = resp.header(h, v.clone());
-            }
-        }
-        let stream = up.bytes_stream().map_err(std::io::Error::other);
-        Ok(FileBody(resp.body(Body::from_bytes_stream(stream))))
+        proxy(self.client()?, path, req).await
     }
+}
+
+/// Immich's answer for a file, streamed on with its status and the
+/// headers a browser needs (type, length, ranges, caching).
+pub async fn proxy(client: &ImmichClient, path: &str, req: &Request) -> Result<FileBody, ApiError> {
+    let range = req.headers().get("range").and_then(|v| v.to_str().ok());
+    let up = client.download(path, range).await?;
+    let mut resp = Response::builder().status(up.status());
+    for h in [
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "content-range",
+        "accept-ranges",
+        "etag",
+        "last-modified",
+        "cache-control",
+    ] {
+        if let Some(v) = up.headers().get(h) {
+            resp = resp.header(h, v.clone());
+        }
+    }
+    let stream = up.bytes_stream().map_err(std::io::Error::other);
+    Ok(FileBody(resp.body(Body::from_bytes_stream(stream))))
 }
 
 fn default_size() -> u32 {

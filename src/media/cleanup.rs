@@ -37,6 +37,7 @@ pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
 pub struct Swept {
     pub uploads_removed: usize,
     pub depth_maps_removed: usize,
+    pub splats_removed: usize,
     /// Files a row names (kept).
     pub named: usize,
     /// Unnamed files younger than the grace period (kept for now).
@@ -57,7 +58,7 @@ pub fn remove_orphans(
     grace: Duration,
 ) -> Result<Swept, MediaError> {
     let mut swept = Swept::default();
-    for which in [FileDir::Uploads, FileDir::DepthMaps] {
+    for which in [FileDir::Uploads, FileDir::DepthMaps, FileDir::Splats] {
         for entry in std::fs::read_dir(dirs.dir(which))? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -92,6 +93,7 @@ pub fn remove_orphans(
             match which {
                 FileDir::Uploads => swept.uploads_removed += 1,
                 FileDir::DepthMaps => swept.depth_maps_removed += 1,
+                FileDir::Splats => swept.splats_removed += 1,
             }
         }
     }

@@ -72,7 +72,16 @@ pub struct MediaRow {
     pub seq: u64,
 }
 
-/// The record of a generated depth map.
+impl MediaRow {
+    /// An item the VR app made for an Immich asset: its original stays in
+    /// Immich (fetched when a job needs it), nothing is stored here.
+    pub fn is_referenced(&self) -> bool {
+        self.file_path.is_empty()
+    }
+}
+
+/// The record of a generated depth map, as the old routes show it: the
+/// item's depth asset of the model its queue entry was made for.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(rename = "DepthMap")]
 pub struct DepthMap {
@@ -164,6 +173,7 @@ impl crate::storage::Fault for MediaError {
 pub enum FileDir {
     Uploads,
     DepthMaps,
+    Splats,
 }
 
 impl FileDir {
@@ -172,6 +182,7 @@ impl FileDir {
         match self {
             FileDir::Uploads => "uploads/",
             FileDir::DepthMaps => "depth_maps/",
+            FileDir::Splats => "splats/",
         }
     }
 
@@ -186,6 +197,7 @@ impl FileDir {
 pub struct MediaDirs {
     pub uploads: PathBuf,
     pub depth_maps: PathBuf,
+    pub splats: PathBuf,
 }
 
 impl MediaDirs {
@@ -193,12 +205,23 @@ impl MediaDirs {
         match which {
             FileDir::Uploads => &self.uploads,
             FileDir::DepthMaps => &self.depth_maps,
+            FileDir::Splats => &self.splats,
         }
     }
 
     /// The file a row names.
     pub fn path(&self, which: FileDir, name: &str) -> PathBuf {
         self.dir(which).join(name)
+    }
+
+    /// Where the original is, as answers show it: its whole path, or
+    /// `immich://<asset id>` for an item whose original stays in Immich.
+    pub fn shown(&self, row: &MediaRow) -> String {
+        if row.is_referenced() {
+            format!("immich://{}", row.immich_asset_id.as_deref().unwrap_or(""))
+        } else {
+            self.original(row).to_string_lossy().into_owned()
+        }
     }
 
     pub fn original(&self, row: &MediaRow) -> PathBuf {

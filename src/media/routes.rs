@@ -215,13 +215,7 @@ impl MediaApi {
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
     async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
         let mut row = self.state.catalog.media(id.0).await?;
-        row.file_path = self
-            .state
-            .catalog
-            .dirs()
-            .original(&row)
-            .to_string_lossy()
-            .into_owned();
+        row.file_path = self.state.catalog.dirs().shown(&row);
         Ok(Json(row))
     }
 
@@ -232,8 +226,20 @@ impl MediaApi {
         _auth: Authed,
         id: Path<Uuid>,
         req: StaticFileRequest,
+        raw: &poem::Request,
     ) -> Result<FileBody, ApiError> {
         let m = self.state.catalog.media(id.0).await?;
+        if m.is_referenced() {
+            // Kept in Immich: passed on from there.
+            let client = self
+                .state
+                .immich
+                .as_ref()
+                .ok_or(crate::immich::ImmichError::NotConfigured)?;
+            let asset = m.immich_asset_id.as_deref().unwrap_or_default();
+            let path = crate::immich::ImmichClient::original_path(asset);
+            return crate::immich::routes::proxy(client, &path, raw).await;
+        }
         FileBody::serve(req, &self.state.catalog.dirs().original(&m), &m.mime_type)
     }
 
@@ -300,7 +306,16 @@ pub const ERRORS: &[OpErrors] = &[
     op(
         "getMediaFile",
         Storage::Reads,
-        &[E::MediaNotFound, E::NotFound, E::RangeNotSatisfiable],
+        &[
+            E::MediaNotFound,
+            E::NotFound,
+            E::RangeNotSatisfiable,
+            E::ImmichNotConfigured,
+            E::ImmichUnreachable,
+            E::ImmichRefused,
+            E::ImmichError,
+            E::ImmichAssetNotFound,
+        ],
     ),
     op(
         "getMediaDepth",

@@ -23,10 +23,12 @@ pub const MEDIA_BY_CHECKSUM: TableDefinition<&[u8], u128> =
 pub const MEDIA_BY_IMMICH: TableDefinition<&str, u128> = TableDefinition::new("media_by_immich");
 /// upload seq -> media id (newest-first listing)
 pub const MEDIA_BY_SEQ: TableDefinition<u64, u128> = TableDefinition::new("media_by_seq");
-/// media id -> depth map record (JSON)
+/// media id -> depth map record (JSON); schema 1 and 2 only: schema 3
+/// made each one an asset (`assets::store`) and dropped the table
 pub const DEPTH_MAPS: TableDefinition<u128, &[u8]> = TableDefinition::new("depth_maps");
-/// `uploads/<name>` or `depth_maps/<name>` -> media id of the row naming
-/// that file (the start-up clean-up asks it before removing anything)
+/// `uploads/<name>`, `depth_maps/<name>` or `splats/<name>` -> media id of
+/// the row naming that file (the start-up clean-up asks it before removing
+/// anything)
 pub const FILES: TableDefinition<&str, u128> = TableDefinition::new("files");
 
 pub const TABLES: &[TableSpec] = &[
@@ -34,7 +36,6 @@ pub const TABLES: &[TableSpec] = &[
     table_spec!(MEDIA_BY_CHECKSUM),
     table_spec!(MEDIA_BY_IMMICH),
     table_spec!(MEDIA_BY_SEQ),
-    table_spec!(DEPTH_MAPS, json),
     table_spec!(FILES),
 ];
 
@@ -84,10 +85,6 @@ pub fn get(txn: &impl Reader, id: Uuid) -> Result<Option<MediaRow>, StorageError
     get_row(txn, MEDIA, id)
 }
 
-pub fn depth(txn: &impl Reader, media_id: Uuid) -> Result<Option<DepthMap>, StorageError> {
-    get_row(txn, DEPTH_MAPS, media_id)
-}
-
 /// The item with these bytes.
 pub fn find_checksum(txn: &impl Reader, sha256: &[u8]) -> Result<Option<MediaRow>, StorageError> {
     let id = txn
@@ -115,10 +112,13 @@ pub fn insert(
     row.seq = next_seq(txn, SEQ)?;
     let id = row.id.as_u128();
     txn.open_table(MEDIA)?.insert(id, encode(&row).as_slice())?;
-    txn.open_table(MEDIA_BY_CHECKSUM)?.insert(sha256, id)?;
+    // An item the VR app refers to in Immich has no bytes here.
+    if !row.is_referenced() {
+        txn.open_table(MEDIA_BY_CHECKSUM)?.insert(sha256, id)?;
+        txn.open_table(FILES)?
+            .insert(FileDir::Uploads.key(&row.file_path).as_str(), id)?;
+    }
     txn.open_table(MEDIA_BY_SEQ)?.insert(row.seq, id)?;
-    txn.open_table(FILES)?
-        .insert(FileDir::Uploads.key(&row.file_path).as_str(), id)?;
     if let Some(asset) = &row.immich_asset_id {
         txn.open_table(MEDIA_BY_IMMICH)?
             .insert(asset.as_str(), id)?;
@@ -126,12 +126,9 @@ pub fn insert(
     Ok(row)
 }
 
-/// Removes the rows of a media item; returns them so the caller can delete
-/// the files after the commit.
-pub fn delete(
-    txn: &WriteTransaction,
-    id: Uuid,
-) -> Result<Option<(MediaRow, Option<DepthMap>)>, StorageError> {
+/// Removes the rows of a media item; returns it so the caller can delete
+/// its file after the commit.
+pub fn delete(txn: &WriteTransaction, id: Uuid) -> Result<Option<MediaRow>, StorageError> {
     let Some(row) = get(txn, id)? else {
         return Ok(None);
     };
@@ -139,58 +136,28 @@ pub fn delete(
     let key = id.as_u128();
     txn.open_table(MEDIA)?.remove(key)?;
     if let Ok(sum) = hex::decode(&row.checksum) {
-        txn.open_table(MEDIA_BY_CHECKSUM)?.remove(sum.as_slice())?;
+        let mut by_sum = txn.open_table(MEDIA_BY_CHECKSUM)?;
+        if by_sum.get(sum.as_slice())?.map(|v| v.value()) == Some(key) {
+            by_sum.remove(sum.as_slice())?;
+        }
     }
     txn.open_table(MEDIA_BY_SEQ)?.remove(row.seq)?;
     if let Some(asset) = &row.immich_asset_id {
         txn.open_table(MEDIA_BY_IMMICH)?.remove(asset.as_str())?;
     }
-    let depth = txn
-        .open_table(DEPTH_MAPS)?
-        .remove(key)?
-        .map(|v| decode::<DepthMap>(v.value()))
-        .transpose()?;
-    let mut files = txn.open_table(FILES)?;
-    files.remove(FileDir::Uploads.key(&row.file_path).as_str())?;
-    if let Some(d) = &depth {
-        files.remove(FileDir::DepthMaps.key(&d.file_path).as_str())?;
+    if !row.is_referenced() {
+        txn.open_table(FILES)?
+            .remove(FileDir::Uploads.key(&row.file_path).as_str())?;
     }
-    Ok(Some((row, depth)))
+    Ok(Some(row))
 }
 
-/// Records a new depth map in place of the item's previous one (returned,
-/// so its file can go once the commit is durable).
-pub fn replace_depth(
-    txn: &WriteTransaction,
-    depth: &DepthMap,
-) -> Result<Option<DepthMap>, StorageError> {
-    let id = depth.media_item_id.as_u128();
-    let old = txn
-        .open_table(DEPTH_MAPS)?
-        .insert(id, encode(depth).as_slice())?
-        .map(|v| decode::<DepthMap>(v.value()))
-        .transpose()?;
-    let mut files = txn.open_table(FILES)?;
-    if let Some(o) = &old {
-        files.remove(FileDir::DepthMaps.key(&o.file_path).as_str())?;
-    }
-    files.insert(FileDir::DepthMaps.key(&depth.file_path).as_str(), id)?;
-    Ok(old)
-}
-
-/// Rewrites a depth record whose file stays the same (access counts).
-pub fn touch_depth(txn: &WriteTransaction, depth: &DepthMap) -> Result<(), StorageError> {
-    txn.open_table(DEPTH_MAPS)?
-        .insert(depth.media_item_id.as_u128(), encode(depth).as_slice())?;
-    Ok(())
-}
-
-/// Newest uploads first, each with its depth map.
+/// Newest uploads first.
 pub fn list_recent(
     txn: &ReadTransaction,
     limit: usize,
     offset: usize,
-) -> Result<Listed<(MediaRow, Option<DepthMap>)>, StorageError> {
+) -> Result<Listed<MediaRow>, StorageError> {
     let mut out = Listed::default();
     let by_seq = guarded(|| Ok(txn.open_table(MEDIA_BY_SEQ)?))?;
     let ids: Vec<u128> = collect_walk(
@@ -205,13 +172,7 @@ pub fn list_recent(
         &mut out.unreadable,
     );
     for id in ids.into_iter().map(Uuid::from_u128) {
-        let row = guarded(|| {
-            let Some(row) = get(txn, id)? else {
-                return Ok(None);
-            };
-            Ok(Some((row, depth(txn, id)?)))
-        });
-        match row {
+        match guarded(|| get(txn, id)) {
             Ok(Some(r)) => out.rows.push(r),
             Ok(None) => {}
             Err(e) => out.unreadable.push(e),

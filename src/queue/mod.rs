@@ -15,7 +15,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{media::MediaType, storage::StorageError};
+use crate::{assets::Kind, media::MediaType, storage::StorageError};
 
 pub use query::{ListQuery, OrderBy, Stats};
 
@@ -98,7 +98,38 @@ pub struct QueueRow {
     pub error_count: u32,
     #[oai(skip)]
     pub processing_duration_seconds: Option<f64>,
+    /// What the job makes: a `depth` map or a `splat` (additive to the
+    /// contract; rows from before schema 3 are depth jobs).
+    #[serde(default = "default_kind")]
+    pub kind: Kind,
+    /// The model that makes it: `small`, `base`, `large` or `sharp`.
+    #[serde(default = "default_model")]
+    pub model_key: String,
 }
+
+fn default_kind() -> Kind {
+    Kind::Depth
+}
+
+fn default_model() -> String {
+    "small".into()
+}
+
+/// The job key: the same (media, kind, model) is one job, however many
+/// ask for it.
+pub fn job_key(media: Uuid, kind: Kind, model: &str) -> String {
+    format!("{media}/{}/{model}", kind.as_str())
+}
+
+impl QueueRow {
+    pub fn job_key(&self) -> String {
+        job_key(self.media_item_id, self.kind, &self.model_key)
+    }
+}
+
+/// Interactive requests (the VR app waiting for one photo) run before
+/// the 1..200 of bulk work.
+pub const INTERACTIVE_PRIORITY: u32 = 0;
 
 /// Photos 1..100, videos 101..200; inside a type
 /// `min(floor(file_size / 100 MiB * 99), 99)`.
@@ -121,6 +152,10 @@ pub struct NewItem {
     pub file_size: u64,
     pub original_filename: String,
     pub max_attempts: u32,
+    pub kind: Kind,
+    pub model_key: String,
+    /// `None`: by type and size ([`priority`]).
+    pub priority: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +208,9 @@ pub struct ItemEvent {
     pub attempts: u32,
     #[oai(nullable)]
     pub last_error: Option<String>,
+    /// What the job makes: `depth` or `splat`.
+    pub kind: crate::assets::Kind,
+    pub model_key: String,
 }
 
 impl From<&QueueRow> for ItemEvent {
@@ -183,6 +221,8 @@ impl From<&QueueRow> for ItemEvent {
             status: row.status,
             attempts: row.attempts,
             last_error: row.last_error.clone(),
+            kind: row.kind,
+            model_key: row.model_key.clone(),
         }
     }
 }

@@ -169,7 +169,7 @@ impl QueueApi {
             self.state.catalog.queue_item(id.0).await?;
         let dirs = self.state.catalog.dirs();
         Ok(Json(ItemDetail {
-            file_path: media.map(|m| dirs.original(&m).to_string_lossy().into_owned()),
+            file_path: media.map(|m| dirs.shown(&m)),
             error_count: item.error_count,
             processing_duration_seconds: item.processing_duration_seconds,
             item,

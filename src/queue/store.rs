@@ -8,6 +8,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use uuid::Uuid;
 
 use super::{NewItem, QueueError, QueueRow, Status};
+use crate::assets::Kind;
 use crate::{
     storage::{encode, get_row, next_seq, Reader, StorageError, TableSpec},
     table_spec,
@@ -15,8 +16,12 @@ use crate::{
 
 /// queue id -> queue row (JSON)
 pub const QUEUE: TableDefinition<u128, &[u8]> = TableDefinition::new("queue");
-/// media id -> queue id (a media item has at most one queue entry)
+/// media id -> queue id of the item's own entry (its depth map job; the
+/// legacy `/api/queue` routes act on it)
 pub const QUEUE_BY_MEDIA: TableDefinition<u128, u128> = TableDefinition::new("queue_by_media");
+/// `<media>/<kind>/<model>` -> queue id: one job per key, shared by every
+/// request for it; a media item's jobs by the prefix `<media>/`
+pub const QUEUE_BY_JOB: TableDefinition<&str, u128> = TableDefinition::new("queue_by_job");
 /// (priority, seq) -> queue id, `queued` items claimable now; claim takes the first
 pub const QUEUE_READY: TableDefinition<(u32, u64), u128> = TableDefinition::new("queue_ready");
 /// (retry_at unix ms, seq) -> queue id, `queued` items waiting out a backoff
@@ -45,6 +50,7 @@ pub use super::claims::{
 pub const TABLES: &[TableSpec] = &[
     table_spec!(QUEUE, json),
     table_spec!(QUEUE_BY_MEDIA),
+    table_spec!(QUEUE_BY_JOB),
     table_spec!(QUEUE_READY),
     table_spec!(QUEUE_DELAYED),
     table_spec!(QUEUE_BY_STATUS_PRIORITY),
@@ -157,15 +163,17 @@ pub(super) fn requeue(
     Ok(())
 }
 
-/// Creates the queue entry of a media item (the caller's transaction also
-/// holds the media row).
+/// Creates a job (the caller's transaction also holds the media row). A
+/// media item's first depth job is its own entry (`QUEUE_BY_MEDIA`).
 pub fn insert_new(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, StorageError> {
     let now = Utc::now();
     let row = QueueRow {
         id: Uuid::now_v7(),
         media_item_id: item.media_id,
         status: Status::Queued,
-        priority: super::priority(item.media_type, item.file_size),
+        priority: item
+            .priority
+            .unwrap_or_else(|| super::priority(item.media_type, item.file_size)),
         attempts: 0,
         max_attempts: item.max_attempts,
         last_error: None,
@@ -179,11 +187,63 @@ pub fn insert_new(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, St
         retry_at: None,
         error_count: 0,
         processing_duration_seconds: None,
+        kind: item.kind,
+        model_key: item.model_key.clone(),
     };
-    txn.open_table(QUEUE_BY_MEDIA)?
-        .insert(item.media_id.as_u128(), row.id.as_u128())?;
+    let mut own = txn.open_table(QUEUE_BY_MEDIA)?;
+    if item.kind == Kind::Depth && own.get(item.media_id.as_u128())?.is_none() {
+        own.insert(item.media_id.as_u128(), row.id.as_u128())?;
+    }
+    txn.open_table(QUEUE_BY_JOB)?
+        .insert(row.job_key().as_str(), row.id.as_u128())?;
     transition(txn, None, &row)?;
     Ok(row)
+}
+
+/// The job for (media, kind, model), if there is one.
+pub fn get_job(
+    txn: &impl Reader,
+    media: Uuid,
+    kind: Kind,
+    model: &str,
+) -> Result<Option<QueueRow>, StorageError> {
+    let id = txn
+        .table(QUEUE_BY_JOB)?
+        .get(super::job_key(media, kind, model).as_str())?
+        .map(|v| v.value());
+    id.map_or(Ok(None), |id| get(txn, Uuid::from_u128(id)))
+}
+
+/// Asks for a job: a running or waiting one is shared (and moved up to
+/// `item`'s priority when that is more urgent); a finished, failed or
+/// cancelled one runs again under the same id; none: a new one.
+pub fn request_job(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, QueueError> {
+    let Some(old) = get_job(txn, item.media_id, item.kind, &item.model_key)? else {
+        return Ok(insert_new(txn, item)?);
+    };
+    let urgent = item.priority.unwrap_or(u32::MAX);
+    match old.status {
+        Status::Processing | Status::Pending => Ok(old),
+        Status::Queued if urgent >= old.priority => Ok(old),
+        Status::Queued => {
+            let mut row = old.clone();
+            row.priority = urgent;
+            transition(txn, Some(&old), &row)?;
+            Ok(row)
+        }
+        Status::Completed | Status::Failed | Status::Cancelled => {
+            let mut row = old.clone();
+            requeue(txn, &mut row, Utc::now())?;
+            row.attempts = 0;
+            row.last_error = None;
+            row.processing_duration_seconds = None;
+            if let Some(p) = item.priority {
+                row.priority = p;
+            }
+            transition(txn, Some(&old), &row)?;
+            Ok(row)
+        }
+    }
 }
 
 /// `POST /api/queue/enqueue/{mediaItemId}`: new entry, or a failed/cancelled
@@ -197,7 +257,17 @@ pub fn enqueue(
         .open_table(QUEUE_BY_MEDIA)?
         .get(item.media_id.as_u128())?
         .map(|v| v.value());
-    let Some(qid) = existing else {
+    let adopted = match existing {
+        Some(_) => None,
+        // An item the VR app made has jobs but no own entry yet: its depth
+        // job of this model becomes it.
+        None => get_job(txn, item.media_id, item.kind, &item.model_key)?,
+    };
+    if let Some(job) = &adopted {
+        txn.open_table(QUEUE_BY_MEDIA)?
+            .insert(item.media_id.as_u128(), job.id.as_u128())?;
+    }
+    let Some(qid) = existing.or(adopted.map(|j| j.id.as_u128())) else {
         return Ok(insert_new(txn, item)?);
     };
     let old = get_w(txn, Uuid::from_u128(qid))?;
@@ -258,14 +328,26 @@ pub fn retry(txn: &WriteTransaction, id: Uuid) -> Result<QueueRow, QueueError> {
     Ok(row)
 }
 
-/// Removes a media item's queue entry (media delete); refused while it is
+/// Removes every job of a media item (media delete); refused while one is
 /// being processed.
 pub fn remove_for_media(txn: &WriteTransaction, media_id: Uuid) -> Result<(), QueueError> {
-    let qid = txn
+    let own = txn
         .open_table(QUEUE_BY_MEDIA)?
         .remove(media_id.as_u128())?
         .map(|v| v.value());
-    if let Some(qid) = qid {
+    let prefix = format!("{media_id}/");
+    let end = format!("{media_id}0");
+    let mut ids: Vec<(String, u128)> = Vec::new();
+    for e in txn
+        .open_table(QUEUE_BY_JOB)?
+        .range(prefix.as_str()..end.as_str())?
+    {
+        let (k, v) = e?;
+        ids.push((k.value().to_string(), v.value()));
+    }
+    let mut rows: Vec<u128> = ids.iter().map(|(_, id)| *id).collect();
+    rows.extend(own.filter(|o| !rows.contains(o)));
+    for qid in rows {
         let row = get_w(txn, Uuid::from_u128(qid))?;
         if row.status == Status::Processing {
             return Err(QueueError::InvalidTransition {
@@ -276,7 +358,31 @@ pub fn remove_for_media(txn: &WriteTransaction, media_id: Uuid) -> Result<(), Qu
         index(txn, &row, false)?;
         txn.open_table(QUEUE)?.remove(qid)?;
     }
+    let mut jobs = txn.open_table(QUEUE_BY_JOB)?;
+    for (k, _) in ids {
+        jobs.remove(k.as_str())?;
+    }
     Ok(())
+}
+
+/// Schema 3 step: rows name their kind and model, and every row is in the
+/// job index.
+pub fn migrate_jobs(txn: &WriteTransaction) -> Result<u64, StorageError> {
+    let rows: Vec<QueueRow> = {
+        let t = txn.open_table(QUEUE)?;
+        let mut v = Vec::new();
+        for e in t.iter()? {
+            v.push(crate::storage::decode(e?.1.value())?);
+        }
+        v
+    };
+    let mut queue = txn.open_table(QUEUE)?;
+    let mut jobs = txn.open_table(QUEUE_BY_JOB)?;
+    for row in &rows {
+        queue.insert(row.id.as_u128(), encode(row).as_slice())?;
+        jobs.insert(row.job_key().as_str(), row.id.as_u128())?;
+    }
+    Ok(rows.len() as u64)
 }
 
 /// Every `failed` item back to `queued` with attempts reset.

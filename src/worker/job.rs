@@ -233,6 +233,7 @@ async fn fail(shared: &Shared, id: Uuid, msg: String, retry: bool, stop: &Cancel
             shared
                 .failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            super::stages::failed(shared, row).await;
         }
     }
     log_err(r);

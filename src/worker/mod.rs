@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod job;
 mod process;
 pub mod routes;
+mod stages;
 
 use std::{
     sync::{
@@ -80,6 +81,12 @@ pub struct Shared {
     pub in_flight: std::sync::Mutex<Vec<Uuid>>,
     /// Why processing pauses (a full disk, a read-only database), while it does.
     pub paused: std::sync::Mutex<Option<String>>,
+    /// Where the inputs of items that live in Immich come from.
+    pub immich: Option<crate::immich::ImmichClient>,
+    /// Told which model each depth job used (it holds it now).
+    pub models: Arc<crate::settings::manager::ModelManager>,
+    /// Largest input fetched from Immich for one job.
+    pub max_input_bytes: u64,
 }
 
 impl Shared {
@@ -123,6 +130,8 @@ impl Worker {
         config: &Config,
         catalog: Catalog,
         ai: AiClient,
+        immich: Option<crate::immich::ImmichClient>,
+        models: Arc<crate::settings::manager::ModelManager>,
         shutdown: CancellationToken,
     ) -> Self {
         let endpoints = config
@@ -144,6 +153,9 @@ impl Worker {
                 failed: AtomicU64::new(0),
                 in_flight: std::sync::Mutex::new(Vec::new()),
                 paused: std::sync::Mutex::new(None),
+                immich,
+                models,
+                max_input_bytes: config.max_upload_bytes,
             }),
             run: Arc::new(Mutex::new(None)),
             shutdown,

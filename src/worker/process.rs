@@ -1,84 +1,336 @@
-//! One item's processing: its original to the AI service, the answer
-//! checked and written beside the other depth maps, then recorded with the
-//! item's completion in one transaction.
+//! One job: its input to the AI service, the answer checked and written
+//! beside the other files of its kind, then recorded with the job's
+//! completion in one transaction. A depth job sends the original (or, for
+//! an item that lives in Immich, Immich's preview JPEG); a splat job sends
+//! the original unless browsers and the AI service cannot read it (HEIC,
+//! RAW, video), or the AI service failed on it, and then the preview; its
+//! PLY is converted to KSPLAT before the commit.
 
-use crate::timestamp::Timestamp;
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{job::Outcome, Shared};
+use super::{job::Outcome, stages::Stages, Shared};
 use crate::{
-    ai::AiError,
+    ai::{AiError, Input, Produced},
+    assets::{self, AssetRow, Format, Kind},
     catalog::CatalogError,
-    media::{DepthMap, MediaError},
+    immich::ImmichClient,
+    media::{MediaError, MediaRow, MediaType},
     queue::QueueRow,
+    settings::manager::Trigger,
     storage::{Fault, StorageError},
+    timestamp::Timestamp,
 };
 
+/// Extensions and types the AI service (Pillow without HEIF) cannot open.
+const UNREADABLE: &[&str] = &[
+    "heic", "heif", "cr2", "cr3", "nef", "arw", "dng", "raf", "orf", "rw2", "pef", "srw", "x3f",
+];
+
+/// Whether the original is no good as an image to send: HEIC, RAW, video.
+pub fn needs_preview(m: &MediaRow) -> bool {
+    let ext = m
+        .original_filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    m.media_type == MediaType::Video
+        || UNREADABLE.contains(&ext.as_str())
+        || m.mime_type.contains("heic")
+        || m.mime_type.contains("heif")
+}
+
+/// Where one attempt takes its input from.
+enum From {
+    Original,
+    Preview,
+}
+
+fn immich(shared: &Shared) -> Result<&ImmichClient, Outcome> {
+    shared.immich.as_ref().ok_or_else(|| {
+        Outcome::Refused(
+            "the original of this item is in Immich, and Immich is not configured (IMMICH_URL, IMMICH_API_KEY)"
+                .into(),
+        )
+    })
+}
+
+async fn input(shared: &Shared, media: &MediaRow, from: &From) -> Result<Input, Outcome> {
+    let asset = media.immich_asset_id.as_deref().unwrap_or_default();
+    match from {
+        From::Original if !media.is_referenced() => Ok(Input::file(
+            shared.catalog.dirs().original(media),
+            &media.original_filename,
+            &media.mime_type,
+        )),
+        From::Original => {
+            let path = ImmichClient::original_path(asset);
+            let bytes = immich(shared)?
+                .fetch_bytes(&path, shared.max_input_bytes)
+                .await
+                .map_err(|e| {
+                    Outcome::Failed(format!("cannot fetch the original from Immich: {e}"))
+                })?;
+            Ok(Input::bytes(
+                bytes,
+                &media.original_filename,
+                &media.mime_type,
+            ))
+        }
+        From::Preview => {
+            let path = ImmichClient::thumbnail_path(asset, "preview");
+            let bytes = immich(shared)?
+                .fetch_bytes(&path, shared.max_input_bytes)
+                .await
+                .map_err(|e| {
+                    Outcome::Failed(format!("cannot fetch the preview from Immich: {e}"))
+                })?;
+            let stem = media.original_filename.rsplit_once('.').map(|(s, _)| s);
+            let name = format!("{}.jpg", stem.unwrap_or("image"));
+            Ok(Input::bytes(bytes, &name, "image/jpeg"))
+        }
+    }
+}
+
+fn ai_outcome(e: AiError) -> Outcome {
+    match e {
+        AiError::Disk(e) if crate::storage::io_is_disk_full(&e) => {
+            Outcome::Paused(format!("disk full while writing the answer: {e}"))
+        }
+        e if !e.counts_attempt() => Outcome::Unavailable(e.to_string()),
+        e if !e.retryable() => Outcome::Refused(e.to_string()),
+        e => Outcome::Failed(e.to_string()),
+    }
+}
+
+async fn depth_job(
+    shared: &Shared,
+    url: &str,
+    item: &QueueRow,
+    media: &MediaRow,
+    stages: &Stages<'_>,
+) -> Result<Vec<Made>, Outcome> {
+    // Items that live in Immich are sent Immich's preview (a JPEG any
+    // decoder reads, at the resolution the app shows).
+    let (from, media_type) = if media.is_referenced() {
+        (From::Preview, MediaType::Photo)
+    } else {
+        (From::Original, media.media_type)
+    };
+    let input = input(shared, media, &from).await?;
+    stages.at("sending_to_ai", 20);
+    stages.at("generating", 30);
+    let dir = &shared.catalog.dirs().depth_maps;
+    let r = shared
+        .ai
+        .depth(url, input, media_type, Some(&item.model_key), dir)
+        .await
+        .map_err(ai_outcome)?;
+    stages.at("saving", 80);
+    let format = if r.format == "zip" {
+        Format::Zip
+    } else {
+        Format::Png
+    };
+    let mut meta = BTreeMap::new();
+    meta.insert("model_name".to_string(), shared.model_name.clone());
+    if let Some(used) = &r.model_used {
+        meta.insert("model_used".to_string(), used.clone());
+    }
+    Ok(vec![made(item, media, Kind::Depth, format, r, meta)])
+}
+
+async fn splat_job(
+    shared: &Shared,
+    url: &str,
+    item: &QueueRow,
+    media: &MediaRow,
+    stages: &Stages<'_>,
+) -> Result<Vec<Made>, Outcome> {
+    let can_preview = media.immich_asset_id.is_some();
+    let tries: Vec<From> = if needs_preview(media) && can_preview {
+        vec![From::Preview]
+    } else if can_preview {
+        vec![From::Original, From::Preview]
+    } else {
+        vec![From::Original]
+    };
+    let dir = shared.catalog.dirs().splats.clone();
+    let mut last = None;
+    for (i, from) in tries.iter().enumerate() {
+        let more = i + 1 < tries.len();
+        let input = match input(shared, media, from).await {
+            Ok(x) => x,
+            Err(o) if more => {
+                last = Some(o);
+                continue;
+            }
+            Err(o) => return Err(o),
+        };
+        stages.at("sending_to_ai", 20);
+        stages.at("generating", 30);
+        match shared.ai.splat(url, input, &dir).await {
+            Ok(r) => {
+                stages.at("saving", 80);
+                let source = if matches!(from, From::Preview) {
+                    "preview"
+                } else {
+                    "original"
+                };
+                let mut meta = BTreeMap::new();
+                meta.insert("source".to_string(), "ml-sharp".to_string());
+                meta.insert("input".to_string(), source.to_string());
+                let ply = made(item, media, Kind::Splat, Format::Ply, r, meta);
+                let mut out = vec![ply];
+                stages.at("converting", 90);
+                if let Some(k) = ksplat_of(&out[0], &dir).await {
+                    out.push(k);
+                }
+                return Ok(out);
+            }
+            // The AI service could not use the original: the preview may do.
+            Err(AiError::Rejected { .. }) if more => {
+                tracing::info!("the AI service refused the original; sending Immich's preview");
+                continue;
+            }
+            Err(e) => return Err(ai_outcome(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| Outcome::Failed("nothing to send".into())))
+}
+
+/// A file received and the row that will record it.
+pub(super) struct Made {
+    pub row: AssetRow,
+    pub file: crate::media::sink::TempFile,
+}
+
+fn made(
+    item: &QueueRow,
+    media: &MediaRow,
+    kind: Kind,
+    format: Format,
+    r: Produced,
+    metadata: BTreeMap<String, String>,
+) -> Made {
+    let id = Uuid::now_v7();
+    Made {
+        row: AssetRow {
+            id,
+            media_item_id: media.id,
+            immich_asset_id: media.immich_asset_id.clone(),
+            kind,
+            model_key: item.model_key.clone(),
+            format,
+            file_name: format!("{id}.{}", format.as_str()),
+            file_size: r.size,
+            width: r.width,
+            height: r.height,
+            checksum: hex::encode(r.sha256),
+            metadata,
+            generated_at: Timestamp::now(),
+            access_count: 0,
+            accessed_at: None,
+        },
+        file: r.file,
+    }
+}
+
+/// The KSPLAT of a PLY just received; `None` (logged) when the PLY cannot
+/// be read: the PLY alone is still a usable splat.
+async fn ksplat_of(ply: &Made, dir: &std::path::Path) -> Option<Made> {
+    let src = ply.file.path().to_path_buf();
+    let dir = dir.to_path_buf();
+    let converted = tokio::task::spawn_blocking(move || assets::ksplat::convert_file(&src, &dir))
+        .await
+        .ok()?;
+    match converted {
+        Ok((file, size, sha, splats)) => {
+            let id = Uuid::now_v7();
+            let mut metadata = BTreeMap::new();
+            metadata.insert("converted_from".to_string(), "ply".to_string());
+            metadata.insert("splats".to_string(), splats.to_string());
+            Some(Made {
+                row: AssetRow {
+                    id,
+                    format: Format::Ksplat,
+                    file_name: format!("{id}.ksplat"),
+                    file_size: size,
+                    checksum: hex::encode(sha),
+                    metadata,
+                    width: None,
+                    height: None,
+                    ..ply.row.clone()
+                },
+                file,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the splat could not be converted to KSPLAT; the PLY is kept");
+            None
+        }
+    }
+}
+
 pub(super) async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
-    let dirs = shared.catalog.dirs().clone();
     let media = match shared.catalog.media(item.media_item_id).await {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let original = dirs.original(&media);
-    let result = match shared
-        .ai
-        .depth(&url, &media, &original, &dirs.depth_maps)
-        .await
-    {
-        Ok(r) => r,
-        Err(AiError::Disk(e)) if crate::storage::io_is_disk_full(&e) => {
-            return Outcome::Paused(format!("disk full while writing the depth map: {e}"))
-        }
-        Err(e) if !e.counts_attempt() => return Outcome::Unavailable(e.to_string()),
-        Err(e) if !e.retryable() => return Outcome::Refused(e.to_string()),
-        Err(e) => return Outcome::Failed(e.to_string()),
+    let stages = Stages::new(&shared, &item, &media);
+    stages.at("fetching_image", 10);
+    let made = match item.kind {
+        Kind::Depth => depth_job(&shared, &url, &item, &media, &stages).await,
+        Kind::Splat => splat_job(&shared, &url, &item, &media, &stages).await,
     };
-    let depth_id = Uuid::now_v7();
-    let name = format!("{depth_id}.{}", result.format);
-    let path = dirs.depth_maps.join(&name);
-    let record = DepthMap {
-        id: depth_id,
-        media_item_id: media.id,
-        file_path: name,
-        file_size: result.size,
-        format: result.format.to_string(),
-        width: result.width,
-        height: result.height,
-        model_name: shared.model_name.clone(),
-        model_version: result
-            .model_used
-            .clone()
-            .unwrap_or_else(|| shared.model_version.clone()),
-        checksum: hex::encode(result.sha256),
-        generated_at: Timestamp::now(),
-        accessed_at: None,
-        access_count: 0,
+    let made = match made {
+        Ok(m) => m,
+        Err(o) => return o,
     };
-    let file = result.file;
-    let to = path.clone();
-    let renamed = tokio::task::spawn_blocking(move || file.rename_into(&to)).await;
-    match renamed {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if crate::storage::io_is_disk_full(&e) => {
-            return Outcome::Paused(format!("storing the depth map failed: {e}"))
+    let dirs = shared.catalog.dirs().clone();
+    let mut rows = Vec::new();
+    let mut paths = Vec::new();
+    for m in made {
+        let to = dirs.path(m.row.kind.dir(), &m.row.file_name);
+        let target = to.clone();
+        let file = m.file;
+        match tokio::task::spawn_blocking(move || file.rename_into(&target)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if crate::storage::io_is_disk_full(&e) => {
+                return Outcome::Paused(format!("storing the result failed: {e}"))
+            }
+            Ok(Err(e)) => return Outcome::Failed(format!("storing the result failed: {e}")),
+            Err(e) => return Outcome::Failed(format!("storing the result failed: {e}")),
         }
-        Ok(Err(e)) => return Outcome::Failed(format!("storing the depth map failed: {e}")),
-        Err(e) => return Outcome::Failed(format!("storing the depth map failed: {e}")),
+        paths.push(to);
+        rows.push(m.row);
     }
-    match shared.catalog.complete(item.id, record).await {
+    let bytes: u64 = rows.iter().map(|r| r.file_size).sum();
+    let no_ksplat = item.kind == Kind::Splat && !rows.iter().any(|r| r.format == Format::Ksplat);
+    match shared.catalog.complete(item.id, rows).await {
         Ok(_) => {
-            tracing::info!(bytes = result.size, "depth map stored");
+            stages.done(no_ksplat.then_some("conversion_failed"));
+            tracing::info!(bytes, kind = item.kind.as_str(), model = %item.model_key, "result stored");
+            let trigger = if item.priority == crate::queue::INTERACTIVE_PRIORITY {
+                Trigger::Manual
+            } else {
+                Trigger::Auto
+            };
+            shared.models.produced_with(&item.model_key).await;
+            if item.kind == Kind::Depth {
+                shared.models.used(&item.model_key, trigger);
+            }
             Outcome::Completed
         }
         Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
+            for p in paths {
+                let _ = tokio::fs::remove_file(&p).await;
+            }
             if storage_blocked(&e) {
-                Outcome::Paused(format!("storing the depth map failed: {e}"))
+                Outcome::Paused(format!("storing the result failed: {e}"))
             } else {
-                Outcome::Failed(format!("storing the depth map failed: {e}"))
+                Outcome::Failed(format!("storing the result failed: {e}"))
             }
         }
     }

@@ -60,10 +60,15 @@ pub struct Seen {
 
 pub struct Inner {
     pub mode: Mutex<Mode>,
+    /// The current AI's models (`ai_models.rs`).
+    pub models: Mutex<super::ai_models::ModelState>,
     pub seen: Mutex<Seen>,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     served: AtomicUsize,
+    /// When not 0: depth maps are noise of this side (incompressible, so
+    /// a benchmark gets a PNG of a known size, ~side² bytes).
+    pub noise_side: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Clone)]
@@ -86,10 +91,12 @@ impl AiStandin {
             addr,
             inner: Arc::new(Inner {
                 mode: Mutex::new(mode),
+                models: Mutex::new(Default::default()),
                 seen: Mutex::new(Seen::default()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
                 served: AtomicUsize::new(0),
+                noise_side: Default::default(),
             }),
             stop: Arc::new(Mutex::new(None)),
         };
@@ -108,6 +115,20 @@ impl AiStandin {
             .at("/health", get(health))
             .at("/", get(info))
             .at("/api/depth", post(depth))
+            .at("/api/splat", post(super::ai_models::splat))
+            .at(
+                "/api/splat/download",
+                post(super::ai_models::splat_download),
+            )
+            .at("/api/models", get(super::ai_models::models))
+            .at("/api/models/current", get(super::ai_models::current))
+            .at("/api/models/:key/load", post(super::ai_models::load))
+            .at("/api/models/:key/unload", post(super::ai_models::unload))
+            .at(
+                "/api/models/:key/download",
+                post(super::ai_models::download),
+            )
+            .at("/api/models/:key", poem::delete(super::ai_models::delete))
             .at("/api/video/depth", post(video_depth).get(video_get))
             .data(self.inner.clone());
         tokio::spawn(async move {
@@ -214,7 +235,7 @@ fn json_err(status: u16, error: &str, message: &str) -> Response {
 
 /// Reads the one file field; 400 as the real service does when it is
 /// missing or has no file name.
-async fn read_field(mut form: Multipart, name: &str) -> Result<(String, Vec<u8>), Response> {
+pub async fn read_field(mut form: Multipart, name: &str) -> Result<(String, Vec<u8>), Response> {
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some(name) {
             let file_name = field.file_name().unwrap_or("").to_string();
@@ -235,7 +256,7 @@ async fn read_field(mut form: Multipart, name: &str) -> Result<(String, Vec<u8>)
     ))
 }
 
-struct Track(Arc<Inner>);
+pub struct Track(Arc<Inner>);
 impl Drop for Track {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -243,7 +264,7 @@ impl Drop for Track {
 }
 
 /// Common prologue: count, apply the mode. `Ok(())` means answer normally.
-async fn enter(
+pub async fn enter(
     inner: &Arc<Inner>,
     path: &str,
     file_name: &str,
@@ -291,7 +312,7 @@ async fn enter(
     }
 }
 
-fn special_body(inner: &Arc<Inner>) -> Option<Response> {
+pub fn special_body(inner: &Arc<Inner>) -> Option<Response> {
     match *inner.mode.lock().unwrap() {
         Mode::Garbage => Some(
             Response::builder()
@@ -308,7 +329,12 @@ fn special_body(inner: &Arc<Inner>) -> Option<Response> {
 }
 
 pub fn depth_png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y) % 256) as u8]));
+    depth_png_shaded(w, h, 0)
+}
+
+/// A gradient; each depth model shifts it, so their maps differ.
+pub fn depth_png_shaded(w: u32, h: u32, shift: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y + shift) % 256) as u8]));
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
@@ -336,6 +362,22 @@ async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -
     if let Some(r) = special_body(&inner) {
         return r;
     }
+    // `?model=` picks one of the three depth models (and loads it).
+    let query = req.uri().query().unwrap_or("");
+    let asked = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("model="))
+        .map(str::to_string);
+    let keys = super::ai_models::DEPTH_KEYS;
+    if let Some(m) = &asked {
+        if !keys.contains(&m.as_str()) {
+            return json_err(
+                400,
+                "Invalid model",
+                &format!("Unknown model '{m}'. Available: {keys:?}"),
+            );
+        }
+    }
     let img = match image::load_from_memory(&bytes) {
         Ok(i) => i,
         Err(e) => {
@@ -346,14 +388,44 @@ async fn depth(inner: Data<&Arc<Inner>>, form: Multipart, req: &poem::Request) -
             )
         }
     };
+    let model = {
+        let mut s = inner.models.lock().unwrap();
+        let m = asked
+            .or_else(|| s.depth.clone())
+            .unwrap_or_else(|| "small".into());
+        s.depth = Some(m.clone());
+        if !s.downloaded.contains(&m) {
+            s.downloaded.push(m.clone());
+        }
+        m
+    };
+    let shade = keys.iter().position(|k| *k == model).unwrap_or(0) as u32 * 85;
     Response::builder()
         .content_type("image/png")
         .header(
             "Content-Disposition",
             format!("attachment; filename=\"depth_{name}.png\""),
         )
-        .header("X-Model-Used", "small")
-        .body(depth_png(img.width(), img.height()))
+        .header("X-Model-Used", model)
+        .body(match inner.noise_side.load(Ordering::SeqCst) {
+            0 => depth_png_shaded(img.width(), img.height(), shade),
+            side => noise_png(side),
+        })
+}
+
+/// A grayscale PNG of pseudo-random pixels: `side`² bytes that no
+/// compressor shrinks.
+pub fn noise_png(side: u32) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9;
+    let img = image::GrayImage::from_fn(side, side, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Luma([x as u8])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
 
 #[derive(Deserialize)]

@@ -45,6 +45,14 @@ pub struct Inner {
     pub fail_from_page: Mutex<Option<u32>>,
     pub search_bodies: Mutex<Vec<Value>>,
     pub requests: AtomicUsize,
+    /// Timeline requests, as `buckets` or `bucket <timeBucket>`.
+    pub timeline_calls: Mutex<Vec<String>>,
+    /// Asset-info requests (`GET /assets/{id}`), by id.
+    pub asset_calls: Mutex<Vec<String>>,
+    /// Thumbnail requests, as `<id> <size>`.
+    pub thumbnail_calls: Mutex<Vec<String>>,
+    /// Original downloads, by id.
+    pub original_calls: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -89,15 +97,20 @@ pub fn library(photos: usize) -> Vec<StandinAsset> {
     let mut v = Vec::new();
     for i in 0..photos {
         let id = format!("00000000-0000-4000-8000-{:012}", i + 1);
+        let mut json = asset_json(
+            &id,
+            "IMAGE",
+            &format!("IMG_{i:04}.jpg"),
+            "image/jpeg",
+            i % 2 == 0,
+            Value::Null,
+        );
+        // Three months of photos, so the timeline has three buckets.
+        let when = format!("2025-0{}-{:02}T10:00:00.000Z", 6 - i % 3, 1 + i % 28);
+        json["fileCreatedAt"] = json!(when);
+        json["localDateTime"] = json!(when);
         v.push(StandinAsset {
-            json: asset_json(
-                &id,
-                "IMAGE",
-                &format!("IMG_{i:04}.jpg"),
-                "image/jpeg",
-                i % 2 == 0,
-                Value::Null,
-            ),
+            json,
             original: Some(jpeg(64, 48, i as u8)),
             big_len: 0,
         });
@@ -170,6 +183,10 @@ impl ImmichStandin {
             fail_from_page: Mutex::new(None),
             search_bodies: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
+            timeline_calls: Mutex::new(Vec::new()),
+            asset_calls: Mutex::new(Vec::new()),
+            thumbnail_calls: Mutex::new(Vec::new()),
+            original_calls: Mutex::new(Vec::new()),
         });
         let stop = CancellationToken::new();
         let app = Route::new()
@@ -181,6 +198,11 @@ impl ImmichStandin {
             .at("/api/assets/:id", get(asset))
             .at("/api/assets/:id/thumbnail", get(thumbnail))
             .at("/api/assets/:id/original", get(original))
+            .at(
+                "/api/timeline/buckets",
+                get(super::immich_timeline::buckets),
+            )
+            .at("/api/timeline/bucket", get(super::immich_timeline::bucket))
             .around(|ep, req| async move {
                 let inner = req.data::<Arc<Inner>>().unwrap().clone();
                 inner.requests.fetch_add(1, Ordering::SeqCst);
@@ -216,7 +238,7 @@ impl ImmichStandin {
     }
 }
 
-fn err(status: u16, error: &str, message: &str) -> Response {
+pub fn err(status: u16, error: &str, message: &str) -> Response {
     let mut r = Json(json!({"message": message, "error": error, "statusCode": status, "correlationId": "abc123"})).into_response();
     r.set_status(StatusCode::from_u16(status).unwrap());
     r
@@ -293,6 +315,7 @@ fn find(inner: &Inner, id: &str) -> Option<StandinAsset> {
 
 #[handler]
 fn asset(inner: Data<&Arc<Inner>>, Path(id): Path<String>) -> Response {
+    inner.asset_calls.lock().unwrap().push(id.clone());
     match find(&inner, &id) {
         Some(a) => Json(a.json).into_response(),
         None => err(400, "Bad Request", "Not found or no asset.read access"),
@@ -306,6 +329,11 @@ struct ThumbQuery {
 
 #[handler]
 fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQuery>) -> Response {
+    inner
+        .thumbnail_calls
+        .lock()
+        .unwrap()
+        .push(format!("{id} {}", q.size.as_deref().unwrap_or("thumbnail")));
     let Some(_) = find(&inner, &id) else {
         return err(404, "Not Found", "Asset not found");
     };
@@ -329,6 +357,7 @@ fn original(inner: Data<&Arc<Inner>>, Path(id): Path<String>, req: &Request) -> 
             "Missing required permission: asset.download",
         );
     }
+    inner.original_calls.lock().unwrap().push(id.clone());
     let Some(a) = find(&inner, &id) else {
         return err(404, "Not Found", "Asset not found");
     };

@@ -2,10 +2,13 @@
 //! temporary data directory, plus real image bytes.
 #![allow(dead_code)]
 
+pub mod ai_models;
 pub mod ai_standin;
 pub mod bin;
 pub mod fs;
 pub mod immich_standin;
+pub mod immich_timeline;
+pub mod ksplat;
 pub mod library;
 pub mod raw;
 pub mod snapshot;
@@ -300,4 +303,38 @@ pub async fn next_event(
         .ok()?;
         buf.push_str(&String::from_utf8_lossy(&chunk));
     }
+}
+
+/// Whether the served spec declares `code` for the answer `r` (its path's
+/// operations, its status), so that a client generated from it knows it.
+pub async fn spec_declares(r: &reqwest::Response, code: &str) -> bool {
+    let mut spec_url = r.url().clone();
+    spec_url.set_path("/api/openapi.json");
+    spec_url.set_query(None);
+    let spec: serde_json::Value = get(spec_url.to_string()).await.json().await.unwrap();
+    let status = r.status().as_u16().to_string();
+    operations_at(&spec, r.url().path()).iter().any(|op| {
+        op["responses"][status.as_str()]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("`{code}`")))
+    })
+}
+
+/// The spec's operations whose path template matches `path`.
+pub fn operations_at<'a>(spec: &'a serde_json::Value, path: &str) -> Vec<&'a serde_json::Value> {
+    let parts: Vec<&str> = path.split('/').collect();
+    spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(template, _)| {
+            let segs: Vec<&str> = template.split('/').collect();
+            segs.len() == parts.len()
+                && segs
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.starts_with('{') || s == p)
+        })
+        .flat_map(|(_, item)| item.as_object().unwrap().values())
+        .collect()
 }

@@ -141,10 +141,29 @@ async function details(id) {
           : h('figure', {}, h('div.empty', {}, 'The depth map appears here once processing completes.')))
       : (it.status === 'completed' ? h('p', {}, h('a', { href: depth }, 'Download depth frames (ZIP)')) : null);
     const actions = h('div.actions', {}, actionButtons(it).slice(1));
-    body.replaceChildren(pair || '', facts, actions);
+    body.replaceChildren(pair || '', facts, await assets(it.media_item_id), actions);
   } catch (e) {
     body.replaceChildren(h('p.error-text', {}, `${e.title}: ${e.message}`));
   }
+}
+
+// The item's generated 3D assets (depth maps per model, splats as PLY and
+// KSPLAT), each with its download link.
+async function assets(mediaId) {
+  let list;
+  try {
+    list = await api(`/api/assets/${mediaId}/files`);
+  } catch {
+    return h('p.muted', {}, '3D assets cannot be listed now.');
+  }
+  if (!list.files.length) return h('section.assets', {}, h('h3', {}, '3D assets'), h('p.muted', {}, 'None yet.'));
+  const rows = list.files.map((f) => {
+    const href = `/api/assets/${mediaId}/files/${f.id}/download`;
+    return h('li', { dataset: { format: f.format } },
+      h('span.pill', {}, f.type), ` ${f.modelKey} · ${f.format.toUpperCase()} · ${fmt.bytes(Number(f.fileSize))} `,
+      h('a', { href, download: `${f.type}-${f.modelKey}.${f.format}` }, 'Download'));
+  });
+  return h('section.assets', {}, h('h3', {}, '3D assets'), h('ul.plain', { 'aria-label': '3D assets' }, rows));
 }
 
 // Kept rows would otherwise say "just now" forever.

@@ -10,7 +10,7 @@ use crate::http::{
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -30,13 +30,17 @@ use crate::{
     state::{ApiTags, AppState},
 };
 
+pub mod sessions;
+
 pub const COOKIE: &str = "immichvr_session";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const SCHEME: &str = "bearerAuth";
 
 pub struct Auth {
     token: Option<Secret>,
-    sessions: Mutex<HashMap<String, Instant>>,
+    /// SHA-256 of each live session id -> expiry (unix seconds); a copy of
+    /// the `sessions` table, so a request never waits on the database.
+    sessions: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Auth {
@@ -45,6 +49,11 @@ impl Auth {
             token: token.filter(|t| !t.expose().is_empty()),
             sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The sessions stored before a restart.
+    pub fn restore(&self, live: Vec<([u8; 32], u64)>) {
+        self.sessions.lock().unwrap().extend(live);
     }
 
     pub fn required(&self) -> bool {
@@ -60,44 +69,49 @@ impl Auth {
 
     /// Whether the request carries the token or a live session.
     pub fn allows(&self, req: &Request) -> bool {
+        self.allows_headers(req.headers())
+    }
+
+    /// The same, from the headers alone (the live channel's handshake).
+    pub fn allows_headers(&self, headers: &poem::http::HeaderMap) -> bool {
         if !self.required() {
             return true;
         }
-        let bearer = req
-            .headers()
+        let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
         if let Some(b) = bearer {
             return self.token_matches(b.trim());
         }
-        match session_cookie(req) {
+        match session_cookie(headers) {
             Some(id) => {
-                let mut sessions = self.sessions.lock().unwrap();
-                sessions.retain(|_, exp| *exp > Instant::now());
-                sessions.contains_key(&id)
+                let now = sessions::now();
+                let mut live = self.sessions.lock().unwrap();
+                live.retain(|_, exp| *exp > now);
+                live.contains_key(&sessions::hash(&id))
             }
             None => false,
         }
     }
 
-    /// A new session for a correct token.
-    pub fn login(&self, presented: &str) -> Option<String> {
+    /// A new session for a correct token: its id, its hash and expiry
+    /// (for the caller to store).
+    pub fn login(&self, presented: &str) -> Option<(String, [u8; 32], u64)> {
         if !self.token_matches(presented) {
             return None;
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
-        self.sessions
-            .lock()
-            .unwrap()
-            .insert(id.clone(), Instant::now() + SESSION_TTL);
-        Some(id)
+        let (h, exp) = (sessions::hash(&id), sessions::now() + SESSION_TTL.as_secs());
+        self.sessions.lock().unwrap().insert(h, exp);
+        Some((id, h, exp))
     }
 
-    pub fn logout(&self, req: &Request) {
-        if let Some(id) = session_cookie(req) {
-            self.sessions.lock().unwrap().remove(&id);
-        }
+    /// Ends the request's session; its hash, for the caller to unstore.
+    pub fn logout(&self, req: &Request) -> Option<[u8; 32]> {
+        let h = sessions::hash(&session_cookie(req.headers())?);
+        self.sessions.lock().unwrap().remove(&h);
+        Some(h)
     }
 }
 
@@ -108,8 +122,8 @@ fn bearer_token(header: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
-fn session_cookie(req: &Request) -> Option<String> {
-    let header = req.headers().get("cookie")?.to_str().ok()?;
+fn session_cookie(headers: &poem::http::HeaderMap) -> Option<String> {
+    let header = headers.get("cookie")?.to_str().ok()?;
     header
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
@@ -232,12 +246,17 @@ impl AuthApi {
     /// Exchange the token for a session cookie (for browsers and EventSource)
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, body: JsonBody<LoginBody>) -> Result<LoginResponse, ApiError> {
-        let id = self.state.auth.login(&body.0.token).ok_or_else(|| {
+        let (id, h, exp) = self.state.auth.login(&body.0.token).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthorized,
                 "The token is not the server's AUTH_TOKEN",
             )
         })?;
+        // Stored before the answer: a restart keeps the browser signed in.
+        self.state
+            .store
+            .write(move |txn| sessions::put(txn, &h, exp))
+            .await?;
         let cookie = format!(
             "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
             SESSION_TTL.as_secs()
@@ -254,7 +273,12 @@ impl AuthApi {
     /// End this browser session
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, req: &Request, _auth: Authed) -> Result<Json<LoginResult>, ApiError> {
-        self.state.auth.logout(req);
+        if let Some(h) = self.state.auth.logout(req) {
+            self.state
+                .store
+                .write(move |txn| sessions::remove(txn, &h))
+                .await?;
+        }
         Ok(Json(LoginResult {
             success: true,
             message: "Logged out".into(),
@@ -265,6 +289,6 @@ impl AuthApi {
 /// What each operation answers besides the errors every one can (`http::spec`).
 pub const ERRORS: &[OpErrors] = &[
     op("getAuthStatus", Storage::None, &[]),
-    op("login", Storage::None, &[E::Unauthorized]),
-    op("logout", Storage::None, &[]),
+    op("login", Storage::Writes, &[E::Unauthorized]),
+    op("logout", Storage::Writes, &[]),
 ];

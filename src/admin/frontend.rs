@@ -1,0 +1,101 @@
+//! The ImmichVR web app, when `FRONTEND_DIR` names its build: served at
+//! `/` like the app's own nginx does (files, else `index.html` for the
+//! app's routes), with the cross-origin isolation headers it needs on
+//! every answer. The API, `/admin/`, `/health`, `/metrics` and
+//! `/socket.io/` keep precedence.
+
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::Arc,
+};
+
+use poem::{
+    http::{header, HeaderValue, Method},
+    web::StaticFileRequest,
+    Endpoint, FromRequest, IntoResponse, Request, Response,
+};
+
+/// Paths that are never the app's.
+const OURS: &[&str] = &["/api/", "/admin", "/health", "/metrics", "/socket.io/"];
+
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    dir: PathBuf,
+}
+
+impl Frontend {
+    /// `None` unless the directory holds an `index.html`.
+    pub fn new(dir: &Path) -> Option<Arc<Self>> {
+        if dir.join("index.html").is_file() {
+            Some(Arc::new(Frontend {
+                dir: dir.to_path_buf(),
+            }))
+        } else {
+            tracing::warn!(dir = %dir.display(), "FRONTEND_DIR has no index.html; the app is not served");
+            None
+        }
+    }
+
+    /// The file a request path names inside the directory, never outside.
+    fn file(&self, path: &str) -> Option<PathBuf> {
+        let rel = Path::new(path.trim_start_matches('/'));
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        let p = self.dir.join(rel);
+        p.is_file().then_some(p)
+    }
+}
+
+fn isolate(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-embedder-policy",
+        HeaderValue::from_static("require-corp"),
+    );
+}
+
+/// The middleware: the app's files and its routes, then everything else.
+pub async fn serve<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    app: Option<Arc<Frontend>>,
+) -> poem::Result<Response> {
+    let Some(app) = app else {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    };
+    let path = req.uri().path().to_string();
+    let mine = matches!(*req.method(), Method::GET | Method::HEAD)
+        && !OURS
+            .iter()
+            .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
+    if !mine {
+        let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
+        isolate(&mut resp);
+        return Ok(resp);
+    }
+    let (file, spa) = match app.file(&path) {
+        Some(f) => (f, false),
+        // The app's own routes (and `/`): its index.
+        None => (app.dir.join("index.html"), true),
+    };
+    let static_req = StaticFileRequest::from_request_without_body(&req).await?;
+    let mut resp = static_req
+        .create_response(&file, true, false)
+        .map_err(|e| crate::http::error::ApiError::from_poem(e.into()))?
+        .into_response();
+    // Vite names its bundles by content hash; the index must revalidate.
+    let cache = if !spa && path.starts_with("/assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    isolate(&mut resp);
+    Ok(resp)
+}

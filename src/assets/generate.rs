@@ -1,0 +1,125 @@
+//! Asking for a 3D asset, the one way both doors use: the REST generate
+//! (which then waits for the job) and the live channel's `model:generate`
+//! (which does not). A stored asset answers at once; otherwise the request
+//! becomes a job of the durable queue, shared with an identical one.
+
+use uuid::Uuid;
+
+use super::{AssetError, AssetRow, Format, Kind, DEPTH_MODELS, SPLAT_MODEL};
+use crate::{
+    catalog::ImmichRef,
+    http::error::ApiError,
+    immich::ImmichError,
+    media::MediaType,
+    queue::QueueRow,
+    settings::{manager::status_str, ModelStatus, SettingsError},
+    state::AppState,
+};
+
+pub enum Started {
+    /// Stored already (its file is there).
+    Cached(AssetRow),
+    /// A job (new, or the identical one already waiting or running).
+    Queued { model: String, job: QueueRow },
+}
+
+/// The model a request means: splats are always SHARP; depth needs one of
+/// the depth models, downloaded (unless the AI has no catalogue).
+pub async fn model_for(state: &AppState, kind: Kind, asked: &str) -> Result<String, ApiError> {
+    let model = match kind {
+        Kind::Splat => return Ok(SPLAT_MODEL.to_string()),
+        Kind::Depth if DEPTH_MODELS.contains(&asked) => asked.to_string(),
+        Kind::Depth => return Err(AssetError::UnknownModel(asked.to_string()).into()),
+    };
+    if !state.models.without_catalogue() {
+        let rec = state.models.record(&model).await?;
+        if rec.status != ModelStatus::Downloaded {
+            return Err(SettingsError::NotDownloaded(model, status_str(rec.status)).into());
+        }
+    }
+    Ok(model)
+}
+
+/// Answers from the store, or queues the work (priority 0).
+pub async fn start(
+    state: &AppState,
+    id: &str,
+    kind: Kind,
+    asked: &str,
+) -> Result<Started, ApiError> {
+    let model = model_for(state, kind, asked).await?;
+    if let Some(m) = state.catalog.resolve(id).await? {
+        if let Some(a) = cached(state, m.id, kind, &model).await? {
+            return Ok(Started::Cached(a));
+        }
+    }
+    let reference = reference(state, id).await?;
+    let (_, job) = state
+        .catalog
+        .request_job(reference, kind, model.clone(), None)
+        .await?;
+    Ok(Started::Queued { model, job })
+}
+
+/// The stored file, if its row and its bytes are both there.
+pub async fn cached(
+    state: &AppState,
+    media: Uuid,
+    kind: Kind,
+    model: &str,
+) -> Result<Option<AssetRow>, ApiError> {
+    let formats: &[Format] = match kind {
+        Kind::Depth => &[Format::Png, Format::Zip],
+        Kind::Splat => &[Format::Ply],
+    };
+    for f in formats {
+        let found = state
+            .catalog
+            .find_asset(media, kind, model.to_string(), *f)
+            .await?;
+        if let Some(a) = found {
+            if tokio::fs::metadata(state.catalog.asset_path(&a))
+                .await
+                .is_ok()
+            {
+                return Ok(Some(a));
+            }
+            tracing::warn!(file = %a.file_name, "a generated file is missing; making it again");
+        }
+    }
+    Ok(None)
+}
+
+/// What to queue for `id`: the stored item, or the Immich asset's facts.
+async fn reference(state: &AppState, id: &str) -> Result<ImmichRef, ApiError> {
+    if let Some(m) = state.catalog.resolve(id).await? {
+        return Ok(ImmichRef {
+            asset_id: m.immich_asset_id.clone().unwrap_or_else(|| id.to_string()),
+            original_filename: m.original_filename,
+            media_type: m.media_type,
+            mime_type: m.mime_type,
+            file_size: m.file_size,
+            captured_at: m.captured_at,
+        });
+    }
+    let client = state.immich.as_ref().ok_or(ImmichError::NotConfigured)?;
+    let a = client.asset(id).await.map_err(|e| match e {
+        ImmichError::NotFound(_) => ApiError::from(AssetError::NoMedia(id.to_string())),
+        other => other.into(),
+    })?;
+    Ok(ImmichRef {
+        asset_id: a.id.clone(),
+        original_filename: a.original_file_name.clone(),
+        media_type: if a.asset_type == "VIDEO" {
+            MediaType::Video
+        } else {
+            MediaType::Photo
+        },
+        mime_type: a
+            .original_mime_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        file_size: 0,
+        captured_at: a.file_created_at,
+    })
+}

@@ -1,0 +1,108 @@
+//! HTTPS for the server. A headset on the LAN can enter VR (WebXR) only in
+//! a secure context, so the app must come over HTTPS: from `TLS_CERT` and
+//! `TLS_KEY` (PEM), or with `TLS_SELF_SIGNED=true` from a certificate made
+//! on first start and kept in `DATA_DIR/tls/` (as the app's upstream stack
+//! does), so a headset that accepted it once keeps accepting it.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsError {
+    #[error("set both TLS_CERT and TLS_KEY (only one is set)")]
+    Half,
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot make the self-signed certificate in {dir}: {message}")]
+    SelfSigned { dir: PathBuf, message: String },
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The acceptor, or `None` for plain HTTP.
+pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, HttpsError> {
+    let vr = &config.vr;
+    let (cert, key) = match (&vr.tls_cert, &vr.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (Some(_), None) | (None, Some(_)) => return Err(HttpsError::Half),
+        (None, None) if vr.tls_self_signed => self_signed(&config.data_dir.join("tls"))?,
+        (None, None) => return Ok(None),
+    };
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| HttpsError::Read {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        })
+    };
+    let cert_pem = read(&cert)?;
+    let key_pem = read(&key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| HttpsError::Read {
+            path: cert.clone(),
+            message: e.to_string(),
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| HttpsError::Read {
+        path: key.clone(),
+        message: e.to_string(),
+    })?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| HttpsError::Config(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| HttpsError::Config(e.to_string()))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(server))))
+}
+
+/// `dir/cert.pem` and `dir/key.pem`, made once (names: localhost, this
+/// machine's name, 127.0.0.1, ::1) and kept.
+fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), HttpsError> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let fail = |message: String| HttpsError::SelfSigned {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim().to_string();
+        if !h.is_empty() && !names.contains(&h) {
+            names.push(h);
+        }
+    }
+    let made = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
+    write_private(&key, made.signing_key.serialize_pem().as_bytes()).map_err(fail)?;
+    write_private(&cert, made.cert.pem().as_bytes()).map_err(fail)?;
+    tracing::info!(cert = %cert.display(), "made a self-signed certificate for HTTPS");
+    Ok((cert, key))
+}
+
+/// Written whole (temp name, fsync, rename), readable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| e.to_string())?;
+    f.write_all(bytes).map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

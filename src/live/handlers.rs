@@ -1,0 +1,224 @@
+//! What each socket may ask (section 5.5 of the app's contract), through
+//! the same services as the REST routes: generation becomes a job of the
+//! durable queue, model actions go to the model manager, whose changes
+//! every socket hears from the relay. Every request gets an answer:
+//! an event, or `model:error` to that socket.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use serde_json::Value;
+use socketioxide::{
+    extract::{Event as EventName, SocketRef, TryData},
+    SocketIo,
+};
+
+use super::{relay, wire};
+use crate::{
+    assets::generate::{self, Started},
+    events::{Event, GenerationEvent},
+    settings::manager::Trigger,
+    state::AppState,
+};
+
+/// Events a socket may send per second, and in a burst.
+const RATE: f64 = 20.0;
+const BURST: f64 = 40.0;
+
+/// A token bucket per socket: a flood is dropped (and told once a second),
+/// the server and other sockets carry on.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    warned: Option<Instant>,
+}
+
+type Limit = Arc<Mutex<Bucket>>;
+
+fn admit(limit: &Limit, s: &SocketRef) -> bool {
+    let mut b = limit.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * RATE).min(BURST);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        return true;
+    }
+    if b.warned
+        .is_none_or(|w| now.duration_since(w).as_secs() >= 1)
+    {
+        b.warned = Some(now);
+        error(
+            s,
+            None,
+            None,
+            format!("too many events (more than {RATE} a second); some were dropped"),
+        );
+    }
+    false
+}
+
+fn error(s: &SocketRef, id: Option<String>, model_key: Option<String>, message: String) {
+    let _ = s.emit(
+        "model:error",
+        &wire::ErrorMsg {
+            id,
+            model_key,
+            message,
+        },
+    );
+}
+
+/// `None` for a missing or `null` payload (socket.io sends none at all).
+fn payload(d: TryData<Value>) -> Option<Value> {
+    d.0.ok().filter(|v| !v.is_null())
+}
+
+pub fn register(io: &SocketIo, state: Arc<AppState>) {
+    io.ns("/", move |s: SocketRef| {
+        let state = state.clone();
+        async move { connected(s, state).await }
+    });
+}
+
+/// Handlers take the shared state and the socket's bucket; a rejected
+/// event never reaches them.
+macro_rules! on {
+    ($s:expr, $state:expr, $limit:expr, $name:literal, $handler:path) => {{
+        let (state, limit) = ($state.clone(), $limit.clone());
+        $s.on($name, move |s: SocketRef, d: TryData<Value>| {
+            let (state, limit) = (state.clone(), limit.clone());
+            async move {
+                if admit(&limit, &s) {
+                    $handler(s, state, payload(d)).await;
+                }
+            }
+        });
+    }};
+}
+
+async fn connected(s: SocketRef, state: Arc<AppState>) {
+    let _ = s.emit("model:status", &state.models.status());
+    match relay::queue_update(&state).await {
+        Ok(q) => {
+            let _ = s.emit("queue:update", &q);
+        }
+        Err(e) => tracing::warn!(error = %e, "queue state for a new socket"),
+    }
+    let limit: Limit = Arc::new(Mutex::new(Bucket {
+        tokens: BURST,
+        at: Instant::now(),
+        warned: None,
+    }));
+    on!(s, state, limit, "queue:get-status", queue_status);
+    on!(s, state, limit, "model:generate", generate);
+    on!(s, state, limit, "model:load", load);
+    on!(s, state, limit, "model:unload", unload);
+    on!(s, state, limit, "model:download", download);
+    let l = limit.clone();
+    s.on_fallback(move |s: SocketRef, EventName(name): EventName| {
+        let l = l.clone();
+        async move {
+            if admit(&l, &s) {
+                error(
+                    &s,
+                    None,
+                    None,
+                    format!(
+                        "unknown event {:?}",
+                        name.chars().take(64).collect::<String>()
+                    ),
+                );
+            }
+        }
+    });
+}
+
+async fn queue_status(s: SocketRef, state: Arc<AppState>, _: Option<Value>) {
+    match relay::queue_update(&state).await {
+        Ok(q) => {
+            let _ = s.emit("queue:update", &q);
+        }
+        Err(e) => error(&s, None, None, format!("the queue cannot be read now: {e}")),
+    }
+}
+
+async fn generate(s: SocketRef, state: Arc<AppState>, d: Option<Value>) {
+    let g = match wire::generate(d) {
+        Ok(g) => g,
+        Err(m) => return error(&s, None, None, m),
+    };
+    let (kind, model) = (g.kind.as_str(), g.model_key.clone());
+    let _ = s.emit(
+        "model:generation-progress",
+        &GenerationEvent::stage(&g.id, kind, &model, "queued", 0),
+    );
+    match generate::start(&state, &g.id, g.kind, &g.model_key).await {
+        Ok(Started::Cached(_)) => {
+            let bus = |e| state.catalog.announce_now(Event::Generation(e));
+            bus(GenerationEvent::stage(
+                &g.id,
+                kind,
+                &model,
+                "checking_cache",
+                0,
+            ));
+            let mut done = GenerationEvent::stage(&g.id, kind, &model, "complete", 100);
+            done.success = Some(true);
+            done.cached = Some(true);
+            bus(done);
+        }
+        // The worker tells every socket how it goes.
+        Ok(Started::Queued { .. }) => {}
+        Err(e) => {
+            let message = e.body.message;
+            error(&s, Some(g.id.clone()), Some(model.clone()), message.clone());
+            let mut done = GenerationEvent::stage(&g.id, kind, &model, "complete", 100);
+            done.success = Some(false);
+            done.error = Some(message);
+            let _ = s.emit("model:generation-complete", &done);
+        }
+    }
+}
+
+async fn load(s: SocketRef, state: Arc<AppState>, d: Option<Value>) {
+    let l = match wire::load(d) {
+        Ok(l) => l,
+        Err(m) => return error(&s, None, None, m),
+    };
+    // Success and failure are both announced to every socket as
+    // `model:status`; the asker also gets `model:error`.
+    match state
+        .models
+        .ensure_loaded(&l.model_key, Trigger::Manual, l.device)
+        .await
+    {
+        // Loaded already: nothing was announced, so the asker hears it here.
+        Ok(()) => {
+            let _ = s.emit("model:status", &state.models.status());
+        }
+        Err(e) => error(&s, None, Some(l.model_key), e.to_string()),
+    }
+}
+
+async fn unload(s: SocketRef, state: Arc<AppState>, _: Option<Value>) {
+    // `unloaded` is announced whatever was loaded, nothing included.
+    if let Err(e) = state.models.unload(None).await {
+        error(&s, None, None, e.to_string());
+    }
+}
+
+async fn download(s: SocketRef, state: Arc<AppState>, d: Option<Value>) {
+    let key = match wire::download(d) {
+        Ok(k) => k,
+        Err(m) => return error(&s, None, None, m),
+    };
+    // Minutes for the large models: the socket carries on meanwhile.
+    tokio::spawn(async move {
+        if let Err(e) = state.models.download(&key).await {
+            error(&s, None, Some(key), e.to_string());
+        }
+    });
+}

@@ -1,0 +1,131 @@
+//! The VR app's live channel: Socket.IO v4 (Engine.IO 4, protocol 5,
+//! namespace `/`) at `/socket.io/` on the API's own port.
+//!
+//! socketioxide serves it. It needs hyper's upgrade handle, which poem
+//! drops when it hands a request to a tower service, so our accept loop
+//! (`http::server::SideRoute`) sends `/socket.io/` here before poem sees
+//! the request. The handshake passes the API's rules first: the `Host`
+//! guard while `AUTH_TOKEN` is unset, a same-origin (or `CORS_ORIGINS`)
+//! `Origin`, and with `AUTH_TOKEN` the session cookie or the token.
+
+mod handlers;
+mod relay;
+mod wire;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use poem::http::{self, header, request::Parts};
+use socketioxide::SocketIo;
+
+use crate::{
+    http::{
+        error::{ApiError, ErrorCode},
+        guard::HostRules,
+        server::{ResponseBody, SideRoute},
+    },
+    state::AppState,
+};
+
+/// The largest message a client may send; the app's are under 200 bytes.
+const MAX_PAYLOAD: u64 = 16 * 1024;
+
+/// Builds the Socket.IO server, starts its relay from the event bus, and
+/// gives the route the accept loop serves it on.
+pub fn side_route(state: &Arc<AppState>) -> SideRoute {
+    let (svc, io) = SocketIo::builder()
+        .max_payload(MAX_PAYLOAD)
+        .ws_max_message_size(MAX_PAYLOAD as usize)
+        .ws_max_frame_size(MAX_PAYLOAD as usize)
+        .max_buffer_size(256)
+        .ping_interval(Duration::from_secs(25))
+        .ping_timeout(Duration::from_secs(20))
+        .build_svc();
+    handlers::register(&io, state.clone());
+    relay::spawn(io, state.clone());
+    let rules = Arc::new(Checks::new(state));
+    let serve = move |req: http::Request<hyper::body::Incoming>, _remote: SocketAddr| {
+        let svc = svc.clone();
+        let rules = rules.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            if let Err(e) = rules.check(&parts) {
+                return http::Response::<ResponseBody>::from(e.response());
+            }
+            let req = http::Request::from_parts(parts, body);
+            match hyper::service::Service::call(&svc, req).await {
+                Ok(resp) => {
+                    resp.map(|b| b.map_err(|e| std::io::Error::other(e.to_string())).boxed())
+                }
+                Err(e) => http::Response::<ResponseBody>::from(
+                    ApiError::new(ErrorCode::InternalError, e.to_string()).response(),
+                ),
+            }
+        }
+        .boxed()
+    };
+    SideRoute {
+        prefix: "/socket.io/",
+        serve: Arc::new(serve),
+    }
+}
+
+/// What a handshake must pass, as an API request would.
+struct Checks {
+    state: Arc<AppState>,
+    hosts: Option<HostRules>,
+    origins: Vec<String>,
+}
+
+impl Checks {
+    fn new(state: &Arc<AppState>) -> Self {
+        let c = &state.config;
+        Checks {
+            state: state.clone(),
+            hosts: (!state.auth.required()).then(|| HostRules::new(c.allowed_hosts.as_deref())),
+            origins: c
+                .cors_origins
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
+    }
+
+    fn check(&self, parts: &Parts) -> Result<(), ApiError> {
+        let get = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let host = get(header::HOST).unwrap_or("");
+        if let Some(rules) = &self.hosts {
+            if !host.is_empty() && !rules.allows(host) {
+                return Err(ApiError::new(
+                    ErrorCode::HostNotAllowed,
+                    format!("Requests for host {host:?} are refused while AUTH_TOKEN is unset (DNS rebinding guard); add it to ALLOWED_HOSTS or set AUTH_TOKEN"),
+                ));
+            }
+        }
+        // A WebSocket has no CORS: a page of another origin could open one
+        // with the visitor's cookie. Same origin, or one in CORS_ORIGINS.
+        if let Some(origin) = get(header::ORIGIN) {
+            let o = origin.trim_end_matches('/').to_ascii_lowercase();
+            let same = o
+                .split_once("://")
+                .is_some_and(|(_, h)| h == host.to_ascii_lowercase());
+            if !same && !self.origins.contains(&o) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("The live channel refuses pages of origin {origin:?}; add it to CORS_ORIGINS to allow it"),
+                ));
+            }
+        }
+        if !self.state.auth.allows_headers(&parts.headers) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "Sign in at /admin/ first (the session cookie is sent with the connection), or send Authorization: Bearer <token>",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! From the event bus to every socket: model changes as `model:status`
+//! (and `model:download-progress` at a download's start and end: the AI
+//! service reports no progress in between), generation stages as
+//! `model:generation-progress` and their end as `model:generation-complete`
+//! (to every socket: the app filters by `id`, so a second requester and a
+//! client that reconnected both see it), and the queue as `queue:update`,
+//! at most four a second however busy the queue is.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+use socketioxide::SocketIo;
+use tokio::{sync::broadcast::error::RecvError, time::Instant};
+
+use super::wire::{Job, QueueUpdate};
+use crate::{
+    catalog::CatalogError,
+    events::Event,
+    queue::{ListQuery, OrderBy, Status},
+    state::AppState,
+    tasks::spawn_named,
+};
+
+/// The least time between two `queue:update` broadcasts.
+const QUEUE_EVERY: Duration = Duration::from_millis(250);
+
+pub fn spawn(io: SocketIo, state: Arc<AppState>) {
+    spawn_named("live-relay", async move {
+        let mut rx = state.catalog.events().subscribe();
+        let stop = state.shutdown.clone();
+        let mut last = Instant::now() - QUEUE_EVERY;
+        let mut due: Option<Instant> = None;
+        loop {
+            let wait = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(Event::Model(m)) => {
+                        let _ = io.emit("model:status", &m).await;
+                        let progress = match m.status.as_str() {
+                            "downloading" => Some((0, "started")),
+                            "downloaded" => Some((100, "complete")),
+                            _ => None,
+                        };
+                        if let Some((p, what)) = progress {
+                            let body = json!({"modelKey": m.model_key, "progress": p, "status": what});
+                            let _ = io.emit("model:download-progress", &body).await;
+                        }
+                    }
+                    Ok(Event::Generation(g)) => {
+                        let _ = io.emit("model:generation-progress", &g).await;
+                        if g.status == "complete" {
+                            let _ = io.emit("model:generation-complete", &g).await;
+                        }
+                    }
+                    Ok(Event::Item(_) | Event::MediaDeleted(_)) | Err(RecvError::Lagged(_)) => {
+                        // Leading edge at once, then at most every QUEUE_EVERY.
+                        due.get_or_insert_with(|| (last + QUEUE_EVERY).max(Instant::now()));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => return,
+                },
+                _ = wait => {
+                    due = None;
+                    last = Instant::now();
+                    match queue_update(&state).await {
+                        Ok(q) => { let _ = io.emit("queue:update", &q).await; }
+                        Err(e) => tracing::debug!(error = %e, "queue:update skipped"),
+                    }
+                }
+                _ = stop.cancelled() => {
+                    io.close().await;
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// The queue as the app shows it.
+pub async fn queue_update(state: &AppState) -> Result<QueueUpdate, CatalogError> {
+    let stats = state.catalog.stats().await?;
+    let (rows, _) = state
+        .catalog
+        .queue_page(ListQuery {
+            status: Some(Status::Processing),
+            order: OrderBy::StartedAt,
+            descending: false,
+            limit: 32,
+            offset: 0,
+        })
+        .await?;
+    let mut running = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id = match state.catalog.media(r.media_item_id).await {
+            Ok(m) => m.immich_asset_id.unwrap_or_else(|| m.id.to_string()),
+            Err(_) => r.media_item_id.to_string(),
+        };
+        running.push(Job {
+            id,
+            kind: r.kind.as_str(),
+            model_key: r.model_key,
+            queue_id: r.id.to_string(),
+            timestamp: r.started_at.map_or(0, |t| t.timestamp_millis()),
+        });
+    }
+    Ok(QueueUpdate {
+        length: stats.queued,
+        is_processing: !running.is_empty(),
+        current: running.first().cloned(),
+        running,
+        sent_at: chrono::Utc::now().timestamp_millis(),
+    })
+}

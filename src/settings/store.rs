@@ -1,0 +1,77 @@
+//! Settings and model tables. Both are small: read whole, written whole.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{ModelRecord, Settings};
+use crate::{
+    storage::{decode, encode, Reader, StorageError, TableSpec},
+    table_spec,
+};
+
+/// `"global"` -> the settings row (JSON); one row, so there is never a
+/// second "global" settings row to disagree with the first
+pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// model key -> model record (JSON)
+pub const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
+
+pub const TABLES: &[TableSpec] = &[table_spec!(SETTINGS, json), table_spec!(MODELS, json)];
+
+const GLOBAL: &str = "global";
+
+pub fn settings(txn: &impl Reader) -> Result<Option<Settings>, StorageError> {
+    match txn.table(SETTINGS)?.get(GLOBAL)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub fn put_settings(txn: &WriteTransaction, s: &Settings) -> Result<(), StorageError> {
+    txn.open_table(SETTINGS)?
+        .insert(GLOBAL, encode(s).as_slice())?;
+    Ok(())
+}
+
+/// The default depth model, for new uploads and imports.
+pub fn default_model(txn: &impl Reader) -> Result<String, StorageError> {
+    Ok(settings(txn)?.unwrap_or_default().default_depth_model)
+}
+
+pub fn model(txn: &impl Reader, key: &str) -> Result<Option<ModelRecord>, StorageError> {
+    match txn.table(MODELS)?.get(key)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Every model, small, base, large first.
+pub fn models(txn: &impl Reader) -> Result<Vec<ModelRecord>, StorageError> {
+    let mut out: Vec<ModelRecord> = Vec::new();
+    for e in txn.table(MODELS)?.iter()? {
+        out.push(decode(e?.1.value())?);
+    }
+    out.sort_by_key(|m| (super::order(&m.key), m.key.clone()));
+    Ok(out)
+}
+
+pub fn put_model(txn: &WriteTransaction, m: &ModelRecord) -> Result<(), StorageError> {
+    txn.open_table(MODELS)?
+        .insert(m.key.as_str(), encode(m).as_slice())?;
+    Ok(())
+}
+
+/// At every start: the settings row and the seeded models exist (a fresh
+/// database, or one made before them); nothing present is changed.
+pub fn ensure_seeded(txn: &WriteTransaction) -> Result<bool, StorageError> {
+    let mut changed = false;
+    if settings(txn)?.is_none() {
+        put_settings(txn, &Settings::default())?;
+        changed = true;
+    }
+    for m in super::seeds() {
+        if model(txn, &m.key)?.is_none() {
+            put_model(txn, &m)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,227 @@
+// The VR app's live channel with the client the app uses: socket.io-client
+// 4.8.3, WebSocket only, no polling first (as the app connects), against
+// the real binary and the AI and Immich stand-ins.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { io } from 'socket.io-client';
+import { startStandins, startServer, setAiMode } from '../browser/harness.mjs';
+
+const PHOTO = '00000000-0000-4000-8000-000000000001';
+const PHOTO2 = '00000000-0000-4000-8000-000000000002';
+const PHOTO3 = '00000000-0000-4000-8000-000000000003';
+let standins;
+
+before(async () => { standins = await startStandins(['--immich', '--immich-photos', '6']); });
+after(() => standins.child.kill());
+
+function env(extra = {}) {
+  return { AI_SERVICE_URL: standins.AI_URL, IMMICH_URL: standins.IMMICH_URL, IMMICH_API_KEY: standins.IMMICH_API_KEY, ...extra };
+}
+
+// A socket that records everything it is sent; `next` waits for a match.
+function connect(url, opts = {}) {
+  const socket = io(url, { transports: ['websocket'], upgrade: false, reconnection: false, forceNew: true, ...opts });
+  const seen = [];
+  const waiting = [];
+  socket.onAny((name, data) => {
+    seen.push({ name, data });
+    for (const w of [...waiting]) {
+      if (w.name === name && w.pred(data)) { waiting.splice(waiting.indexOf(w), 1); w.resolve(data); }
+    }
+  });
+  const next = (name, pred = () => true, ms = 15000) => {
+    const hit = seen.find((e) => e.name === name && pred(e.data) && !e.taken);
+    if (hit) { hit.taken = true; return Promise.resolve(hit.data); }
+    return new Promise((resolve, reject) => {
+      const w = { name, pred, resolve };
+      waiting.push(w);
+      setTimeout(() => reject(new Error(`no ${name} within ${ms} ms; seen: ${seen.map((e) => e.name).join(', ')}`)), ms);
+    });
+  };
+  return { socket, seen, next };
+}
+
+async function sync(url) {
+  const r = await fetch(`${url}/api/settings/models/sync`, { method: 'POST' });
+  assert.equal(r.status, 200);
+}
+
+test('connect: model:status and queue:update arrive at once, then queue:get-status answers', async () => {
+  const s = await startServer(env());
+  try {
+    const c = connect(s.url);
+    const status = await c.next('model:status');
+    assert.ok(['loaded', 'unloaded'].includes(status.status));
+    const q = await c.next('queue:update');
+    assert.deepEqual(Object.keys(q).sort(), ['current', 'isProcessing', 'length', 'running', 'sentAt']);
+    assert.equal(c.socket.io.engine.transport.name, 'websocket', 'no polling');
+    c.socket.emit('queue:get-status');
+    await c.next('queue:update');
+    c.socket.close();
+  } finally { s.stop(); }
+});
+
+test('generate a depth map and a splat: progress, completion, files listed', async () => {
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const c = connect(s.url);
+    await c.next('queue:update');
+    c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
+    const queued = await c.next('model:generation-progress', (d) => d.id === PHOTO && d.status === 'queued');
+    assert.equal(queued.progress, 0);
+    const done = await c.next('model:generation-complete', (d) => d.id === PHOTO && d.type === 'depth');
+    assert.equal(done.success, true, JSON.stringify(done));
+    const stages = c.seen.filter((e) => e.name === 'model:generation-progress' && e.data.id === PHOTO).map((e) => e.data.status);
+    for (const st of ['fetching_image', 'sending_to_ai', 'generating', 'saving', 'complete']) assert.ok(stages.includes(st), `${st} in ${stages}`);
+
+    c.socket.emit('model:generate', { id: PHOTO, type: 'splat', modelKey: 'sharp' });
+    const splat = await c.next('model:generation-complete', (d) => d.id === PHOTO && d.type === 'splat');
+    assert.equal(splat.success, true);
+    assert.ok(!splat.warning, 'the KSPLAT was made');
+    const files = await (await fetch(`${s.url}/api/assets/${PHOTO}/files`)).json();
+    const formats = files.files.map((f) => `${f.type}/${f.modelKey}/${f.format}`).sort();
+    assert.deepEqual(formats, ['depth/small/png', 'splat/sharp/ksplat', 'splat/sharp/ply']);
+
+    // Asked again: from the store, said so.
+    c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
+    const hit = await c.next('model:generation-complete', (d) => d.id === PHOTO && d.cached === true);
+    assert.equal(hit.success, true);
+    c.socket.close();
+  } finally { s.stop(); }
+});
+
+test('two clients asking for the same job share it and both hear it end', async () => {
+  await setAiMode(standins.CONTROL_URL, 'delay:700');
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const a = connect(s.url);
+    const b = connect(s.url);
+    await Promise.all([a.next('queue:update'), b.next('queue:update')]);
+    a.socket.emit('model:generate', { id: PHOTO2, type: 'depth', modelKey: 'small' });
+    b.socket.emit('model:generate', { id: PHOTO2, type: 'depth', modelKey: 'small' });
+    const [da, db] = await Promise.all([
+      a.next('model:generation-complete', (d) => d.id === PHOTO2),
+      b.next('model:generation-complete', (d) => d.id === PHOTO2),
+    ]);
+    assert.equal(da.success, true);
+    assert.equal(db.queueId, da.queueId, 'one job');
+    const running = [...a.seen, ...b.seen].filter((e) => e.name === 'queue:update' && e.data.current);
+    assert.ok(running.some((e) => e.data.current.id === PHOTO2 && !('socketId' in e.data.current)), 'current names the photo, no socket ids');
+    const items = await (await fetch(`${s.url}/api/queue/items?limit=100`)).json();
+    assert.equal(items.items.filter((i) => i.kind === 'depth').length, 1);
+    a.socket.close(); b.socket.close();
+  } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
+});
+
+test('model:download, model:load and model:unload always answer', async () => {
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const c = connect(s.url);
+    const watcher = connect(s.url);
+    await Promise.all([c.next('model:status'), watcher.next('model:status')]);
+    c.socket.emit('model:download', { modelKey: 'base' });
+    await c.next('model:status', (d) => d.status === 'downloading' && d.modelKey === 'base');
+    await c.next('model:download-progress', (d) => d.modelKey === 'base' && d.progress === 0);
+    await c.next('model:download-progress', (d) => d.modelKey === 'base' && d.progress === 100);
+    await watcher.next('model:status', (d) => d.status === 'downloaded' && d.modelKey === 'base');
+
+    c.socket.emit('model:load', { modelKey: 'base', trigger: 'manual', options: { device: 'gpu' } });
+    const loaded = await watcher.next('model:status', (d) => d.status === 'loaded' && d.modelKey === 'base');
+    assert.equal(typeof loaded.loadedAt, 'number');
+    c.socket.emit('model:unload');
+    await c.next('model:status', (d) => d.status === 'unloaded');
+    c.socket.emit('model:unload');
+    await c.next('model:status', (d) => d.status === 'unloaded' && d.modelKey === null);
+
+    c.socket.emit('model:load', { modelKey: 'large', options: { device: 'cpu' } });
+    const err = await c.next('model:error', (d) => d.modelKey === 'large');
+    assert.match(err.message, /not downloaded/);
+    c.socket.emit('model:load', { modelKey: 'nope' });
+    await c.next('model:error', (d) => d.modelKey === 'nope');
+    c.socket.close(); watcher.socket.close();
+  } finally { s.stop(); }
+});
+
+test('payload-less, garbage, unknown and flooding events hurt nobody', async () => {
+  const s = await startServer(env());
+  try {
+    const bad = connect(s.url);
+    const good = connect(s.url);
+    await Promise.all([bad.next('queue:update'), good.next('queue:update')]);
+    for (const [name, payload] of [['model:load', undefined], ['model:generate', undefined], ['model:generate', 42],
+      ['model:generate', { id: PHOTO }], ['model:generate', { id: 7, type: 'depth' }], ['model:download', 'x'],
+      ['model:load', { modelKey: 'base', options: { device: {} } }], ['no:such-event', { a: 1 }]]) {
+      if (payload === undefined) bad.socket.emit(name); else bad.socket.emit(name, payload);
+      const e = await bad.next('model:error');
+      assert.equal(typeof e.message, 'string', name);
+    }
+    for (let i = 0; i < 500; i++) bad.socket.emit('queue:get-status');
+    await bad.next('model:error', (d) => /too many events/.test(d.message));
+    // An oversized message closes only that socket.
+    const closed = new Promise((resolve, reject) => {
+      bad.socket.on('disconnect', resolve);
+      setTimeout(() => reject(new Error('an oversized message did not close its socket')), 10000);
+    });
+    bad.socket.emit('model:generate', { id: 'x'.repeat(64 * 1024), type: 'depth' });
+    await closed;
+    good.socket.emit('queue:get-status');
+    await good.next('queue:update');
+    assert.equal((await fetch(`${s.url}/health`)).status, 200);
+    bad.socket.close(); good.socket.close();
+  } finally { s.stop(); }
+});
+
+test('the handshake follows the API rules: token, origin', async () => {
+  const s = await startServer(env({ AUTH_TOKEN: 'live-token-123' }));
+  try {
+    const refused = connect(s.url);
+    const err = await new Promise((r) => refused.socket.on('connect_error', r));
+    assert.ok(err, 'no cookie, no token: refused');
+    refused.socket.close();
+    const ok = connect(s.url, { extraHeaders: { Authorization: 'Bearer live-token-123' } });
+    await ok.next('model:status');
+    ok.socket.close();
+    // A signed-in browser's cookie works too (the app sends no token).
+    const login = await fetch(`${s.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'live-token-123' }) });
+    const cookie = login.headers.get('set-cookie').split(';')[0];
+    const viaCookie = connect(s.url, { extraHeaders: { Cookie: cookie } });
+    await viaCookie.next('model:status');
+    viaCookie.socket.close();
+    const foreign = connect(s.url, { extraHeaders: { Authorization: 'Bearer live-token-123', Origin: 'http://evil.example' } });
+    await new Promise((r) => foreign.socket.on('connect_error', r));
+    foreign.socket.close();
+  } finally { s.stop(); }
+});
+
+test('a job pending when the service stops completes after it starts again', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'immichvr-live-restart-'));
+  await setAiMode(standins.CONTROL_URL, 'hang');
+  let s = await startServer(env({ DATA_DIR: data, SHUTDOWN_GRACE_SECS: '1' }));
+  try {
+    await sync(s.url);
+    const c = connect(s.url);
+    await c.next('queue:update');
+    c.socket.emit('model:generate', { id: PHOTO3, type: 'depth', modelKey: 'small' });
+    await c.next('model:generation-progress', (d) => d.id === PHOTO3 && d.status === 'generating');
+    c.socket.close();
+    const exited = new Promise((r) => s.child.on('exit', r));
+    s.child.kill('SIGTERM');
+    await exited;
+    // Slow enough that the reconnected client is there when it ends.
+    await setAiMode(standins.CONTROL_URL, 'delay:1500');
+    s = await startServer(env({ DATA_DIR: data }));
+    const again = connect(s.url);
+    const done = await again.next('model:generation-complete', (d) => d.id === PHOTO3, 20000);
+    assert.equal(done.success, true);
+    const files = await (await fetch(`${s.url}/api/assets/${PHOTO3}/files`)).json();
+    assert.equal(files.count, 1);
+    again.socket.close();
+  } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
+});
