@@ -32,8 +32,9 @@ impl EventsApi {
     /// object, an `Event`, whose `type` is also the SSE event name:
     /// `stats` (on connect, every 5 s, and after a slow client missed
     /// events), `item` (a queue item changed state), `media_deleted`,
-    /// `worker`, `ai_endpoint` and `import`. A comment line keeps the
-    /// connection alive every 15 s.
+    /// `worker`, `ai_endpoint`, `import`, `model` (a model of the
+    /// catalogue changed state) and `generation` (a 3D asset's progress
+    /// and end). A comment line keeps the connection alive every 15 s.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
     async fn events(
         &self,

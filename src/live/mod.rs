@@ -38,7 +38,9 @@ pub fn side_route(state: &Arc<AppState>) -> SideRoute {
         .max_payload(MAX_PAYLOAD)
         .ws_max_message_size(MAX_PAYLOAD as usize)
         .ws_max_frame_size(MAX_PAYLOAD as usize)
-        .max_buffer_size(256)
+        // Per-socket memory: the app's messages are small.
+        .max_buffer_size(64)
+        .ws_read_buffer_size(1024)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .build_svc();

@@ -68,7 +68,16 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
                     due = None;
                     last = Instant::now();
                     match queue_update(&state).await {
-                        Ok(q) => { let _ = io.emit("queue:update", &q).await; }
+                        Ok(q) => {
+                            let started = std::time::Instant::now();
+                            let _ = io.emit("queue:update", &q).await;
+                            // The fan-out's own cost (scripts/live-bench.sh reads it).
+                            tracing::debug!(
+                                sockets = io.sockets().len(),
+                                emit_us = started.elapsed().as_micros() as u64,
+                                "queue:update sent"
+                            );
+                        }
                         Err(e) => tracing::debug!(error = %e, "queue:update skipped"),
                     }
                 }

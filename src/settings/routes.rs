@@ -101,8 +101,10 @@ pub struct AiModelList {
     pub default_model: Option<String>,
 }
 
+/// Named for what it is: a schema named like one of its fields makes
+/// openapi-python-client's generated code shadow that field.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", rename = "ModelSyncResult")]
 pub struct Synced {
     pub success: bool,
     pub message: String,

@@ -16,6 +16,7 @@ const CLIENTS = Number(clientsArg);
 const UPDATES = Number(updatesArg);
 
 const freePort = () => new Promise((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+const cpuMs = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 const rssKib = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pct = (v, p) => v[Math.min(v.length - 1, Math.round((v.length - 1) * p))];
@@ -23,10 +24,17 @@ const pct = (v, p) => v[Math.min(v.length - 1, Math.round((v.length - 1) * p))];
 const port = await freePort();
 const data = mkdtempSync(join(tmpdir(), 'immichvr-live-bench-'));
 const server = spawn(bin, [], {
-  env: { PATH: process.env.PATH, DATA_DIR: data, BACKEND_PORT: String(port), BIND_ADDR: '127.0.0.1', RUST_LOG: 'warn',
+  env: { PATH: process.env.PATH, DATA_DIR: data, BACKEND_PORT: String(port), BIND_ADDR: '127.0.0.1', RUST_LOG: 'warn,immichvr::live=debug',
     AUTO_START_WORKER: 'false', MAX_CONNECTIONS: '4000', MAX_CONNECTIONS_PER_IP: '4000', AI_SERVICE_URL: 'http://127.0.0.1:9' },
-  stdio: ['ignore', 'inherit', 'inherit'],
+  stdio: ['ignore', 'pipe', 'pipe'],
 });
+// The server's own time to hand one broadcast to every socket.
+const emits = [];
+for (const stream of [server.stdout, server.stderr]) {
+  stream.on('data', (d) => {
+    for (const m of String(d).matchAll(/emit_us=(\d+)/g)) if (measuring) emits.push(Number(m[1]) / 1000);
+  });
+}
 const url = `http://127.0.0.1:${port}`;
 for (let i = 0; i < 300; i++) { try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not yet */ } await sleep(50); }
 await sleep(500);
@@ -56,6 +64,8 @@ function photo(i) {
   return b;
 }
 measuring = true;
+const serverCpu0 = cpuMs(server.pid);
+const clientCpu0 = process.cpuUsage();
 for (let i = 0; i < UPDATES; i++) {
   const form = new FormData();
   form.append('media', new Blob([photo(i)], { type: 'image/png' }), `p${i}.png`);
@@ -65,9 +75,15 @@ for (let i = 0; i < UPDATES; i++) {
 }
 await sleep(1000);
 measuring = false;
+const serverCpu = cpuMs(server.pid) - serverCpu0;
+const c = process.cpuUsage(clientCpu0);
+const clientCpu = (c.user + c.system) / 1000;
 latencies.sort((a, b) => a - b);
 const perClient = (after - before) / CLIENTS;
 console.log(`| ${CLIENTS} clients, ${UPDATES} queue changes | ${latencies.length} deliveries (${(latencies.length / CLIENTS).toFixed(1)} per client); latency p50 ${pct(latencies, 0.5)} ms, p99 ${pct(latencies, 0.99)} ms, max ${latencies[latencies.length - 1]} ms |`);
+emits.sort((a, b) => a - b);
+if (emits.length) console.log(`| server fan-out of one queue:update to ${CLIENTS} sockets | p50 ${pct(emits, 0.5).toFixed(1)} ms, p99 ${pct(emits, 0.99).toFixed(1)} ms (${emits.length} broadcasts) |`);
+console.log(`| CPU per delivery (both on these 2 cores) | server ${(serverCpu * 1000 / latencies.length).toFixed(0)} µs (incl. the ${UPDATES} uploads), client process ${(clientCpu * 1000 / latencies.length).toFixed(0)} µs |`);
 console.log(`| server RSS | ${before} KiB before, ${after} KiB with ${CLIENTS} clients: ${perClient.toFixed(1)} KiB per client |`);
 for (const s of sockets) s.close();
 server.kill('SIGTERM');
