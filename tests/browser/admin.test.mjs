@@ -134,7 +134,7 @@ test('tabs work from the keyboard and every control has a label', async () => {
   await tabIs('#upload');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-upload');
   await page.keyboard.press('End');
-  await tabIs('#immich');
+  await tabIs('#models');
   await page.keyboard.press('Home');
   await tabIs('#queue');
   const unlabeled = await page.evaluate(() => [...document.querySelectorAll('button, select, input')]
@@ -145,7 +145,7 @@ test('tabs work from the keyboard and every control has a label', async () => {
 
 test('readable at 375 px: no sideways scrolling', async () => {
   await page.setViewportSize({ width: 375, height: 812 });
-  for (const view of ['queue', 'upload', 'worker']) {
+  for (const view of ['queue', 'upload', 'worker', 'models']) {
     await page.click(`#tab-${view}`);
     await page.waitForTimeout(300);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
