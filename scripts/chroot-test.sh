@@ -70,7 +70,10 @@ URL="http://127.0.0.1:$PORT"
 for _ in $(seq 1 100); do curl -fsS "$URL/health" > "$WORK/health.json" 2>/dev/null && break; sleep 0.1; done
 grep -q '"status":"healthy"' "$WORK/health.json" || fail "no healthy /health"
 in_image healthcheck || fail "healthcheck inside the chroot"
-curl -fsS "$URL/" | grep -q "ImmichVR" || fail "GET / (admin entry)"
+# Read whole first: `grep -q` stops at its match, and a curl still writing
+# then fails the pipeline.
+page=$(curl -fsS "$URL/") || fail "GET / (admin entry)"
+grep -q "ImmichVR" <<<"$page" || fail "GET / (admin entry)"
 
 python3 - "$WORK/p.png" <<'PY'
 import struct, sys, zlib
@@ -89,7 +92,8 @@ done
 [ "$STATUS" = completed ] || fail "upload not processed through the AI stand-in (status $STATUS)"
 ls "$ROOT/data/depth_maps/" | grep -q '\.png$' || fail "no depth map stored in /data"
 
-curl -fsS "$URL/metrics" | grep -q '^immichvr_items_processed_total 1$' || fail "/metrics"
+metrics=$(curl -fsS "$URL/metrics") || fail "/metrics"
+grep -q '^immichvr_items_processed_total 1$' <<<"$metrics" || fail "/metrics"
 BACKUP="$(curl -fsS -X POST "$URL/api/admin/backup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')"
 [ -s "$ROOT$BACKUP" ] || fail "backup $BACKUP not written inside the chroot"
 
