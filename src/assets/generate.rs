@@ -48,12 +48,13 @@ pub async fn start(
     asked: &str,
 ) -> Result<Started, ApiError> {
     let model = model_for(state, kind, asked).await?;
-    if let Some(m) = state.catalog.resolve(id).await? {
+    let known = state.catalog.resolve(id).await?;
+    if let Some(m) = &known {
         if let Some(a) = cached(state, m.id, kind, &model).await? {
             return Ok(Started::Cached(a));
         }
     }
-    let reference = reference(state, id).await?;
+    let reference = reference(state, id, known).await?;
     let (_, job) = state
         .catalog
         .request_job(reference, kind, model.clone(), None)
@@ -90,9 +91,14 @@ pub async fn cached(
     Ok(None)
 }
 
-/// What to queue for `id`: the stored item, or the Immich asset's facts.
-async fn reference(state: &AppState, id: &str) -> Result<ImmichRef, ApiError> {
-    if let Some(m) = state.catalog.resolve(id).await? {
+/// What to queue for `id`: the stored item (`known`), or the Immich
+/// asset's facts.
+async fn reference(
+    state: &AppState,
+    id: &str,
+    known: Option<crate::media::MediaRow>,
+) -> Result<ImmichRef, ApiError> {
+    if let Some(m) = known {
         return Ok(ImmichRef {
             asset_id: m.immich_asset_id.clone().unwrap_or_else(|| id.to_string()),
             original_filename: m.original_filename,

@@ -104,8 +104,8 @@ impl Catalog {
             .await
     }
 
-    /// Immich id (or `null`) -> kind -> model keys, for the app's badges.
-    /// The app's map as its JSON answer, rendered once per change of the
+    /// The app's map (Immich id, or `null`, -> kind -> model keys) as its
+    /// JSON answer, rendered once per change of the
     /// assets (the app asks every 10 s; 10,000 photos render in ~15 ms).
     pub async fn asset_map_json(&self) -> Result<bytes::Bytes, StorageError> {
         use std::sync::atomic::Ordering;
@@ -157,11 +157,11 @@ impl Catalog {
                 let mut ids: Vec<String> = Vec::new();
                 for (immich, k, _) in assets::store::map(txn)? {
                     let wanted = kind.is_none_or(|want| want.as_str() == k);
+                    // The index is in key order: an id's entries are adjacent.
                     if immich != "null" && wanted && ids.last() != Some(&immich) {
                         ids.push(immich);
                     }
                 }
-                ids.dedup();
                 let mut dated = Vec::with_capacity(ids.len());
                 for id in ids {
                     let when = media::store::find_immich(txn, &id)?.and_then(|m| m.captured_at);

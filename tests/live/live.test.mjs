@@ -119,6 +119,24 @@ test('two clients asking for the same job share it and both hear it end', async 
   } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
 });
 
+test('a job the AI refuses ends with success false for every socket', async () => {
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const a = connect(s.url);
+    const b = connect(s.url);
+    await Promise.all([a.next('queue:update'), b.next('queue:update')]);
+    await setAiMode(standins.CONTROL_URL, 'status:422');
+    a.socket.emit('model:generate', { id: PHOTO3, type: 'depth', modelKey: 'small' });
+    for (const c of [a, b]) {
+      const done = await c.next('model:generation-complete', (d) => d.id === PHOTO3);
+      assert.equal(done.success, false);
+      assert.equal(typeof done.error, 'string');
+    }
+    a.socket.close(); b.socket.close();
+  } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
+});
+
 test('model:download, model:load and model:unload always answer', async () => {
   const s = await startServer(env());
   try {
