@@ -154,3 +154,39 @@ impl Checks {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keeps_the_head_and_lets_go_of_the_buffer() {
+        let buf =
+            bytes::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocketBearer tok; sid=1");
+        let shared =
+            |r: std::ops::Range<usize>| http::HeaderValue::from_maybe_shared(buf.slice(r)).unwrap();
+        let mut req = http::Request::builder()
+            .uri("/socket.io/?EIO=4&transport=websocket")
+            .body(())
+            .unwrap();
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, shared(37..47));
+        req.headers_mut().append(header::COOKIE, shared(49..54));
+        req.headers_mut().append(header::COOKIE, shared(49..51));
+        let (mut parts, ()) = req.into_parts();
+        detach(&mut parts);
+
+        let range = buf.as_ptr_range();
+        for v in parts.headers.values() {
+            assert!(
+                !range.contains(&v.as_bytes().as_ptr()),
+                "still in the buffer"
+            );
+            assert!(v.is_sensitive());
+        }
+        assert_eq!(parts.headers[header::AUTHORIZATION], "Bearer tok");
+        let cookies: Vec<_> = parts.headers.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["sid=1", "si"]);
+        assert_eq!(parts.uri, "/socket.io/?EIO=4&transport=websocket");
+    }
+}
