@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v file >/dev/null || need_apt+=(file)
+# tests/ksplat_spark.rs loads our splats in Spark inside headless Chromium.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
