@@ -78,28 +78,46 @@ fn payload(d: TryData<Value>) -> Option<Value> {
 
 pub fn register(io: &SocketIo, state: Arc<AppState>) {
     io.ns("/", move |s: SocketRef| {
+        // socketioxide has sent the CONNECT packet already and spawns the
+        // future: the handler is registered before it, here, or an event
+        // the client sends at once could find no handler and be dropped.
+        listen(&s, state.clone());
         let state = state.clone();
-        async move { connected(s, state).await }
+        async move { greet(s, state).await }
     });
 }
 
-/// Handlers take the shared state and the socket's bucket; a rejected
-/// event never reaches them.
-macro_rules! on {
-    ($s:expr, $state:expr, $limit:expr, $name:literal, $handler:path) => {{
-        let (state, limit) = ($state.clone(), $limit.clone());
-        $s.on($name, move |s: SocketRef, d: TryData<Value>| {
-            let (state, limit) = (state.clone(), limit.clone());
-            async move {
-                if admit(&limit, &s) {
-                    $handler(s, state, payload(d)).await;
+fn listen(s: &SocketRef, state: Arc<AppState>) {
+    let limit: Limit = Arc::new(Mutex::new(Bucket {
+        tokens: BURST,
+        at: Instant::now(),
+        warned: None,
+    }));
+    // One handler that dispatches by name rather than one per event: each
+    // registration is a boxed handler in a per-socket map, and a thousand
+    // sockets feel that (BENCHMARKS.md, the live channel).
+    s.on_fallback(
+        move |s: SocketRef, EventName(name): EventName, d: TryData<Value>| async move {
+            if !admit(&limit, &s) {
+                return;
+            }
+            let d = payload(d);
+            match name.as_str() {
+                "queue:get-status" => queue_status(s, state).await,
+                "model:generate" => generate(s, state, d).await,
+                "model:load" => load(s, state, d).await,
+                "model:unload" => unload(s, state).await,
+                "model:download" => download(s, state, d).await,
+                other => {
+                    let other: String = other.chars().take(64).collect();
+                    error(&s, None, None, format!("unknown event {other:?}"));
                 }
             }
-        });
-    }};
+        },
+    );
 }
 
-async fn connected(s: SocketRef, state: Arc<AppState>) {
+async fn greet(s: SocketRef, state: Arc<AppState>) {
     let _ = s.emit("model:status", &state.models.status());
     match relay::queue_update(&state).await {
         Ok(q) => {
@@ -107,36 +125,9 @@ async fn connected(s: SocketRef, state: Arc<AppState>) {
         }
         Err(e) => tracing::warn!(error = %e, "queue state for a new socket"),
     }
-    let limit: Limit = Arc::new(Mutex::new(Bucket {
-        tokens: BURST,
-        at: Instant::now(),
-        warned: None,
-    }));
-    on!(s, state, limit, "queue:get-status", queue_status);
-    on!(s, state, limit, "model:generate", generate);
-    on!(s, state, limit, "model:load", load);
-    on!(s, state, limit, "model:unload", unload);
-    on!(s, state, limit, "model:download", download);
-    let l = limit.clone();
-    s.on_fallback(move |s: SocketRef, EventName(name): EventName| {
-        let l = l.clone();
-        async move {
-            if admit(&l, &s) {
-                error(
-                    &s,
-                    None,
-                    None,
-                    format!(
-                        "unknown event {:?}",
-                        name.chars().take(64).collect::<String>()
-                    ),
-                );
-            }
-        }
-    });
 }
 
-async fn queue_status(s: SocketRef, state: Arc<AppState>, _: Option<Value>) {
+async fn queue_status(s: SocketRef, state: Arc<AppState>) {
     match relay::queue_update(&state).await {
         Ok(q) => {
             let _ = s.emit("queue:update", &q);
@@ -203,7 +194,7 @@ async fn load(s: SocketRef, state: Arc<AppState>, d: Option<Value>) {
     }
 }
 
-async fn unload(s: SocketRef, state: Arc<AppState>, _: Option<Value>) {
+async fn unload(s: SocketRef, state: Arc<AppState>) {
     // `unloaded` is announced whatever was loaded, nothing included.
     if let Err(e) = state.models.unload(None).await {
         error(&s, None, None, e.to_string());

@@ -65,6 +65,21 @@ test('connect: model:status and queue:update arrive at once, then queue:get-stat
   } finally { s.stop(); }
 });
 
+test('an event sent the moment the socket connects is answered (the app asks at once)', async () => {
+  const s = await startServer(env());
+  try {
+    // Each socket asks the moment it is connected, before any greeting.
+    const clients = Array.from({ length: 50 }, () => {
+      const c = connect(s.url);
+      c.socket.once('connect', () => c.socket.emit('queue:get-status'));
+      return c;
+    });
+    // The greeting's queue:update and the answer to the question.
+    await Promise.all(clients.map(async (c) => { await c.next('queue:update'); await c.next('queue:update', () => true, 5000); }));
+    for (const c of clients) c.socket.close();
+  } finally { s.stop(); }
+});
+
 test('generate a depth map and a splat: progress, completion, files listed', async () => {
   const s = await startServer(env());
   try {
