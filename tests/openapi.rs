@@ -99,3 +99,33 @@ async fn swagger_ui_is_served() {
     assert!(init.contains("/api/openapi.json"));
     s.stop().await;
 }
+
+/// Request bodies refuse a `null` member (`http::body`): that holds only
+/// while no request body field is declared nullable.
+#[test]
+fn no_request_body_field_is_nullable() {
+    let spec = served_spec_json();
+    let schemas = &spec["components"]["schemas"];
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for (ty, media) in content {
+                let Some(name) = media["schema"]["$ref"].as_str() else {
+                    continue;
+                };
+                if !ty.starts_with("application/json") {
+                    continue;
+                }
+                let name = name.rsplit('/').next().unwrap();
+                for (field, p) in schemas[name]["properties"].as_object().unwrap() {
+                    assert_ne!(p["nullable"], true, "{method} {path}: {name}.{field}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} fields checked");
+}
