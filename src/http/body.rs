@@ -4,7 +4,7 @@
 
 use poem::{Request, RequestBody};
 use poem_openapi::{
-    registry::{MetaMediaType, MetaRequest, Registry},
+    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
     types::{ParseFromJSON, Type},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
@@ -39,8 +39,19 @@ fn request_meta<T: Type>(required: bool) -> Option<MetaRequest> {
     })
 }
 
+/// The property names `T`'s schema declares.
+fn declared_fields<T: Type>() -> Vec<&'static str> {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let schema = match T::schema_ref() {
+        MetaSchemaRef::Inline(s) => Some(*s),
+        MetaSchemaRef::Reference(name) => registry.schemas.remove(&name),
+    };
+    schema.map_or_else(Vec::new, |s| s.properties.iter().map(|(k, _)| *k).collect())
+}
+
 /// `None` for an empty body.
-async fn read<T: ParseFromJSON>(body: &mut RequestBody) -> poem::Result<Option<T>> {
+async fn read<T: ParseFromJSON + Type>(body: &mut RequestBody) -> poem::Result<Option<T>> {
     let bytes = body
         .take()?
         .into_bytes_limit(MAX_JSON_BYTES)
@@ -53,17 +64,19 @@ async fn read<T: ParseFromJSON>(body: &mut RequestBody) -> poem::Result<Option<T
         .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}")))?;
     // poem-openapi reads `null` for an optional field as "left out", but no
     // request body field is nullable in the spec (tests/openapi.rs keeps it
-    // so): a null is invalid input, as a generated client would be told.
-    if let Some(key) = value
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, v)| v.is_null()))
-        .map(|(k, _)| k.chars().take(64).collect::<String>())
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("{key:?} is null: leave the field out instead"),
-        )
-        .into());
+    // so): a null in a declared field is invalid input, as a generated
+    // client would be told. Keys the schema does not declare stay ignored.
+    if let Some(obj) = value.as_object() {
+        if let Some(key) = declared_fields::<T>()
+            .into_iter()
+            .find(|k| obj.get(*k).is_some_and(serde_json::Value::is_null))
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("{key:?} is null: leave the field out instead"),
+            )
+            .into());
+        }
     }
     let parsed = T::parse_from_json(Some(value))
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.into_message()))?;
