@@ -90,6 +90,13 @@ pub enum Command {
     },
 }
 
+/// Whether requests need a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthSetting {
+    On,
+    Off,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -186,13 +193,25 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
-    /// Bearer token required on every /api route and /metrics (unset: the API is open).
+    /// The operator's bearer token, for scripts and generated clients (and a sign-in that acts as an operator). With IMMICH_URL, people sign in with their Immich account and this is optional; without IMMICH_URL, only this machine is served until it is set.
     #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<Secret>,
+
+    /// `off` opens everything to whoever can reach the port, without a sign-in (the behaviour before sign-in existed; the start-up log warns). `on`: sign in with Immich (IMMICH_URL), the AUTH_TOKEN, or only this machine when neither is set.
+    #[arg(long, env = "AUTH", value_enum, default_value_t = AuthSetting::On)]
+    pub auth: AuthSetting,
 
     /// Seconds a browser sign-in lasts; its open sockets are closed when it ends.
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 12 * 3600)]
     pub session_ttl_secs: u64,
+
+    /// How often each signed-in user's Immich key is checked, in seconds; a key revoked in Immich ends that user's sign-ins at the next check (at once when a request meets the refusal first).
+    #[arg(long, env = "KEY_CHECK_SECS", default_value_t = 60)]
+    pub key_check_secs: u64,
+
+    /// Seconds what Immich says a user may see (partners, shared albums, one asset) is remembered; a share revoked in Immich ends access within this time.
+    #[arg(long, env = "SHARING_CACHE_SECS", default_value_t = 120)]
+    pub sharing_cache_secs: u64,
 
     /// Origins allowed to call the API from a browser, comma-separated (unset: same origin only).
     #[arg(long, env = "CORS_ORIGINS")]
@@ -264,6 +283,11 @@ impl Config {
         let mut cli = Cli::parse_from(["immichvr"]);
         cli.config.data_dir = data_dir.into();
         cli.config
+    }
+
+    /// `AUTH=off`: no sign-in at all.
+    pub fn auth_off(&self) -> bool {
+        self.auth == AuthSetting::Off
     }
 
     pub fn upload_dir(&self) -> PathBuf {

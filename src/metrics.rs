@@ -32,6 +32,11 @@ struct ErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: String,
 }
@@ -43,6 +48,7 @@ struct Events {
     upload_bytes: Counter,
     uploads: Counter,
     immich_errors: Counter,
+    sign_ins: Family<OutcomeLabel, Counter>,
 }
 
 /// 0.05 s to ~27 min: a thumbnail on a GPU to a long video on a CPU.
@@ -57,6 +63,7 @@ static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
     upload_bytes: Counter::default(),
     uploads: Counter::default(),
     immich_errors: Counter::default(),
+    sign_ins: Family::default(),
 });
 
 /// One item's processing finished (any outcome), after `elapsed`.
@@ -93,6 +100,17 @@ pub fn upload_received(bytes: u64) {
 /// A request to Immich failed (connection, status, or unusable answer).
 pub fn immich_request_error() {
     EVENTS.immich_errors.inc();
+}
+
+/// One sign-in attempt: `ok`, `failed` (wrong credentials) or
+/// `throttled` (refused with 429 before Immich was asked).
+pub fn sign_in(outcome: &str) {
+    EVENTS
+        .sign_ins
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.to_string(),
+        })
+        .inc();
 }
 
 /// `scheme://host:port` only: an AI URL may carry credentials or a path.
@@ -165,6 +183,7 @@ pub fn render(facts: &Facts) -> String {
         "upload_bytes", "Bytes of uploads stored", e.upload_bytes;
         "uploads", "Uploads stored", e.uploads;
         "immich_request_errors", "Failed requests to Immich", e.immich_errors;
+        "sign_ins", "Sign-in attempts by outcome (ok, failed, throttled)", e.sign_ins;
     }
     let mut out = String::new();
     encode(&mut out, &reg).expect("writing to a String cannot fail");

@@ -41,6 +41,22 @@ pub enum ApiTags {
     Settings,
 }
 
+impl AppState {
+    /// The Immich client that acts for `caller`: a user's own key (what
+    /// Immich lets them see, nothing more); for operators who are not
+    /// Immich users (the token, `AUTH=off`) the service's `IMMICH_API_KEY`.
+    pub fn immich_for(
+        &self,
+        caller: &crate::auth::Caller,
+    ) -> Result<ImmichClient, crate::immich::ImmichError> {
+        match caller.user() {
+            Some(u) => self.auth.client_for(u),
+            None => self.immich.clone(),
+        }
+        .ok_or(crate::immich::ImmichError::NotConfigured)
+    }
+}
+
 pub struct AppState {
     pub config: Config,
     /// The database itself: health, facts and backups.

@@ -25,6 +25,11 @@ impl Timestamp {
         Timestamp(Utc::now())
     }
 
+    /// Seconds since the Unix epoch (what session expiries are stored as).
+    pub fn from_unix(secs: u64) -> Self {
+        Timestamp(DateTime::from_timestamp(secs as i64, 0).unwrap_or_default())
+    }
+
     /// The one format every answer and event uses.
     pub fn render(&self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::Millis, true)

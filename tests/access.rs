@@ -23,7 +23,21 @@ enum Proto {
 /// HTTP with prior knowledge, as curl's `--http2-prior-knowledge`),
 /// accepting our self-signed certificate, resolving `names` to `addr`.
 fn client(proto: Proto, addr: SocketAddr, names: &[&str]) -> reqwest::Client {
+    builder(proto, addr, names, true)
+}
+
+/// The same, as the operator (`true`: the token on every request) or
+/// with no credentials.
+fn builder(proto: Proto, addr: SocketAddr, names: &[&str], operator: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder().danger_accept_invalid_certs(true);
+    if operator {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", common::TOKEN).parse().unwrap(),
+        );
+        b = b.default_headers(h);
+    }
     b = match proto {
         Proto::H1 => b.http1_only(),
         Proto::H2 => b.http2_prior_knowledge(),
@@ -176,8 +190,10 @@ async fn a_page_s_own_origin_passes_over_every_protocol_and_others_are_refused()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_guard_reads_http2_authority() {
+    // The guard is for whom the service lets in without a sign-in.
     let s = start(false, |c| {
-        c.allowed_hosts = Some("photos.example.org".into())
+        c.auth = immichvr::config::AuthSetting::Off;
+        c.allowed_hosts = Some("photos.example.org".into());
     })
     .await;
     for proto in [Proto::H1, Proto::H2] {
@@ -306,6 +322,7 @@ async fn login(c: &reqwest::Client, base: &str, headers: &[(&str, &str)]) -> req
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cookie_is_secure_whenever_the_client_used_https() {
     let token = |c: &mut immichvr::Config| c.auth_token = Some("access-token-1".parse().unwrap());
+    let client = |proto, addr, names: &[&str]| builder(proto, addr, names, false);
     let s = start(true, token).await;
     for proto in [Proto::H1, Proto::H2] {
         let c = client(proto, s.addr, &[]);
@@ -313,7 +330,7 @@ async fn the_session_cookie_is_secure_whenever_the_client_used_https() {
         assert_eq!(r.status(), 200);
         let cookie = set_cookie(&r);
         assert!(cookie.contains("; Secure"), "{proto:?}: {cookie}");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
     }
     s.server.stop().await;
 

@@ -9,7 +9,7 @@ use common::TestServer;
 use reqwest::{header, redirect::Policy, StatusCode};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    common::client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap()

@@ -9,7 +9,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use common::{client, json, png, TestServer};
+// Strangers and this file's own token: not the harness's operator.
+use common::{anonymous as client, json, png, TestServer};
 
 const TOKEN: &str = "s3cret-token-for-tests-0123456789";
 
@@ -48,9 +49,18 @@ async fn token_guards_api_but_not_health_or_docs() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // The root is the service's too: closed like everything but these.
+    assert_eq!(
+        common::anonymous()
+            .get(s.at("/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     for path in [
         "/health",
-        "/",
         "/api/openapi.json",
         "/api/openapi.yaml",
         "/api/docs/",
@@ -91,7 +101,7 @@ async fn login_cookie_works_for_event_stream_and_logout_ends_it() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
     assert!(
         !cookie.contains(TOKEN),
         "the cookie must not carry the raw token"

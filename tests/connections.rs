@@ -26,7 +26,7 @@ fn open_fds(pid: u32) -> usize {
 }
 
 fn from_other() -> reqwest::Client {
-    immichvr::tls::client_builder()
+    common::client_builder()
         .local_address(OTHER)
         .timeout(Duration::from_secs(10))
         .build()
@@ -154,7 +154,7 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
     let (ctype, body) = raw::multipart("half.png", &png(64, 64, 1));
     s.write_all(
         format!(
-            "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer test-operator-token\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),
@@ -180,7 +180,7 @@ async fn a_busy_request_outlives_the_deadlines_an_idle_connection_does_not() {
         let mut s = raw::connect(&url, None).await.unwrap();
         s.write_all(
             format!(
-                "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer test-operator-token\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),

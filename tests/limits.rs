@@ -62,7 +62,7 @@ fn photo(len: usize, seed: u64) -> Vec<u8> {
 async fn upload_raw(url: String, name: String, file: Vec<u8>) -> Result<raw::Answer, String> {
     let (ctype, body) = raw::multipart(&name, &file);
     let head = format!(
-        "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {}",
+        "POST /api/media/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer test-operator-token\r\nContent-Type: {ctype}\r\nContent-Length: {}",
         body.len()
     );
     raw::send_then_read(&url, &head, &body, body.len() as u64).await

@@ -155,7 +155,7 @@ async fn a_first_path_segment_not_a_prefix_decides_what_is_ours() {
 #[tokio::test]
 async fn without_the_app_the_root_is_ours() {
     let s = TestServer::start().await;
-    let nr = reqwest::Client::builder()
+    let nr = common::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

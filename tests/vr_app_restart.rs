@@ -148,7 +148,7 @@ async fn browser_sessions_survive_a_restart() {
         .unwrap()
         .to_string();
     let with_cookie = |b: &Binary| {
-        client()
+        common::anonymous()
             .get(b.at("/api/settings"))
             .header("cookie", cookie.clone())
             .send()
@@ -163,7 +163,7 @@ async fn browser_sessions_survive_a_restart() {
     );
     assert_eq!(common::get(b.at("/api/settings")).await.status(), 401);
     // Logging out ends it for good, restart or not.
-    let out = client()
+    let out = common::anonymous()
         .post(b.at("/api/auth/logout"))
         .header("cookie", cookie.clone())
         .send()

@@ -23,7 +23,7 @@ use poem::{
 pub use origin::{Facts, Origin, Seen};
 
 use crate::{
-    auth::{Auth, Caller},
+    auth::{Auth, Caller, Mode, Who},
     config::Config,
     http::error::{ApiError, ErrorCode},
 };
@@ -108,16 +108,23 @@ impl Policy {
     /// The whole rule for one request to `path`.
     pub fn check(&self, facts: &Facts, path: &str, entry: Entry) -> Result<Checked, ApiError> {
         let seen = self.seen(facts);
-        let caller = self.auth.caller(facts.headers);
-        let open = !self.auth.required();
+        let mode = self.auth.mode();
+        let local = seen.client.is_loopback();
+        let caller = self
+            .auth
+            .caller(facts.headers)
+            .or_else(|| (mode == Mode::Loopback && local).then(Caller::anyone));
         // A rebinding page sends no credentials of ours: the guard matters
-        // only while the service answers without any.
-        if open && !seen.authority.is_empty() && !self.hosts.allows(&seen.authority) {
+        // only for whom the mode lets in without any.
+        let anyone = caller
+            .as_ref()
+            .is_some_and(|c| matches!(c.who, Who::Anyone));
+        if anyone && !seen.authority.is_empty() && !self.hosts.allows(&seen.authority) {
             return Err(ApiError::new(
                 ErrorCode::HostNotAllowed,
                 format!(
-                    "Requests for host {:?} are refused while AUTH_TOKEN is unset (DNS rebinding guard); \
-                     add it to ALLOWED_HOSTS or set AUTH_TOKEN",
+                    "Requests for host {:?} are refused while no sign-in is needed (DNS rebinding guard); \
+                     add it to ALLOWED_HOSTS, or set IMMICH_URL or AUTH_TOKEN",
                     cut(&seen.authority)
                 ),
             ));
@@ -127,8 +134,16 @@ impl Policy {
                 return Err(foreign(o, &seen, entry));
             }
         }
-        if caller.is_none() && !open && needs_credentials(path) {
-            return Err(unauthenticated(entry));
+        if caller.is_none() && needs_credentials(path) {
+            return Err(match mode {
+                Mode::Loopback => ApiError::new(
+                    ErrorCode::LoopbackOnly,
+                    "This ImmichVR server answers only on the machine it runs on until it has a \
+                     sign-in: set IMMICH_URL (people sign in with their Immich account) or \
+                     AUTH_TOKEN, then restart it",
+                ),
+                Mode::Off | Mode::Token | Mode::Immich => unauthenticated(entry),
+            });
         }
         Ok(Checked { seen, caller })
     }
@@ -182,18 +197,73 @@ fn unauthenticated(entry: Entry) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, hint)
 }
 
-/// Paths that stay open while credentials are required: health, the
-/// sign-in itself, and the API's description (nothing of the library).
+/// Paths that stay open while a sign-in is required: health, the
+/// sign-in itself (its page and its call), and the API's description
+/// (nothing of anyone's library is in them). Everything else, the app's
+/// files and `/admin/` included, needs one.
 pub fn needs_credentials(path: &str) -> bool {
-    let protected =
-        path.starts_with("/api/") || path == "/metrics" || path.starts_with("/socket.io/");
-    protected
-        && !(path.starts_with("/api/openapi.")
-            || path == "/api/docs"
-            || path.starts_with("/api/docs/")
-            || path == "/api/auth/login"
-            || path == "/api/auth/status"
-            || path == "/api/health")
+    !(path == "/health"
+        || path == "/api/health"
+        || path == "/api/auth/login"
+        || path == "/api/auth/status"
+        || path == SIGN_IN.trim_end_matches('/')
+        || path.starts_with(SIGN_IN)
+        || path.starts_with("/api/openapi.")
+        || path == "/api/docs"
+        || path.starts_with("/api/docs/"))
+}
+
+/// The sign-in page.
+pub const SIGN_IN: &str = "/signin/";
+
+/// Whether a refused request is a browser opening a page (sent to the
+/// sign-in page and back) rather than a call of the API or the live
+/// channel (answered 401 JSON).
+fn is_page_visit(req: &Request) -> bool {
+    let path = req.uri().path();
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && !path.starts_with("/api/")
+        && !path.starts_with("/socket.io/")
+        && path != "/metrics"
+        && crate::http::header(req, header::ACCEPT).is_some_and(|a| a.contains("text/html"))
+}
+
+/// `/signin/?next=<where the browser was going>`.
+fn sign_in_redirect(req: &Request) -> Response {
+    let next = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let encoded: String = url_escape(next);
+    poem::web::Redirect::see_other(format!("{SIGN_IN}?next={encoded}")).into_response()
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// What a browser is shown when loopback mode refuses it.
+fn loopback_page(e: &ApiError) -> Response {
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>ImmichVR: not configured for the network</title>\
+         <body style=\"font:1.2rem/1.5 system-ui;max-width:40rem;margin:3rem auto;padding:0 1rem\">\
+         <h1>ImmichVR is not open to the network yet</h1><p>{}</p></body>",
+        e.body.message
+    );
+    Response::builder()
+        .status(poem::http::StatusCode::FORBIDDEN)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }
 
 /// The middleware every poem request passes first: the rule above, then
@@ -226,6 +296,12 @@ pub async fn guard<E: Endpoint>(
     let path_for_rule = if preflight { "/health" } else { path.as_str() };
     let checked = match policy.check(&facts, path_for_rule, Entry::Http) {
         Ok(c) => c,
+        Err(e) if e.code == ErrorCode::Unauthorized && is_page_visit(&req) => {
+            return Ok(sign_in_redirect(&req));
+        }
+        Err(e) if e.code == ErrorCode::LoopbackOnly && is_page_visit(&req) => {
+            return Ok(loopback_page(&e));
+        }
         Err(e) => {
             let mut resp = e.response();
             if e.code == ErrorCode::Unauthorized {

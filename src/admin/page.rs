@@ -42,6 +42,24 @@ pub fn admin_file(req: &Request, Path(path): Path<String>) -> Response {
     }
 }
 
+/// `/signin` -> `/signin/`.
+#[handler]
+pub fn signin_redirect() -> Redirect {
+    Redirect::moved_permanent("/signin/")
+}
+
+/// The sign-in page (`web/signin/`), open to everyone: it holds nothing
+/// but the form.
+#[handler]
+pub fn signin_file(req: &Request, path: Option<Path<String>>) -> Response {
+    let path = path.map(|p| p.0).unwrap_or_default();
+    match path.as_str() {
+        "" => serve(req, "signin/index.html"),
+        "icon.svg" => serve(req, "icon.svg"),
+        p => serve(req, &format!("signin/{p}")),
+    }
+}
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html") => "text/html; charset=utf-8",

@@ -55,8 +55,28 @@ pub async fn serve(
             }
         });
     }
-    if !state.auth.required() {
-        tracing::warn!("AUTH_TOKEN is not set: the API is open to anyone who can reach this port");
+    match state.auth.mode() {
+        crate::auth::Mode::Off => tracing::warn!(
+            "AUTH=off: everything is open to anyone who can reach this port, without a sign-in"
+        ),
+        crate::auth::Mode::Loopback => tracing::warn!(
+            "neither IMMICH_URL nor AUTH_TOKEN is set: only this machine is served; set IMMICH_URL \
+             (people sign in with their Immich account) or AUTH_TOKEN to serve the network"
+        ),
+        crate::auth::Mode::Token => {
+            tracing::info!("sign-in: the AUTH_TOKEN (no IMMICH_URL, so no Immich accounts)")
+        }
+        crate::auth::Mode::Immich => {
+            tracing::info!("sign-in: Immich accounts (and the AUTH_TOKEN, when set)");
+            spawn_named(
+                "immich-key-check",
+                crate::auth::check_keys(
+                    state.auth.clone(),
+                    Duration::from_secs(state.config.key_check_secs.max(1)),
+                    shutdown.clone(),
+                ),
+            );
+        }
     }
     let c = &state.config;
     let limits = server::Limits {

@@ -115,13 +115,9 @@ pub async fn open_state_with(
         models.clone(),
         shutdown.clone(),
     );
-    let auth = Arc::new(Auth::new(
-        config.auth_token.clone(),
-        Duration::from_secs(config.session_ttl_secs.max(1)),
-    ));
-    match store.read(crate::auth::sessions::live).await {
-        Ok(live) => auth.restore(live),
-        Err(e) => tracing::warn!(error = %e, "stored sessions not restored"),
+    let auth = Auth::new(&config, store.clone());
+    if let Err(e) = auth.restore().await {
+        tracing::warn!(error = %e, "stored sign-ins not restored");
     }
     let access = Arc::new(crate::access::Policy::new(&config, auth.clone())?);
     Ok(Arc::new(AppState {

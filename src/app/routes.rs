@@ -109,6 +109,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/api/docs", get(docs::docs_redirect))
         .at("/api/docs/", get(docs::docs_index))
         .at("/api/docs/*path", get(docs::docs_file))
+        .at("/signin", get(admin::page::signin_redirect))
+        .at(
+            "/signin/",
+            admin::page::compressed(get(admin::page::signin_file)),
+        )
+        .at(
+            "/signin/*path",
+            admin::page::compressed(get(admin::page::signin_file)),
+        )
         .at("/admin", get(admin::page::admin_redirect))
         .at(
             "/admin/",

@@ -1,126 +1,315 @@
-//! `/api/auth`: the session cookie for browsers (and EventSource, which
-//! cannot send a header), and whether this request is signed in.
+//! `/api/auth`: sign in (an Immich account, a user's own Immich API key,
+//! or the operator's `AUTH_TOKEN`) for a session cookie, who is signed in,
+//! sign out, and a person's own sessions, each of which they may end.
 
 use std::sync::Arc;
 
 use poem::Request;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 
-use super::{sessions, Authed, COOKIE};
+use super::{
+    signin::{self, Credentials},
+    AuthError, Authed, Caller, COOKIE,
+};
 use crate::{
     access::Checked,
+    config::Secret,
     http::{
-        body::JsonBody,
+        body::{JsonBody, Text},
         codes::ErrorCode as E,
-        error::{ApiError, ErrorCode},
+        error::ApiError,
         spec::{op, OpErrors, Storage},
     },
     state::{ApiTags, AppState},
+    timestamp::Timestamp,
 };
 
 pub struct AuthApi {
     pub state: Arc<AppState>,
 }
 
+/// One of three ways in: `email` and `password` of an Immich account, an
+/// Immich API key of the user's own (`apiKey`, for accounts that sign in
+/// to Immich with OAuth only), or the operator's `token` (`AUTH_TOKEN`).
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct LoginBody {
-    pub token: crate::http::body::Text,
+    pub email: Option<Text>,
+    pub password: Option<Text>,
+    pub api_key: Option<Text>,
+    pub token: Option<Text>,
+    /// "Remember this device": 30 days instead of `SESSION_TTL_SECS`.
+    #[oai(default)]
+    pub remember: bool,
+}
+
+/// A signed-in Immich user.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct AuthStatus {
-    /// Whether the server requires a token.
+    /// Whether requests need a sign-in (or the token).
     pub required: bool,
-    /// Whether this request carries a valid token or session.
+    /// Whether this request carries one.
     pub authenticated: bool,
+    /// `immich` (sign in with Immich), `token` (the operator's token
+    /// only), `loopback` (only this machine, no sign-in), `off`.
+    pub mode: String,
+    /// The ways of signing in this server offers: `password` and `apiKey`
+    /// (with Immich), `token` (when AUTH_TOKEN is set).
+    pub methods: Vec<String>,
+    /// `operator` or `user`, when signed in.
+    #[oai(nullable)]
+    pub role: Option<String>,
+    /// The Immich user, when signed in as one.
+    #[oai(nullable)]
+    pub user: Option<UserView>,
+    /// Immich's web address (for its API-key page), with sign-in with Immich.
+    #[oai(nullable)]
+    pub immich_url: Option<String>,
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct LoginResult {
+    pub success: bool,
+    pub message: String,
+    /// `operator` or `user`.
+    pub role: String,
+    #[oai(nullable)]
+    pub user: Option<UserView>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Object)]
+pub struct LogoutResult {
     pub success: bool,
     pub message: String,
 }
 
 #[derive(ApiResponse)]
 pub enum LoginResponse {
-    /// Logged in: the session cookie is set.
+    /// Signed in: the session cookie is set.
     #[oai(status = 200)]
     Ok(Json<LoginResult>, #[oai(header = "Set-Cookie")] String),
 }
 
+#[derive(ApiResponse)]
+pub enum LogoutResponse {
+    /// Signed out: the cookie is cleared.
+    #[oai(status = 200)]
+    Ok(Json<LogoutResult>, #[oai(header = "Set-Cookie")] String),
+}
+
+/// One of a person's sessions.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SessionView {
+    /// Names the session in `DELETE /api/auth/sessions/{id}`.
+    pub id: String,
+    /// The session this request came with.
+    pub current: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub remember: bool,
+    /// The browser, as its User-Agent says.
+    pub device: String,
+    /// The address it signed in from.
+    pub address: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+fn view(c: &Caller) -> Option<UserView> {
+    c.user().map(|u| UserView {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        is_admin: u.is_admin,
+    })
+}
+
+fn checked(req: &Request) -> Option<&Checked> {
+    req.extensions().get::<Checked>()
+}
+
+fn secret(t: Option<Text>) -> Option<Secret> {
+    t.map(|t| t.0.parse().unwrap_or_default())
+}
+
+/// Exactly one way in.
+fn credentials(b: LoginBody) -> Result<Credentials, AuthError> {
+    let nonempty = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.is_empty());
+    match (
+        nonempty(&b.email) || nonempty(&b.password),
+        nonempty(&b.api_key),
+        nonempty(&b.token),
+    ) {
+        (true, false, false) if nonempty(&b.email) && nonempty(&b.password) => {
+            Ok(Credentials::Password {
+                email: b.email.map(|t| t.0).unwrap_or_default(),
+                password: secret(b.password).unwrap_or_default(),
+            })
+        }
+        (false, true, false) => Ok(Credentials::ApiKey(secret(b.api_key).unwrap_or_default())),
+        (false, false, true) => Ok(Credentials::Token(secret(b.token).unwrap_or_default())),
+        _ => Err(AuthError::Shape),
+    }
+}
+
+/// The session cookie: `Secure` whenever the client came over HTTPS
+/// (ours, or a trusted proxy's), so the browser never sends it over plain
+/// HTTP; `SameSite=Lax` so that following a link to the service (from
+/// Immich, a bookmark) arrives signed in, while no other site's requests
+/// that change anything carry it.
+fn cookie(value: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
 #[OpenApi(prefix_path = "/api/auth", tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Whether a token is required and whether this request has one
+    /// Who is signed in, and the ways of signing in
     #[oai(path = "/status", method = "get", operation_id = "getAuthStatus")]
     async fn status(&self, req: &Request) -> Json<AuthStatus> {
+        let auth = &self.state.auth;
+        let caller = checked(req).and_then(|c| c.caller.clone());
+        let mut methods = Vec::new();
+        if auth.immich_sign_in() {
+            methods.extend(["password".to_string(), "apiKey".to_string()]);
+        }
+        if auth.has_token() {
+            methods.push("token".into());
+        }
         Json(AuthStatus {
-            required: self.state.auth.required(),
-            authenticated: checked(req).is_some_and(|c| c.caller.is_some()),
+            required: auth.required(),
+            authenticated: caller.is_some(),
+            mode: auth.mode().as_str().into(),
+            methods,
+            role: caller.as_ref().map(|c| c.role().to_string()),
+            user: caller.as_ref().and_then(view),
+            immich_url: auth.immich_web_url(),
         })
     }
 
-    /// Exchange the token for a session cookie (for browsers and EventSource)
+    /// Sign in for a session cookie (browsers, EventSource, the VR app)
+    ///
+    /// Failed attempts are limited per address and per account: after
+    /// five, each further one doubles the wait (429 with Retry-After).
+    /// Immich being down is a 503, not a failed attempt.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         req: &Request,
         body: JsonBody<LoginBody>,
     ) -> Result<LoginResponse, ApiError> {
-        let (id, h, exp) = self.state.auth.login(&body.0.token).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "The token is not the server's AUTH_TOKEN",
-            )
-        })?;
-        // Stored before the answer: a restart keeps the browser signed in.
-        self.state
-            .store
-            .write(move |txn| sessions::put(txn, &h, exp))
-            .await?;
-        // Secure whenever the client came over HTTPS (ours, or a trusted
-        // proxy's): the browser then never sends it over plain HTTP.
-        let secure = if checked(req).is_some_and(|c| c.seen.https) {
-            "; Secure"
-        } else {
-            ""
+        let seen = checked(req).map(|c| c.seen.clone());
+        let https = seen.as_ref().is_some_and(|s| s.https);
+        let address = seen
+            .map(|s| s.client)
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let remember = body.0.remember;
+        let creds = credentials(body.0)?;
+        let from = signin::From {
+            address,
+            device: signin::device(crate::http::header(req, poem::http::header::USER_AGENT)),
         };
-        let cookie = format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            self.state.auth.ttl.as_secs()
-        );
+        let s = self.state.auth.sign_in(creds, remember, from).await?;
+        let message = match s.caller.user() {
+            Some(u) => format!("Signed in as {}", u.name),
+            None => "Signed in as the operator".into(),
+        };
         Ok(LoginResponse::Ok(
             Json(LoginResult {
                 success: true,
-                message: "Logged in".into(),
+                message,
+                role: s.caller.role().into(),
+                user: view(&s.caller),
+                expires_at: Timestamp::from_unix(s.expires),
             }),
-            cookie,
+            cookie(&s.cookie, s.max_age, https),
         ))
     }
 
     /// End this browser session
+    ///
+    /// A user's last session also deletes the Immich API key this service
+    /// made for them; their open sockets close within a second.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, req: &Request, _auth: Authed) -> Result<Json<LoginResult>, ApiError> {
-        if let Some(h) = self.state.auth.logout(req) {
-            self.state
-                .store
-                .write(move |txn| sessions::remove(txn, &h))
-                .await?;
+    async fn logout(&self, req: &Request, auth: Authed) -> Result<LogoutResponse, ApiError> {
+        if let Some(h) = auth.0.session {
+            self.state.auth.sign_out(&h).await?;
         }
-        Ok(Json(LoginResult {
+        let https = checked(req).is_some_and(|c| c.seen.https);
+        Ok(LogoutResponse::Ok(
+            Json(LogoutResult {
+                success: true,
+                message: "Signed out".into(),
+            }),
+            cookie("", 0, https),
+        ))
+    }
+
+    /// My sessions (a user's own; the token's for an operator)
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn sessions(&self, auth: Authed) -> Json<SessionList> {
+        let current = auth.0.session;
+        let sessions = self
+            .state
+            .auth
+            .sessions_of(&auth.0)
+            .into_iter()
+            .map(|(h, expires, info)| SessionView {
+                id: super::public_id(&h),
+                current: current == Some(h),
+                created_at: Timestamp::from_unix(info.created_at),
+                expires_at: Timestamp::from_unix(expires),
+                remember: info.remember,
+                device: info.device,
+                address: info.address,
+            })
+            .collect();
+        Json(SessionList { sessions })
+    }
+
+    /// End one of my sessions (another device, say)
+    #[oai(path = "/sessions/:id", method = "delete", operation_id = "endSession")]
+    async fn end(&self, auth: Authed, id: Path<String>) -> Result<Json<LogoutResult>, ApiError> {
+        self.state.auth.end_session(&auth.0, &id.0).await?;
+        Ok(Json(LogoutResult {
             success: true,
-            message: "Logged out".into(),
+            message: "Session ended".into(),
         }))
     }
-}
-
-/// What the access rule found for this request.
-fn checked(req: &Request) -> Option<&Checked> {
-    req.extensions().get::<Checked>()
 }
 
 /// What each operation answers besides the errors every one can (`http::spec`).
 pub const ERRORS: &[OpErrors] = &[
     op("getAuthStatus", Storage::None, &[]),
-    op("login", Storage::Writes, &[E::Unauthorized]),
+    op(
+        "login",
+        Storage::Writes,
+        &[
+            E::InvalidCredentials,
+            E::KeyPermissions,
+            E::TooManySignIns,
+            E::ImmichNotConfigured,
+            E::ImmichUnreachable,
+            E::ImmichError,
+        ],
+    ),
     op("logout", Storage::Writes, &[]),
+    op("listSessions", Storage::None, &[]),
+    op("endSession", Storage::Writes, &[E::SessionNotFound]),
 ];

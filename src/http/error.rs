@@ -14,8 +14,8 @@ use poem_openapi::{
 
 pub use super::codes::ErrorCode;
 use crate::{
-    assets::AssetError, catalog::CatalogError, immich::ImmichError, media::MediaError,
-    queue::QueueError, settings::SettingsError, storage::backup::BackupError,
+    assets::AssetError, auth::AuthError, catalog::CatalogError, immich::ImmichError,
+    media::MediaError, queue::QueueError, settings::SettingsError, storage::backup::BackupError,
     storage::StorageError, worker::WorkerError,
 };
 
@@ -234,6 +234,25 @@ impl From<MediaError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            AuthError::InvalidCredentials(_) => ErrorCode::InvalidCredentials,
+            AuthError::Throttled(secs) => {
+                return ApiError::new(ErrorCode::TooManySignIns, message).retry_after(secs)
+            }
+            AuthError::NoImmich => ErrorCode::ImmichNotConfigured,
+            AuthError::KeyPermissions(_) => ErrorCode::KeyPermissions,
+            AuthError::Shape => ErrorCode::InvalidBody,
+            AuthError::SessionNotFound(_) => ErrorCode::SessionNotFound,
+            AuthError::Immich(i) => return i.into(),
+            AuthError::Storage(s) => return s.into(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
 impl From<SettingsError> for ApiError {
     fn from(e: SettingsError) -> Self {
         let message = e.to_string();
@@ -318,6 +337,7 @@ impl From<ImmichError> for ApiError {
         let code = match e {
             ImmichError::NotConfigured => ErrorCode::ImmichNotConfigured,
             ImmichError::Denied { .. } => ErrorCode::ImmichRefused,
+            ImmichError::KeyRevoked => ErrorCode::SignInAgain,
             ImmichError::NotFound(_) => ErrorCode::ImmichAssetNotFound,
             ImmichError::Upstream { .. } | ImmichError::BadAnswer(_) => ErrorCode::ImmichError,
             ImmichError::Unreachable(_) => ErrorCode::ImmichUnreachable,

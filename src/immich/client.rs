@@ -15,6 +15,9 @@ pub struct ImmichClient {
     key: Secret,
     json: reqwest::Client,
     download: reqwest::Client,
+    /// Called when Immich answers 401 to this key: a signed-in user's key
+    /// that was revoked or deleted in Immich (their sign-in then ends).
+    revoked: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -101,6 +104,17 @@ impl ImmichClient {
             key,
             json,
             download,
+            revoked: None,
+        }
+    }
+
+    /// The same server with another key (a signed-in user's), sharing the
+    /// connection pools; `revoked` is told when Immich refuses the key.
+    pub fn with_key(&self, key: Secret, revoked: std::sync::Arc<dyn Fn() + Send + Sync>) -> Self {
+        ImmichClient {
+            key,
+            revoked: Some(revoked),
+            ..self.clone()
         }
     }
 
@@ -108,7 +122,45 @@ impl ImmichClient {
         &self.base
     }
 
-    async fn check(
+    pub(crate) fn key(&self) -> &Secret {
+        &self.key
+    }
+
+    pub(crate) fn json_client(&self) -> &reqwest::Client {
+        &self.json
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A JSON answer read into `T`.
+    pub(crate) async fn read<T: DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, ImmichError> {
+        resp.json()
+            .await
+            .map_err(|e| ImmichError::BadAnswer(e.without_url().to_string()))
+    }
+
+    /// An answer sent with this client's key, checked; a 401 for a
+    /// user's key is that key's end.
+    async fn checked(
+        &self,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, ImmichError> {
+        match Self::check(resp).await {
+            Err(ImmichError::Denied { status: 401, .. }) if self.revoked.is_some() => {
+                if let Some(f) = &self.revoked {
+                    f();
+                }
+                Err(ImmichError::KeyRevoked)
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) async fn check(
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<reqwest::Response, ImmichError> {
         let resp = resp.map_err(|e| {
@@ -144,14 +196,10 @@ impl ImmichClient {
         req: reqwest::RequestBuilder,
     ) -> Result<T, ImmichError> {
         let r = req.header("x-api-key", self.key.expose()).send().await;
-        Self::check(r)
-            .await?
-            .json()
-            .await
-            .map_err(|e| ImmichError::BadAnswer(e.without_url().to_string()))
+        Self::read(self.checked(r).await?).await
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ImmichError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ImmichError> {
         self.call(self.json.get(format!("{}{path}", self.base)))
             .await
     }
@@ -228,7 +276,7 @@ impl ImmichClient {
         if let Some(r) = range {
             req = req.header("range", r);
         }
-        Self::check(req.send().await).await
+        self.checked(req.send().await).await
     }
 
     /// A whole download in memory, at most `limit` bytes (an Immich
@@ -300,7 +348,7 @@ fn query_enc(v: &str) -> String {
 }
 
 /// Asset ids are UUIDs; anything else is percent-encoded, never a path.
-fn enc(id: &str) -> String {
+pub(crate) fn enc(id: &str) -> String {
     id.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' {

@@ -2,6 +2,7 @@
 //! `/api`, header `x-api-key`), our `/api/immich/*` routes, and imports of
 //! Immich assets into the queue.
 
+pub mod account;
 pub mod client;
 pub mod import;
 pub mod routes;
@@ -20,6 +21,9 @@ pub enum ImmichError {
     /// 401/403: Immich's own message names the missing permission.
     #[error("Immich refused the request ({status}): {message}")]
     Denied { status: u16, message: String },
+    /// A signed-in user's key that Immich no longer accepts.
+    #[error("Immich no longer accepts the key this sign-in made (revoked or deleted in Immich): sign in again")]
+    KeyRevoked,
     #[error("Immich has no such asset: {0}")]
     NotFound(String),
     #[error("Immich answered {status}: {message}")]

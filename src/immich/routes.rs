@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{client::Search, import, views::*, AssetView, ImmichClient, ImmichError};
 use crate::{
-    auth::Authed,
+    auth::{Authed, Caller, Operator},
     http::{body::JsonBody, error::ApiError},
     media::files::FileBody,
     state::{ApiTags, AppState},
@@ -28,12 +28,14 @@ pub struct ImmichApi {
 }
 
 impl ImmichApi {
-    fn client(&self) -> Result<&ImmichClient, ImmichError> {
-        self.state.immich.as_ref().ok_or(ImmichError::NotConfigured)
+    /// Immich as `caller` sees it: a user's own key, else the service's.
+    fn client(&self, caller: &Caller) -> Result<ImmichClient, ImmichError> {
+        self.state.immich_for(caller)
     }
 
     async fn list(
         &self,
+        caller: &Caller,
         asset_type: Option<&str>,
         size: u32,
         page: u32,
@@ -56,7 +58,7 @@ impl ImmichApi {
             with_exif: false,
             ..Default::default()
         };
-        let p = self.client()?.search(&search).await?;
+        let p = self.client(caller)?.search(&search).await?;
         let data: Vec<AssetView> = p.items.into_iter().map(Into::into).collect();
         Ok(Json(AssetList {
             status: "success".into(),
@@ -69,8 +71,13 @@ impl ImmichApi {
     }
 
     /// Streams an Immich download through, headers included.
-    async fn proxy(&self, path: &str, req: &Request) -> Result<FileBody, ApiError> {
-        proxy(self.client()?, path, req).await
+    async fn proxy(
+        &self,
+        caller: &Caller,
+        path: &str,
+        req: &Request,
+    ) -> Result<FileBody, ApiError> {
+        proxy(&self.client(caller)?, path, req).await
     }
 }
 
@@ -109,8 +116,8 @@ fn default_page() -> u32 {
 impl ImmichApi {
     /// Check the connection and the Immich version
     #[oai(path = "/test", method = "get", operation_id = "testImmich")]
-    async fn test(&self, _auth: Authed) -> Result<Json<TestResult>, ApiError> {
-        let c = self.client()?;
+    async fn test(&self, auth: Authed) -> Result<Json<TestResult>, ApiError> {
+        let c = self.client(&auth.0)?;
         c.ping().await?;
         let v = c.version().await?;
         Ok(Json(TestResult {
@@ -127,8 +134,8 @@ impl ImmichApi {
 
     /// Immich's version
     #[oai(path = "/version", method = "get", operation_id = "getImmichVersion")]
-    async fn version(&self, _auth: Authed) -> Result<Json<VersionResult>, ApiError> {
-        let v = self.client()?.version().await?;
+    async fn version(&self, auth: Authed) -> Result<Json<VersionResult>, ApiError> {
+        let v = self.client(&auth.0)?.version().await?;
         Ok(Json(VersionResult {
             status: "success".into(),
             data: VersionData {
@@ -145,8 +152,8 @@ impl ImmichApi {
         method = "get",
         operation_id = "getImmichStatistics"
     )]
-    async fn statistics(&self, _auth: Authed) -> Result<Json<StatsResult>, ApiError> {
-        let s = self.client()?.statistics().await?;
+    async fn statistics(&self, auth: Authed) -> Result<Json<StatsResult>, ApiError> {
+        let s = self.client(&auth.0)?.statistics().await?;
         Ok(Json(StatsResult {
             status: "success".into(),
             data: StatsData {
@@ -161,7 +168,7 @@ impl ImmichApi {
     #[oai(path = "/assets", method = "get", operation_id = "listImmichAssets")]
     async fn assets(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(
             default = "default_size",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -175,7 +182,7 @@ impl ImmichApi {
         #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
         #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
     ) -> Result<Json<AssetList>, ApiError> {
-        self.list(None, size.0, page.0, is_favorite.0, is_archived.0)
+        self.list(&auth.0, None, size.0, page.0, is_favorite.0, is_archived.0)
             .await
     }
 
@@ -183,7 +190,7 @@ impl ImmichApi {
     #[oai(path = "/photos", method = "get", operation_id = "listImmichPhotos")]
     async fn photos(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(
             default = "default_size",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -197,15 +204,22 @@ impl ImmichApi {
         #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
         #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
     ) -> Result<Json<AssetList>, ApiError> {
-        self.list(Some("IMAGE"), size.0, page.0, is_favorite.0, is_archived.0)
-            .await
+        self.list(
+            &auth.0,
+            Some("IMAGE"),
+            size.0,
+            page.0,
+            is_favorite.0,
+            is_archived.0,
+        )
+        .await
     }
 
     /// Browse Immich videos
     #[oai(path = "/videos", method = "get", operation_id = "listImmichVideos")]
     async fn videos(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(
             default = "default_size",
             validator(minimum(value = "1"), maximum(value = "1000"))
@@ -219,8 +233,15 @@ impl ImmichApi {
         #[oai(name = "isFavorite")] is_favorite: Query<Option<bool>>,
         #[oai(name = "isArchived")] is_archived: Query<Option<bool>>,
     ) -> Result<Json<AssetList>, ApiError> {
-        self.list(Some("VIDEO"), size.0, page.0, is_favorite.0, is_archived.0)
-            .await
+        self.list(
+            &auth.0,
+            Some("VIDEO"),
+            size.0,
+            page.0,
+            is_favorite.0,
+            is_archived.0,
+        )
+        .await
     }
 
     /// One Immich asset
@@ -231,10 +252,10 @@ impl ImmichApi {
     )]
     async fn asset(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
     ) -> Result<Json<AssetResult>, ApiError> {
-        let a = self.client()?.asset(&asset_id.0.to_string()).await?;
+        let a = self.client(&auth.0)?.asset(&asset_id.0.to_string()).await?;
         Ok(Json(AssetResult {
             status: "success".into(),
             data: a.into(),
@@ -249,7 +270,7 @@ impl ImmichApi {
     )]
     async fn thumbnail(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
         size: Query<Option<ThumbSize>>,
         req: &Request,
@@ -260,6 +281,7 @@ impl ImmichApi {
             "thumbnail"
         };
         self.proxy(
+            &auth.0,
             &ImmichClient::thumbnail_path(&asset_id.0.to_string(), size),
             req,
         )
@@ -274,22 +296,26 @@ impl ImmichApi {
     )]
     async fn original(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
         req: &Request,
     ) -> Result<FileBody, ApiError> {
-        self.proxy(&ImmichClient::original_path(&asset_id.0.to_string()), req)
-            .await
+        self.proxy(
+            &auth.0,
+            &ImmichClient::original_path(&asset_id.0.to_string()),
+            req,
+        )
+        .await
     }
 
     /// Search Immich: smart (CLIP) search when Immich has it, else by file name
     #[oai(path = "/search", method = "post", operation_id = "searchImmich")]
     async fn search(
         &self,
-        _auth: Authed,
+        auth: Authed,
         body: JsonBody<SearchBody>,
     ) -> Result<Json<AssetList>, ApiError> {
-        let c = self.client()?;
+        let c = self.client(&auth.0)?;
         let size = body.size.unwrap_or(100);
         let t = match body.search_type {
             Some(SearchType::Image) => Some("IMAGE"),
@@ -332,14 +358,14 @@ impl ImmichApi {
     )]
     async fn enqueue(
         &self,
-        _auth: Authed,
+        auth: Operator,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
     ) -> Result<EnqueueResponse, ApiError> {
-        let c = self.client()?;
+        let c = self.client(&auth.0)?;
         let s = &self.state;
         let r = import::import_one(
             &s.catalog,
-            c,
+            &c,
             s.config.max_upload_bytes,
             &asset_id.0.to_string(),
         )
@@ -355,12 +381,12 @@ impl ImmichApi {
     #[oai(path = "/import", method = "post", operation_id = "startImmichImport")]
     async fn import(
         &self,
-        _auth: Authed,
+        auth: Operator,
         body: JsonBody<import::ImportRequest>,
     ) -> Result<ImportResponse, ApiError> {
         let job = import::Job {
             catalog: self.state.catalog.clone(),
-            client: self.client()?.clone(),
+            client: self.client(&auth.0)?,
             max_bytes: self.state.config.max_upload_bytes,
         };
         let status = self.state.importer.start(job, body.0)?;
@@ -369,8 +395,8 @@ impl ImmichApi {
 
     /// Progress of the current or last import
     #[oai(path = "/import", method = "get", operation_id = "getImmichImport")]
-    async fn import_status(&self, _auth: Authed) -> Result<Json<import::ImportStatus>, ApiError> {
-        self.client()?;
+    async fn import_status(&self, auth: Operator) -> Result<Json<import::ImportStatus>, ApiError> {
+        self.client(&auth.0)?;
         Ok(Json(self.state.importer.status()))
     }
 }

@@ -16,7 +16,7 @@ use super::{ImmichClient, ImmichError};
 use crate::{
     ai::routes::Answer,
     assets::Kind,
-    auth::Authed,
+    auth::{Authed, Caller},
     http::{
         codes::ErrorCode as E,
         error::ApiError,
@@ -132,8 +132,9 @@ pub fn rows(body: Value) -> Vec<Value> {
 }
 
 impl TimelineApi {
-    fn client(&self) -> Result<&ImmichClient, ImmichError> {
-        self.state.immich.as_ref().ok_or(ImmichError::NotConfigured)
+    /// Immich as `caller` sees it: a user's own key, else the service's.
+    fn client(&self, caller: &Caller) -> Result<ImmichClient, ImmichError> {
+        self.state.immich_for(caller)
     }
 }
 
@@ -141,8 +142,8 @@ impl TimelineApi {
 impl TimelineApi {
     /// The timeline's buckets (months), newest first
     #[oai(path = "/timeline", method = "get", operation_id = "getImmichTimeline")]
-    async fn timeline(&self, _auth: Authed) -> Result<Json<Answer<Timeline>>, ApiError> {
-        let buckets = self.client()?.timeline_buckets().await?;
+    async fn timeline(&self, auth: Authed) -> Result<Json<Answer<Timeline>>, ApiError> {
+        let buckets = self.client(&auth.0)?.timeline_buckets().await?;
         let body = serde_json::json!({"status": "success", "data": buckets});
         Answer::checked(body, E::ImmichError).map(Json)
     }
@@ -155,10 +156,10 @@ impl TimelineApi {
     )]
     async fn bucket(
         &self,
-        _auth: Authed,
+        auth: Authed,
         bucket: Path<String>,
     ) -> Result<Json<Answer<Bucket>>, ApiError> {
-        let body = self.client()?.timeline_bucket(&bucket.0).await?;
+        let body = self.client(&auth.0)?.timeline_bucket(&bucket.0).await?;
         let data = rows(body);
         let answer = serde_json::json!({"status": "success", "count": data.len(), "data": data});
         Answer::checked(answer, E::ImmichError).map(Json)
@@ -176,7 +177,7 @@ impl TimelineApi {
     )]
     async fn processed(
         &self,
-        _auth: Authed,
+        auth: Authed,
         /// 0-based page.
         #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000")))]
         page: Query<u32>,
@@ -189,7 +190,7 @@ impl TimelineApi {
         #[oai(name = "type", default = "all_types")]
         kind: Query<String>,
     ) -> Result<Json<Processed>, ApiError> {
-        let client = self.client()?.clone();
+        let client = self.client(&auth.0)?;
         let wanted = match kind.0.as_str() {
             "depth" => Some(Kind::Depth),
             "splat" => Some(Kind::Splat),

@@ -132,6 +132,7 @@ fn write_partial(
         .chain(src.list_multimap_tables()?.map(|h| h.name().to_string()))
         .collect();
     let db = Database::create(partial).map_err(StorageError::from)?;
+    super::open::owner_only(partial)?;
     let txn = db.begin_write()?;
     let mut copied = BTreeSet::new();
     let mut rows = 0;

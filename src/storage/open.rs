@@ -55,9 +55,19 @@ pub struct Opened {
 }
 
 pub fn create(path: &Path, options: &Options) -> Result<Database, StorageError> {
-    Ok(Database::builder()
+    let db = Database::builder()
         .set_cache_size(options.cache_bytes)
-        .create(path)?)
+        .create(path)?;
+    owner_only(path)?;
+    Ok(db)
+}
+
+/// The database holds the Immich keys of signed-in users: the file (and
+/// every backup of it) is readable and writable by its owner only.
+pub fn owner_only(path: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StorageError::Db(redb::Error::Io(e)))
 }
 
 /// The schema version in a file (0 for a new one).

@@ -12,6 +12,18 @@ import { deflateSync, crc32 as zcrc } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+// The operator's AUTH_TOKEN every server gets: the service is closed by
+// default, and the tests act as the operator unless they say otherwise.
+// Every fetch carries it unless it sends its own Authorization or Cookie,
+// or says `anonymous: true`.
+export const TOKEN = 'test-operator-token';
+const plainFetch = globalThis.fetch;
+globalThis.fetch = (input, init = {}) => {
+  const headers = new Headers(init.headers || {});
+  if (!init.anonymous && !headers.has('authorization') && !headers.has('cookie')) headers.set('authorization', `Bearer ${TOKEN}`);
+  return plainFetch(input, { ...init, headers });
+};
 export const SHOTS = join(ROOT, 'artifacts', 'screenshots');
 const children = [];
 
@@ -70,7 +82,7 @@ export async function startServer(env = {}, opts = {}) {
   const child = spawn(join(ROOT, 'target/debug/immichvr'), [], {
     env: {
       PATH: process.env.PATH, RUST_LOG: 'warn', DATA_DIR: dataDir, BACKEND_PORT: String(port),
-      BIND_ADDR: '127.0.0.1', RETRY_BASE_SECS: '0.05', ...env,
+      BIND_ADDR: '127.0.0.1', RETRY_BASE_SECS: '0.05', AUTH_TOKEN: TOKEN, ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -87,7 +99,12 @@ export async function startServer(env = {}, opts = {}) {
   return { url, child, dataDir, stop() { child.kill('SIGTERM'); rmSync(dataDir, { recursive: true, force: true }); } };
 }
 
+// Chromium with a fresh profile. Its pages act as the operator (the
+// token as a header on every request) unless `anonymous: true`: those
+// sign in themselves.
 export async function launch(options = {}) {
+  const { anonymous, ...rest } = options;
+  options = anonymous ? rest : { extraHTTPHeaders: { Authorization: `Bearer ${TOKEN}` }, ...rest };
   const profile = mkdtempSync(join(tmpdir(), 'immichvr-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

@@ -84,7 +84,8 @@ impl Launch {
             .env("RUST_LOG", "info")
             .env_remove("IMMICH_URL")
             .env_remove("IMMICH_API_KEY")
-            .env_remove("AUTH_TOKEN")
+            .env("AUTH_TOKEN", super::TOKEN)
+            .env_remove("AUTH")
             .env_remove("IMMICHVR_CONFIG");
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -26,11 +26,18 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The operator's `AUTH_TOKEN` every test server gets, and every request
+/// of [`client`] carries (the service is closed by default; tests act as
+/// the operator unless they say otherwise).
+pub const TOKEN: &str = "test-operator-token";
+
 /// A configuration on a fresh temporary data directory, worker off (tests
-/// that need it turn it on) and AI pointed at a closed port.
+/// that need it turn it on), AI pointed at a closed port, and the
+/// operator's token [`TOKEN`].
 pub fn test_config() -> (Config, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = Config::with_data_dir(tmp.path());
+    c.auth_token = Some(TOKEN.parse().unwrap());
     c.auto_start_worker = false;
     c.ai_service_url = "http://127.0.0.1:9".into();
     c.immich_url = None;
@@ -83,6 +90,24 @@ impl TestServer {
 /// test's runtime), on the server's TLS set-up, which reads the system's
 /// CA files once per process rather than once per client.
 pub fn client() -> reqwest::Client {
+    client_builder().build().unwrap()
+}
+
+/// A client builder that sends the operator's token on every request.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().unwrap(),
+    );
+    immichvr::tls::client_builder().default_headers(h)
+}
+
+/// The token's header line, for requests written by hand.
+pub const AUTH_LINE: &str = "Authorization: Bearer test-operator-token\r\n";
+
+/// A client with no credentials at all (what a stranger sends).
+pub fn anonymous() -> reqwest::Client {
     immichvr::tls::client_builder().build().unwrap()
 }
 

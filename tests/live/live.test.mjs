@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
-import { startStandins, startServer, setAiMode } from '../browser/harness.mjs';
+import { startStandins, startServer, setAiMode, TOKEN } from '../browser/harness.mjs';
 
 const PHOTO = '00000000-0000-4000-8000-000000000001';
 const PHOTO2 = '00000000-0000-4000-8000-000000000002';
@@ -23,8 +23,10 @@ function env(extra = {}) {
 }
 
 // A socket that records everything it is sent; `next` waits for a match.
+// As the operator (the token) unless `opts.extraHeaders` says otherwise.
 function connect(url, opts = {}) {
-  const socket = io(url, { transports: ['websocket'], upgrade: false, reconnection: false, forceNew: true, ...opts });
+  const auth = { extraHeaders: { Authorization: `Bearer ${TOKEN}` } };
+  const socket = io(url, { transports: ['websocket'], upgrade: false, reconnection: false, forceNew: true, ...auth, ...opts });
   const seen = [];
   const waiting = [];
   socket.onAny((name, data) => {
