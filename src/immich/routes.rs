@@ -223,7 +223,7 @@ impl ImmichApi {
             .await
     }
 
-    /// One Immich asset
+    /// One Immich asset, Immich's whole object passed through
     #[oai(
         path = "/assets/:assetId",
         method = "get",
@@ -234,10 +234,10 @@ impl ImmichApi {
         _auth: Authed,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
     ) -> Result<Json<AssetResult>, ApiError> {
-        let a = self.client()?.asset(&asset_id.0.to_string()).await?;
+        let data = self.client()?.asset_json(&asset_id.0.to_string()).await?;
         Ok(Json(AssetResult {
             status: "success".into(),
-            data: a.into(),
+            data,
         }))
     }
 
