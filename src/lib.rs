@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod echo;
 pub mod events;
 pub mod http;
 pub mod immich;

@@ -504,3 +504,45 @@ async fn the_stand_ins_timeline_has_immichs_shapes() {
     }
     im.down().await;
 }
+
+/// The stand-in's `GET /assets/{id}` is Immich's `AssetResponseDto`,
+/// checked against Immich's own spec (required fields, types, formats,
+/// `exifInfo` as `ExifResponseDto`), for every asset of the library but
+/// the one that keeps Immich 2's string `duration` on purpose.
+#[tokio::test]
+async fn the_stand_ins_asset_is_immichs_asset_response_dto() {
+    let spec = common::spec_shape::immich_spec();
+    for a in library(3) {
+        if a.json["id"] == VIDEO_OLD {
+            continue;
+        }
+        let wrong = common::spec_shape::mismatches(&spec, "AssetResponseDto", &a.json);
+        assert!(wrong.is_empty(), "{}: {wrong:#?}", a.json["id"]);
+        assert!(a.json["exifInfo"].is_object());
+    }
+    // The checker finds what is wrong.
+    let mut bad = library(1)[0].json.clone();
+    bad["exifInfo"]["exifImageWidth"] = serde_json::json!("64");
+    bad.as_object_mut().unwrap().remove("ownerId");
+    let wrong = common::spec_shape::mismatches(&spec, "AssetResponseDto", &bad);
+    assert_eq!(wrong.len(), 2, "{wrong:#?}");
+}
+
+/// `GET /api/immich/assets/{id}` passes Immich's whole object through
+/// (`exifInfo`, `people`, fields a later Immich adds), as upstream does
+/// and its e2e gallery test reads.
+#[tokio::test]
+async fn one_asset_is_immichs_whole_object() {
+    let im = ImmichStandin::start(library(2)).await;
+    let s = server(&im, KEY, "").await;
+    let a = s.get_json(&format!("/api/immich/assets/{PHOTO1}")).await;
+    assert_eq!(a["status"], "success");
+    let sent = im.inner.assets.lock().unwrap()[0].json.clone();
+    assert_eq!(a["data"], sent, "exactly what Immich sent");
+    assert_eq!(a["data"]["exifInfo"]["make"], "Google");
+    assert!(a["data"]["exifInfo"]["fileSizeInByte"].as_u64().unwrap() > 0);
+    let spec = common::spec_shape::immich_spec();
+    let wrong = common::spec_shape::mismatches(&spec, "AssetResponseDto", &a["data"]);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    s.stop().await;
+}

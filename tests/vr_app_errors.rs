@@ -374,3 +374,141 @@ async fn refused_loads_and_unconvertible_splats() {
     assert_eq!(splats.len(), 1, "no KSPLAT left behind: {splats:?}");
     s.stop().await;
 }
+
+/// A generate whose id is not a UUID (a path, 5,000 characters, unicode)
+/// names no photo: 404 without a request to Immich (which answered 400
+/// "id must be a UUID", and so a 502), and the answer does not repeat the
+/// 5,000 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_uuids_never_reach_immich() {
+    let ai = AiStandin::start(Mode::Ok).await;
+    let im = ImmichStandin::start(library(1)).await;
+    let s = app(&ai.url(), &im, |_| {}).await;
+    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
+    let long = "a".repeat(5000);
+    for id in [
+        "..%2F..",
+        "..%2F..%2Fserver%2Fversion",
+        long.as_str(),
+        "%E2%98%83%F0%9F%93%B7",
+        "00000000-0000-4000-8000-00000000000",
+    ] {
+        for body in [
+            json!({"type": "depth", "modelKey": "small"}),
+            json!({"type": "splat"}),
+        ] {
+            let r = s
+                .post_json(&format!("/api/assets/{id}/generate"), &body)
+                .await;
+            assert_eq!(r.status(), 404, "{id:.40}");
+            assert!(common::spec_declares(&r, "photo-not-found").await);
+            let text = r.text().await.unwrap();
+            assert!(text.len() < 400, "{} bytes echoed", text.len());
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["code"],
+                "photo-not-found"
+            );
+        }
+    }
+    assert!(
+        im.inner.asset_calls.lock().unwrap().is_empty(),
+        "Immich was asked about {:?}",
+        im.inner.asset_calls.lock().unwrap()
+    );
+    assert!(im.inner.original_calls.lock().unwrap().is_empty());
+    assert!(im.inner.thumbnail_calls.lock().unwrap().is_empty());
+    nothing_stored(&s);
+    assert_eq!(s.get_json("/api/queue/items").await["items"], json!([]));
+    s.stop().await;
+}
+
+/// `defaultDepthModel` takes a depth model of the catalogue: `sharp` is a
+/// 400 (it was saved, and bulk jobs then failed at the AI with "Unknown
+/// model 'sharp'"), and the stored default is unchanged.
+#[tokio::test]
+async fn the_default_depth_model_must_be_a_depth_model() {
+    let s = TestServer::start().await;
+    let put = |body: serde_json::Value| {
+        let url = s.at("/api/settings");
+        async move { client().put(url).json(&body).send().await.unwrap() }
+    };
+    assert_eq!(
+        put(json!({"defaultDepthModel": "base"})).await.status(),
+        200
+    );
+    let r = put(json!({"defaultDepthModel": "sharp"})).await;
+    assert_eq!(r.status(), 400);
+    assert!(common::spec_declares(&r, "invalid-model").await);
+    let b = json(r).await;
+    assert_eq!(b["code"], "invalid-model");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.contains("small, base, large"), "{message}");
+    assert_eq!(
+        s.get_json("/api/settings").await["defaultDepthModel"],
+        "base"
+    );
+    s.stop().await;
+}
+
+/// An invalid value is named in the error, not repeated whole: 200 KB
+/// model keys and a 200 KB value of the wrong type come back as a short
+/// answer, wherever they are refused.
+#[tokio::test]
+async fn a_200_kb_value_is_not_echoed_back() {
+    let s = TestServer::start().await;
+    let big = "x".repeat(200_000);
+    let put = |body: serde_json::Value| {
+        let url = s.at("/api/settings");
+        async move { client().put(url).json(&body).send().await.unwrap() }
+    };
+    let answers = vec![
+        (
+            put(json!({"defaultDepthModel": big})).await,
+            400,
+            "invalid-model",
+        ),
+        (
+            put(json!({"defaultDepthModel": [big]})).await,
+            422,
+            "invalid-body",
+        ),
+        (
+            s.post_json(
+                &format!("/api/assets/{PHOTO}/generate"),
+                &json!({"type": "depth", "modelKey": big}),
+            )
+            .await,
+            400,
+            "invalid-model",
+        ),
+        (
+            s.post_json(
+                &format!("/api/assets/{PHOTO}/generate"),
+                &json!({"type": big}),
+            )
+            .await,
+            422,
+            "invalid-body",
+        ),
+        (
+            s.post(&format!("/api/settings/models/{}/load", &big[..8000]))
+                .await,
+            404,
+            "model-not-found",
+        ),
+    ];
+    for (r, status, code) in answers {
+        let path = r.url().path().chars().take(60).collect::<String>();
+        assert_eq!(r.status(), status, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(text.len() < 1500, "{path}: {} bytes echoed", text.len());
+        let b: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(b["code"], code, "{path}");
+        let message = b["message"].as_str().unwrap();
+        assert!(
+            message.contains("xxx"),
+            "the value is still named: {message}"
+        );
+    }
+    s.stop().await;
+}

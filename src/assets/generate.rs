@@ -7,13 +7,8 @@ use uuid::Uuid;
 
 use super::{AssetError, AssetRow, Format, Kind, DEPTH_MODELS, SPLAT_MODEL};
 use crate::{
-    catalog::ImmichRef,
-    http::error::ApiError,
-    immich::ImmichError,
-    media::MediaType,
-    queue::QueueRow,
-    settings::{manager::status_str, ModelStatus, SettingsError},
-    state::AppState,
+    catalog::ImmichRef, http::error::ApiError, immich::ImmichError, media::MediaType,
+    queue::QueueRow, state::AppState,
 };
 
 pub enum Started {
@@ -24,19 +19,15 @@ pub enum Started {
 }
 
 /// The model a request means: splats are always SHARP; depth needs one of
-/// the depth models, downloaded (unless the AI has no catalogue).
+/// the depth models, usable now (`ModelManager::usable`: asked of the AI
+/// when this process has not heard it hold the model).
 pub async fn model_for(state: &AppState, kind: Kind, asked: &str) -> Result<String, ApiError> {
     let model = match kind {
         Kind::Splat => return Ok(SPLAT_MODEL.to_string()),
         Kind::Depth if DEPTH_MODELS.contains(&asked) => asked.to_string(),
         Kind::Depth => return Err(AssetError::UnknownModel(asked.to_string()).into()),
     };
-    if !state.models.without_catalogue() {
-        let rec = state.models.record(&model).await?;
-        if rec.status != ModelStatus::Downloaded {
-            return Err(SettingsError::NotDownloaded(model, status_str(rec.status)).into());
-        }
-    }
+    state.models.usable(&model).await?;
     Ok(model)
 }
 
@@ -47,6 +38,11 @@ pub async fn start(
     kind: Kind,
     asked: &str,
 ) -> Result<Started, ApiError> {
+    // Photos are named by UUID (ours or Immich's): anything else names
+    // none, and is not sent on to Immich.
+    if Uuid::parse_str(id).is_err() {
+        return Err(AssetError::NoMedia(id.to_string()).into());
+    }
     let model = model_for(state, kind, asked).await?;
     let known = state.catalog.resolve(id).await?;
     if let Some(m) = &known {

@@ -16,7 +16,7 @@ use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{media::FileDir, timestamp::Timestamp};
+use crate::{echo::clip, media::FileDir, timestamp::Timestamp};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Enum, Serialize, Deserialize,
@@ -135,17 +135,17 @@ pub const SPLAT_MODEL: &str = "sharp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssetError {
-    #[error("No Immich asset {0} has 3D assets here, and none could be made")]
+    #[error("No Immich asset {} has 3D assets here, and none could be made", clip(.0))]
     NoMedia(String),
-    #[error("No generated file {0} for this photo")]
+    #[error("No generated file {} for this photo", clip(.0))]
     FileNotFound(String),
     #[error("No PLY file found to convert")]
     NoPly,
     #[error("Only ksplat conversion is supported (from ply); PLY files can be loaded directly by SparkJS")]
     UnsupportedConversion,
-    #[error("Unknown model '{0}'; the catalogue has small, base, large (depth) and sharp (splat)")]
+    #[error("Unknown model '{}'; the catalogue has small, base, large (depth) and sharp (splat)", clip(.0))]
     UnknownModel(String),
-    #[error("Model {0} is a {1} model; it cannot make a {2}")]
+    #[error("Model {} is a {} model; it cannot make a {}", clip(.0), .1, .2)]
     WrongKind(String, &'static str, &'static str),
     #[error("The {0} file is not a splat this service can read: {1}")]
     BadPly(&'static str, String),

@@ -242,6 +242,8 @@ const GENERATE: &[E] = &[
     E::InvalidModel,
     E::ModelNotFound,
     E::ModelNotDownloaded,
+    E::AiUnreachable,
+    E::AiRefused,
     E::PhotoNotFound,
     E::GenerationFailed,
     E::StillGenerating,

@@ -12,7 +12,7 @@ pub struct VrConfig {
     #[arg(long, env = "SPLATS_DIR")]
     pub splats_dir: Option<PathBuf>,
 
-    /// A built ImmichVR web app (its `dist/`), served at `/` with the
+    /// A built ImmichVR web app (upstream `services/frontend/build/`), served at `/` with the
     /// cross-origin isolation headers it needs; unset: `/` is the admin page.
     #[arg(long, env = "FRONTEND_DIR")]
     pub frontend_dir: Option<PathBuf>,

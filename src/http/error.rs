@@ -39,12 +39,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The message is cut at `echo::MESSAGE_CHARS`: whatever a layer
+    /// quoted of the request, the answer stays small.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         ApiError {
             code,
             body: ErrorBody {
                 error: code.title().into(),
-                message: message.into(),
+                message: crate::echo::message(&message).into_owned(),
                 code,
             },
             retry_after: None,
@@ -173,6 +176,12 @@ impl ApiResponse for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        (&e).into()
+    }
+}
+
+impl From<&StorageError> for ApiError {
+    fn from(e: &StorageError) -> Self {
         let message = e.to_string();
         match e {
             StorageError::Db(_) | StorageError::ReadOnly(_) if e.is_disk_full() => ApiError::new(
@@ -258,13 +267,18 @@ impl From<SettingsError> for ApiError {
         let message = e.to_string();
         let code = match e {
             SettingsError::NoSettings => ErrorCode::NoSettings,
-            SettingsError::InvalidModel(_) => ErrorCode::InvalidModel,
+            SettingsError::InvalidModel(..) => ErrorCode::InvalidModel,
             SettingsError::UnknownModel(_) => ErrorCode::ModelNotFound,
-            SettingsError::NotDownloaded(..) => ErrorCode::ModelNotDownloaded,
+            SettingsError::NotDownloaded(..) | SettingsError::Downloading(_) => {
+                ErrorCode::ModelNotDownloaded
+            }
             SettingsError::NoCatalogue(_) => ErrorCode::AiNoCatalogue,
             SettingsError::AiRefused(_) => ErrorCode::AiRefused,
-            SettingsError::AiUnreachable(_) => ErrorCode::AiUnreachable,
-            SettingsError::Storage(s) => return s.into(),
+            // The AI comes up after us at boot: asking again soon helps.
+            SettingsError::AiUnreachable(_) => {
+                return ApiError::new(ErrorCode::AiUnreachable, message).retry_after(5)
+            }
+            SettingsError::Storage(s) => return s.as_ref().into(),
         };
         ApiError::new(code, message)
     }

@@ -330,13 +330,21 @@ fn one_error_body(doc: &mut Value) {
 /// the code keeps those answers, and the spec says which values work, so
 /// a generated client and a fuzzer send only those.
 fn vr_app_bodies(doc: &mut Value) {
-    let models = serde_json::json!(["small", "base", "large", "sharp"]);
+    let seeds = crate::settings::seeds();
+    let keys = |depth_only: bool| -> Value {
+        seeds
+            .iter()
+            .filter(|m| !depth_only || m.kind == crate::assets::Kind::Depth)
+            .map(|m| Value::from(m.key.as_str()))
+            .collect()
+    };
     let schemas = &mut doc["components"]["schemas"];
     for (schema, field, values) in [
         ("ConvertBody", "from", serde_json::json!(["ply"])),
         ("ConvertBody", "to", serde_json::json!(["ksplat"])),
-        ("SettingsPatch", "defaultDepthModel", models.clone()),
-        ("GenerateBody", "modelKey", models),
+        // Only a depth model can be the default for bulk depth maps.
+        ("SettingsPatch", "defaultDepthModel", keys(true)),
+        ("GenerateBody", "modelKey", keys(false)),
     ] {
         if let Some(p) = schemas[schema]["properties"][field].as_object_mut() {
             p.insert("enum".into(), values);

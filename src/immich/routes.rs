@@ -244,7 +244,7 @@ impl ImmichApi {
         .await
     }
 
-    /// One Immich asset
+    /// One Immich asset, Immich's whole object passed through
     #[oai(
         path = "/assets/:assetId",
         method = "get",
@@ -255,10 +255,13 @@ impl ImmichApi {
         auth: Authed,
         #[oai(name = "assetId")] asset_id: Path<Uuid>,
     ) -> Result<Json<AssetResult>, ApiError> {
-        let a = self.client(&auth.0)?.asset(&asset_id.0.to_string()).await?;
+        let data = self
+            .client(&auth.0)?
+            .asset_json(&asset_id.0.to_string())
+            .await?;
         Ok(Json(AssetResult {
             status: "success".into(),
-            data: a.into(),
+            data,
         }))
     }
 

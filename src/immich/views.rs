@@ -66,7 +66,9 @@ pub struct AssetList {
 #[derive(Debug, Object)]
 pub struct AssetResult {
     pub status: String,
-    pub data: AssetView,
+    /// Immich's asset (`AssetResponseDto`: `exifInfo`, `people`, `tags`
+    /// and the rest) exactly as Immich sent it, as upstream passes it on.
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]

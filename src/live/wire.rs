@@ -44,7 +44,10 @@ pub fn generate(v: Option<Value>) -> Result<Generate, String> {
     let kind = match text(&v, "type", 16)? {
         "depth" => Kind::Depth,
         "splat" => Kind::Splat,
-        other => return Err(format!("`type` must be depth or splat, not {other:?}")),
+        other => {
+            let other = crate::echo::clip(other);
+            return Err(format!("`type` must be depth or splat, not {other:?}"));
+        }
     };
     let model_key = match (kind, v.get("modelKey")) {
         (Kind::Splat, _) => crate::assets::SPLAT_MODEL.to_string(),
@@ -68,9 +71,10 @@ pub fn load(v: Option<Value>) -> Result<Load, String> {
             "cpu" => "cpu",
             "auto" => "auto",
             other => {
+                let other = crate::echo::clip(other);
                 return Err(format!(
                     "`options.device` must be gpu, cpu or auto, not {other:?}"
-                ))
+                ));
             }
         }),
         Some(_) => return Err("`options.device` must be a string".into()),

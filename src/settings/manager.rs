@@ -10,11 +10,12 @@
 //! until downloaded again, though the AI service keeps its files.
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -23,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use super::{store, ModelRecord, ModelStatus, SettingsError};
 use crate::{
     ai::{gateway::Catalogue, AiClient, AiError},
-    assets::Kind,
     catalog::{Catalog, Durability},
     events::{Event, ModelEvent},
     timestamp::Timestamp,
@@ -47,7 +47,7 @@ struct Held {
 
 pub struct ModelManager {
     catalog: Catalog,
-    ai: AiClient,
+    pub(super) ai: AiClient,
     base: Option<String>,
     held: Mutex<Held>,
     auto: Duration,
@@ -57,9 +57,25 @@ pub struct ModelManager {
     /// What the last look found: 0 not yet, 1 a model catalogue, 2 an
     /// older service without one (its one model is always usable).
     catalogue: std::sync::atomic::AtomicU8,
+    /// One reading of the AI's list at a time (`sync`).
+    syncing: tokio::sync::Mutex<()>,
+    /// How the last reading ended, and when: callers that waited for it
+    /// take its answer instead of asking again.
+    last: Mutex<Option<(Instant, Result<(), SettingsError>)>>,
+    /// Downloads running in this process (`download`). `downloading` is
+    /// this and nothing else: it is never stored.
+    pub(super) downloads: Mutex<HashMap<String, super::download::Joined>>,
 }
 
-fn event(status: &str, key: Option<&str>) -> ModelEvent {
+/// A refusal may rest on a reading of the AI's list this young; an older
+/// one is read again first.
+const FRESH: Duration = Duration::from_secs(2);
+
+/// How soon a failed reading is tried again by the sync task (doubling up
+/// to `MODEL_SYNC_SECS`): the AI usually comes up just after us at boot.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+pub(super) fn event(status: &str, key: Option<&str>) -> ModelEvent {
     ModelEvent {
         status: status.into(),
         model_key: key.map(str::to_string),
@@ -68,7 +84,7 @@ fn event(status: &str, key: Option<&str>) -> ModelEvent {
     }
 }
 
-fn ai_error(base: &str, e: AiError) -> SettingsError {
+pub(super) fn ai_error(base: &str, e: AiError) -> SettingsError {
     match &e {
         AiError::Unreachable(_) | AiError::Timeout(_) => {
             SettingsError::AiUnreachable(format!("{base}: {e}"))
@@ -88,17 +104,20 @@ impl ModelManager {
             manual: Duration::from_millis(config.vr.model_timeout_manual_ms.max(1)),
             epoch: AtomicU64::new(0),
             catalogue: std::sync::atomic::AtomicU8::new(0),
+            syncing: tokio::sync::Mutex::new(()),
+            last: Mutex::new(None),
+            downloads: Mutex::new(HashMap::new()),
         })
     }
 
-    fn base(&self) -> Result<&str, SettingsError> {
+    pub(super) fn base(&self) -> Result<&str, SettingsError> {
         self.base
             .as_deref()
             .ok_or_else(|| SettingsError::AiUnreachable("no AI_SERVICE_URL configured".into()))
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.held)
     }
 
     /// What the app is told on connect: the loaded model, or none.
@@ -117,7 +136,7 @@ impl ModelManager {
         self.held().current.clone()
     }
 
-    fn announce(&self, e: ModelEvent) {
+    pub(super) fn announce(&self, e: ModelEvent) {
         self.catalog.announce_now(Event::Model(e));
     }
 
@@ -147,6 +166,31 @@ impl ModelManager {
     /// Brings the stored statuses and the loaded model in line with the AI
     /// service's list; returns the keys now `downloaded`.
     pub async fn sync(&self) -> Result<Vec<String>, SettingsError> {
+        let _one = self.syncing.lock().await;
+        self.sync_locked().await
+    }
+
+    /// Reads the AI's list again, unless a reading ended while this caller
+    /// waited for its turn or a moment ago: then that one's answer.
+    async fn ask_ai(&self) -> Result<(), SettingsError> {
+        let asked = Instant::now();
+        let _one = self.syncing.lock().await;
+        if let Some((at, answer)) = &*lock(&self.last) {
+            if *at >= asked || (answer.is_ok() && at.elapsed() < FRESH) {
+                return answer.clone();
+            }
+        }
+        self.sync_locked().await.map(drop)
+    }
+
+    async fn sync_locked(&self) -> Result<Vec<String>, SettingsError> {
+        let answer = self.reconcile().await;
+        let outcome = answer.as_ref().map(drop).map_err(Clone::clone);
+        *lock(&self.last) = Some((Instant::now(), outcome));
+        answer
+    }
+
+    async fn reconcile(&self) -> Result<Vec<String>, SettingsError> {
         let list = self.ai_models().await?;
         let models = list["models"].as_array().cloned().unwrap_or_default();
         let synced = self
@@ -165,7 +209,14 @@ impl ModelManager {
                     if on_disk && !rec.deleted_by_user {
                         rec.status = ModelStatus::Downloaded;
                         rec.downloaded_at.get_or_insert_with(Timestamp::now);
-                    } else if !on_disk && rec.status == ModelStatus::Downloaded {
+                    } else if !on_disk
+                        && matches!(
+                            rec.status,
+                            // A stored `downloading` is from a run that
+                            // ended mid-download (it is no longer stored).
+                            ModelStatus::Downloaded | ModelStatus::Downloading
+                        )
+                    {
                         rec.status = ModelStatus::NotDownloaded;
                         rec.downloaded_at = None;
                     }
@@ -215,6 +266,7 @@ impl ModelManager {
         self.catalogue.load(Ordering::SeqCst) == 2
     }
 
+    /// One model, with its status as of now.
     pub async fn record(&self, key: &str) -> Result<ModelRecord, SettingsError> {
         let key = key.to_string();
         let k = key.clone();
@@ -222,7 +274,67 @@ impl ModelManager {
             .store()
             .read(move |txn| store::model(txn, &k))
             .await?
+            .map(|r| self.as_of_now(r))
             .ok_or(SettingsError::UnknownModel(key))
+    }
+
+    /// The catalogue in display order, each status as of now.
+    pub async fn records(&self) -> Result<Vec<ModelRecord>, SettingsError> {
+        let stored = self.catalog.store().read(store::models).await?;
+        Ok(stored.into_iter().map(|r| self.as_of_now(r)).collect())
+    }
+
+    /// `downloading` while this process downloads the model, and never
+    /// otherwise: one stored by an older version is a download that ended
+    /// with its process, so the model is not (known to be) downloaded.
+    fn as_of_now(&self, mut rec: ModelRecord) -> ModelRecord {
+        if lock(&self.downloads).contains_key(&rec.key) {
+            rec.status = ModelStatus::Downloading;
+        } else if rec.status == ModelStatus::Downloading {
+            rec.status = ModelStatus::NotDownloaded;
+            rec.download_progress = 0;
+        }
+        rec
+    }
+
+    /// Whether `key` can be used now. A model this process has not heard
+    /// the AI hold is not known to be missing: the AI's list is read again
+    /// before a refusal (unless it was read a moment ago), and while no AI
+    /// answers, the answer says so instead of "download it".
+    pub async fn usable(&self, key: &str) -> Result<(), SettingsError> {
+        if self.without_catalogue() {
+            return Ok(());
+        }
+        let mut rec = self.record(key).await?;
+        match rec.status {
+            ModelStatus::Downloaded => return Ok(()),
+            ModelStatus::Downloading => return Err(SettingsError::Downloading(key.into())),
+            ModelStatus::NotDownloaded | ModelStatus::Error => {}
+        }
+        // Deleted here by the user: the AI keeps the files, so asking it
+        // changes nothing.
+        if !rec.deleted_by_user {
+            match self.ask_ai().await {
+                Ok(()) => {}
+                // An older service: its one model is always usable.
+                Err(SettingsError::NoCatalogue(_)) => return Ok(()),
+                Err(SettingsError::AiUnreachable(why)) => {
+                    return Err(SettingsError::AiUnreachable(format!(
+                        "{why}. Whether model {key} is downloaded is known once it answers; \
+                         try again when the AI service is up"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+            rec = self.record(key).await?;
+            if rec.status == ModelStatus::Downloaded {
+                return Ok(());
+            }
+        }
+        Err(SettingsError::NotDownloaded(
+            key.into(),
+            status_str(rec.status),
+        ))
     }
 
     /// Loads `key` in the AI service unless it holds it already (and no
@@ -233,12 +345,11 @@ impl ModelManager {
         trigger: Trigger,
         device: Option<&str>,
     ) -> Result<(), SettingsError> {
-        let rec = self.record(key).await?;
+        self.record(key).await?;
         if self.without_catalogue() {
             return Err(SettingsError::NoCatalogue(self.base()?.to_string()));
         }
-        if rec.status != ModelStatus::Downloaded {
-            let e = SettingsError::NotDownloaded(key.into(), status_str(rec.status));
+        if let Err(e) = self.usable(key).await {
             self.announce_error(key, &e);
             return Err(e);
         }
@@ -281,7 +392,7 @@ impl ModelManager {
         });
     }
 
-    fn announce_error(&self, key: &str, e: &SettingsError) {
+    pub(super) fn announce_error(&self, key: &str, e: &SettingsError) {
         self.announce(ModelEvent {
             message: Some(e.to_string()),
             ..event("error", Some(key))
@@ -362,34 +473,6 @@ impl ModelManager {
         Ok(e)
     }
 
-    /// Downloads a model through the AI service (minutes for the large ones).
-    pub async fn download(&self, key: &str) -> Result<ModelRecord, SettingsError> {
-        let rec = self.record(key).await?;
-        let base = self.base()?.to_string();
-        self.set_status(key, ModelStatus::Downloading, false)
-            .await?;
-        self.announce(event("downloading", Some(key)));
-        let splat = rec.kind == Kind::Splat;
-        let outcome = match self.ai.download(&base, key, splat).await {
-            Ok(Catalogue::Answer(_)) => Ok(()),
-            Ok(Catalogue::Missing) => Err(SettingsError::NoCatalogue(base)),
-            Err(e) => Err(ai_error(&base, e)),
-        };
-        match outcome {
-            Ok(()) => {
-                let rec = self.set_status(key, ModelStatus::Downloaded, false).await?;
-                self.announce(event("downloaded", Some(key)));
-                Ok(rec)
-            }
-            Err(e) => {
-                self.set_status(key, rec.status, rec.deleted_by_user)
-                    .await?;
-                self.announce_error(key, &e);
-                Err(e)
-            }
-        }
-    }
-
     /// Marks a model deleted; the AI service is asked to unload it (it
     /// deletes nothing on disk, and refuses for SHARP: both are fine).
     pub async fn delete(&self, key: &str) -> Result<ModelRecord, SettingsError> {
@@ -407,7 +490,7 @@ impl ModelManager {
         Ok(rec)
     }
 
-    async fn set_status(
+    pub(super) async fn set_status(
         &self,
         key: &str,
         status: ModelStatus,
@@ -437,21 +520,54 @@ impl ModelManager {
             .await
     }
 
-    /// Reconciles with the AI service now and every `every`.
+    /// Reconciles with the AI service now and every `every`; after a
+    /// failed reading sooner (from 1 s, doubling), and at once when an AI
+    /// endpoint becomes reachable (the worker says so on the bus).
     pub fn spawn_sync(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
         let me = self.clone();
+        let mut events = self.catalog.events().subscribe();
         crate::tasks::spawn_named("model-sync", async move {
+            let mut retry = RETRY_FIRST.min(every);
             loop {
-                if let Err(e) = me.sync().await {
-                    tracing::debug!(error = %e, "model catalogue not reconciled");
-                }
+                let wait = match me.sync().await {
+                    Ok(_) | Err(SettingsError::NoCatalogue(_)) => {
+                        retry = RETRY_FIRST.min(every);
+                        every
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "model catalogue not reconciled");
+                        let wait = retry;
+                        retry = (retry * 2).min(every);
+                        wait
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = endpoint_up(&mut events) => {}
                     _ = stop.cancelled() => return,
                 }
             }
         });
     }
+}
+
+/// Waits until the bus says an AI endpoint is reachable again (or that
+/// events were missed, which may have been that).
+async fn endpoint_up(events: &mut tokio::sync::broadcast::Receiver<Event>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(Event::AiEndpoint(e)) if e.reachable => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// A poisoned lock still holds consistent data here (plain fields).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub fn status_str(s: ModelStatus) -> &'static str {

@@ -3,6 +3,7 @@
 //! what this service knows of it, and the model manager that mirrors what
 //! the AI service holds in memory.
 
+mod download;
 pub mod manager;
 pub mod routes;
 pub mod store;
@@ -10,7 +11,9 @@ pub mod store;
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
-use crate::{assets::Kind, timestamp::Timestamp};
+use std::sync::Arc;
+
+use crate::{assets::Kind, echo::clip, timestamp::Timestamp};
 
 /// The global settings (one row; created on first start).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
@@ -130,16 +133,22 @@ pub fn order(key: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloned for everyone who joined one download (`manager`), so a storage
+/// failure is shared behind an `Arc`.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SettingsError {
     #[error("No settings provided to update: send defaultDepthModel, autoGenerateOnEnter or disableAutoQuality")]
     NoSettings,
-    #[error("Invalid model: {0} (the catalogue has small, base, large and sharp)")]
-    InvalidModel(String),
-    #[error("Model {0} not found (the catalogue has small, base, large and sharp)")]
+    /// The model, and the catalogue's depth models (the only ones a
+    /// default for bulk depth maps can name).
+    #[error("Invalid model: {} (defaultDepthModel takes a depth model: {})", clip(.0), .1)]
+    InvalidModel(String, String),
+    #[error("Model {} not found (the catalogue has small, base, large and sharp)", clip(.0))]
     UnknownModel(String),
     #[error("Model {0} is not downloaded (status: {1}); download it first")]
     NotDownloaded(String, &'static str),
+    #[error("Model {0} is being downloaded now; try again when it is done")]
+    Downloading(String),
     #[error("The AI service at {0} has no model catalogue (an older version): only its one model can be used, and models cannot be loaded, unloaded, downloaded or deleted from here")]
     NoCatalogue(String),
     #[error("The AI service refused: {0}")]
@@ -147,7 +156,13 @@ pub enum SettingsError {
     #[error("The AI service cannot be reached: {0}")]
     AiUnreachable(String),
     #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(Arc<crate::storage::StorageError>),
+}
+
+impl From<crate::storage::StorageError> for SettingsError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        SettingsError::Storage(Arc::new(e))
+    }
 }
 
 crate::redb_errors_into!(SettingsError);
@@ -157,9 +172,10 @@ impl crate::storage::Fault for SettingsError {
         match self {
             SettingsError::Storage(s) => Some(s),
             SettingsError::NoSettings
-            | SettingsError::InvalidModel(_)
+            | SettingsError::InvalidModel(..)
             | SettingsError::UnknownModel(_)
             | SettingsError::NotDownloaded(..)
+            | SettingsError::Downloading(_)
             | SettingsError::NoCatalogue(_)
             | SettingsError::AiRefused(_)
             | SettingsError::AiUnreachable(_) => None,

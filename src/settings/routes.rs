@@ -28,7 +28,8 @@ pub struct SettingsApi {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct SettingsPatch {
-    /// A model key of the catalogue (`small`, `base`, `large`, `sharp`).
+    /// A depth model of the catalogue (`small`, `base`, `large`): the
+    /// model bulk depth maps and the app's generations use.
     pub default_depth_model: Option<Text>,
     pub auto_generate_on_enter: Option<bool>,
     pub disable_auto_quality: Option<bool>,
@@ -169,7 +170,7 @@ impl SettingsApi {
         Ok(Json(s))
     }
 
-    /// Change settings: any of the three keys; an unknown model is a 400
+    /// Change settings: any of the three keys; a model that is not a depth model is a 400
     #[oai(path = "/", method = "put", operation_id = "updateSettings")]
     async fn put(
         &self,
@@ -189,8 +190,9 @@ impl SettingsApi {
             .commit(Durability::Durable, move |txn, _| {
                 let mut s = store::settings(txn)?.unwrap_or_default();
                 if let Some(m) = &model {
-                    if store::model(txn, m)?.is_none() {
-                        return Err(SettingsError::InvalidModel(m.clone()));
+                    let depth = store::depth_models(txn)?;
+                    if !depth.contains(m) {
+                        return Err(SettingsError::InvalidModel(m.clone(), depth.join(", ")));
                     }
                     s.default_depth_model = m.clone();
                 }
@@ -214,7 +216,7 @@ impl SettingsApi {
     /// The model catalogue, small, base, large, then SHARP
     #[oai(path = "/models", method = "get", operation_id = "listModels")]
     async fn models(&self, _auth: Authed) -> Result<Json<ModelList>, ApiError> {
-        let records = self.state.catalog.store().read(store::models).await?;
+        let records = self.state.models.records().await?;
         // What the AI service holds, when it answers; else what we know.
         let ai = self.state.models.ai_models().await.ok();
         let loaded = |key: &str| -> bool {

@@ -3,6 +3,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{ModelRecord, Settings};
+use crate::assets::Kind;
 use crate::{
     storage::{decode, encode, Reader, StorageError, TableSpec},
     table_spec,
@@ -18,11 +19,32 @@ pub const TABLES: &[TableSpec] = &[table_spec!(SETTINGS, json), table_spec!(MODE
 
 const GLOBAL: &str = "global";
 
+/// The settings row. A default that is not a depth model of the catalogue
+/// (`sharp` was accepted before, and bulk jobs then failed at the AI with
+/// "Unknown model") reads as the default one.
 pub fn settings(txn: &impl Reader) -> Result<Option<Settings>, StorageError> {
-    match txn.table(SETTINGS)?.get(GLOBAL)? {
-        Some(v) => Ok(Some(decode(v.value())?)),
-        None => Ok(None),
+    let Some(mut s) = txn
+        .table(SETTINGS)?
+        .get(GLOBAL)?
+        .map(|v| decode::<Settings>(v.value()))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    if !depth_models(txn)?.contains(&s.default_depth_model) {
+        s.default_depth_model = Settings::default().default_depth_model;
     }
+    Ok(Some(s))
+}
+
+/// The keys of the catalogue's depth models, in display order: the only
+/// models a default for bulk depth maps can name.
+pub fn depth_models(txn: &impl Reader) -> Result<Vec<String>, StorageError> {
+    Ok(models(txn)?
+        .into_iter()
+        .filter(|m| m.kind == Kind::Depth)
+        .map(|m| m.key)
+        .collect())
 }
 
 pub fn put_settings(txn: &WriteTransaction, s: &Settings) -> Result<(), StorageError> {

@@ -29,7 +29,7 @@ const children = [];
 
 process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
 
-function freePort() {
+export function freePort() {
   return new Promise((res, rej) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
@@ -39,8 +39,8 @@ function freePort() {
 
 // Runs the stand-ins example (examples/standins.rs) on free ports and
 // waits until its control port answers. Gives {AI_URL, CONTROL_URL, child}.
-export async function startStandins(extra = []) {
-  const aiPort = await freePort();
+export async function startStandins(extra = [], port = undefined) {
+  const aiPort = port ?? await freePort();
   const controlPort = await freePort();
   const bin = join(ROOT, 'target/debug/examples/standins');
   const args = ['--ai-port', String(aiPort), '--control-port', String(controlPort), ...extra];

@@ -33,6 +33,11 @@ pub struct ModelState {
     /// Loads fail as the real service's do when a model cannot be loaded
     /// (500 `{success:false, error, message}`).
     pub refuse_loads: bool,
+    /// Downloads fail as the real service's do when Hugging Face cannot
+    /// be reached (500 `{success:false, error, message}`).
+    pub refuse_downloads: bool,
+    /// Downloads take this long (the large model takes minutes).
+    pub download_delay: std::time::Duration,
 }
 
 impl Default for ModelState {
@@ -46,6 +51,8 @@ impl Default for ModelState {
             device: "cpu",
             actions: Vec::new(),
             refuse_loads: false,
+            refuse_downloads: false,
+            download_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -211,12 +218,24 @@ pub fn unload(inner: Data<&Arc<Inner>>, Path(key): Path<String>) -> Response {
 }
 
 #[handler]
-pub fn download(inner: Data<&Arc<Inner>>, Path(key): Path<String>) -> Response {
+pub async fn download(inner: Data<&Arc<Inner>>, Path(key): Path<String>) -> Response {
     if !is_known(&key) {
         return unknown(&key);
     }
+    let delay = {
+        let mut s = state(&inner);
+        s.actions.push(format!("download {key}"));
+        s.download_delay
+    };
+    tokio::time::sleep(delay).await;
     let mut s = state(&inner);
-    s.actions.push(format!("download {key}"));
+    if s.refuse_downloads {
+        return status(
+            500,
+            json!({"success": false, "error": "Download failed",
+                   "message": format!("Failed to download model '{key}': Hugging Face is unreachable")}),
+        );
+    }
     if !s.downloaded.contains(&key) {
         s.downloaded.push(key.clone());
     }

@@ -78,8 +78,12 @@ fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     out.into_inner()
 }
 
+/// Immich 3.0.3's `AssetResponseDto` as `GET /assets/{id}` answers it for
+/// a photo from a phone: every field Immich sends, `exifInfo` included
+/// (`tests/immich.rs` checks the shape against Immich's spec), plus one
+/// field a later Immich might add.
 pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duration: Value) -> Value {
-    json!({
+    let mut a = json!({
         "id": id, "type": ty, "originalFileName": name, "originalMimeType": mime,
         "checksum": "dGVzdGNoZWNrc3VtMTIzNDU2Nzg5MA==", "createdAt": "2025-06-01T10:00:00.000Z",
         "fileCreatedAt": "2025-06-01T10:00:00.000Z", "fileModifiedAt": "2025-06-01T10:00:00.000Z",
@@ -87,8 +91,20 @@ pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duratio
         "duration": duration, "hasMetadata": true, "height": 48, "width": 64, "isArchived": false,
         "isEdited": false, "isFavorite": fav, "isOffline": false, "isTrashed": false,
         "originalPath": format!("/upload/{name}"), "ownerId": "6f0a3f3e-0000-4000-8000-000000000001",
-        "thumbhash": null, "visibility": "timeline", "people": [], "tags": [], "someNewField": {"x": 1}
-    })
+        "libraryId": null, "livePhotoVideoId": null, "duplicateId": null, "stack": null,
+        "thumbhash": "1QcSHQRnh493V4dIh4eXh1h4kJUI", "visibility": "timeline",
+        "people": [], "tags": [], "someNewField": {"x": 1}
+    });
+    a["exifInfo"] = json!({
+        "make": "Google", "model": "Pixel 8", "exifImageWidth": 64, "exifImageHeight": 48,
+        "fileSizeInByte": null, "orientation": "1",
+        "dateTimeOriginal": "2025-06-01T10:00:00.000Z", "modifyDate": "2025-06-01T10:00:00.000Z",
+        "timeZone": "Europe/Berlin", "lensModel": null, "fNumber": 1.7, "focalLength": 6.9,
+        "iso": 52, "exposureTime": "1/1000", "latitude": 52.52, "longitude": 13.405,
+        "city": "Berlin", "state": "Berlin", "country": "Germany", "description": "",
+        "projectionType": null, "rating": null
+    });
+    a
 }
 
 /// The default library: `photos` JPEG photos (ids ...0001, ...0002, ...),
@@ -109,9 +125,12 @@ pub fn library(photos: usize) -> Vec<StandinAsset> {
         let when = format!("2025-0{}-{:02}T10:00:00.000Z", 6 - i % 3, 1 + i % 28);
         json["fileCreatedAt"] = json!(when);
         json["localDateTime"] = json!(when);
+        json["exifInfo"]["dateTimeOriginal"] = json!(when);
+        let bytes = jpeg(64, 48, i as u8);
+        json["exifInfo"]["fileSizeInByte"] = json!(bytes.len());
         v.push(StandinAsset {
             json,
-            original: Some(jpeg(64, 48, i as u8)),
+            original: Some(bytes),
             big_len: 0,
         });
     }
@@ -313,9 +332,28 @@ fn find(inner: &Inner, id: &str) -> Option<StandinAsset> {
         .cloned()
 }
 
+/// Immich validates ids before anything else: a 400 whose `message` is a
+/// list (NestJS's validation pipe), which our connector cannot read as a
+/// "not found".
+fn not_a_uuid(id: &str) -> Option<Response> {
+    if uuid::Uuid::parse_str(id).is_ok() && id.len() == 36 {
+        return None;
+    }
+    let mut r = Json(
+        json!({"message": ["id must be a UUID"], "error": "Bad Request",
+                              "statusCode": 400, "correlationId": "abc123"}),
+    )
+    .into_response();
+    r.set_status(StatusCode::BAD_REQUEST);
+    Some(r)
+}
+
 #[handler]
 fn asset(inner: Data<&Arc<Inner>>, Path(id): Path<String>) -> Response {
     inner.asset_calls.lock().unwrap().push(id.clone());
+    if let Some(r) = not_a_uuid(&id) {
+        return r;
+    }
     match find(&inner, &id) {
         Some(a) => Json(a.json).into_response(),
         None => err(400, "Bad Request", "Not found or no asset.read access"),

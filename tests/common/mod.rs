@@ -12,6 +12,7 @@ pub mod ksplat;
 pub mod library;
 pub mod raw;
 pub mod snapshot;
+pub mod spec_shape;
 
 use std::{io::Cursor, path::PathBuf, time::Duration};
 

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
-import { startStandins, startServer, setAiMode, TOKEN } from '../browser/harness.mjs';
+import { startStandins, startServer, setAiMode, freePort, TOKEN } from '../browser/harness.mjs';
 
 const PHOTO = '00000000-0000-4000-8000-000000000001';
 const PHOTO2 = '00000000-0000-4000-8000-000000000002';
@@ -152,6 +152,34 @@ test('a job the AI refuses ends with success false for every socket', async () =
     }
     a.socket.close(); b.socket.close();
   } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
+});
+
+test('after a reboot: model:generate says the AI is down, then works as soon as it is up', async () => {
+  // The AI service starts after the binary, as a PyTorch service does after
+  // a reboot; the periodic sync is an hour away.
+  const aiPort = await freePort();
+  const s = await startServer(env({ AI_SERVICE_URL: `http://127.0.0.1:${aiPort}`, MODEL_SYNC_SECS: '3600' }));
+  let ai;
+  try {
+    const c = connect(s.url);
+    await c.next('queue:update');
+    c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
+    const err = await c.next('model:error', (d) => d.id === PHOTO);
+    assert.match(err.message, /cannot be reached/);
+    assert.doesNotMatch(err.message, /download it/);
+    const failed = await c.next('model:generation-complete', (d) => d.id === PHOTO);
+    assert.equal(failed.success, false);
+    // An id that is not a UUID names no photo (and is not sent to Immich).
+    c.socket.emit('model:generate', { id: '..%2F..', type: 'depth', modelKey: 'small' });
+    const none = await c.next('model:error', (d) => d.id === '..%2F..');
+    assert.match(none.message, /No Immich asset/);
+
+    ai = await startStandins([], aiPort);
+    c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
+    const done = await c.next('model:generation-complete', (d) => d.id === PHOTO && d.success === true);
+    assert.equal(done.type, 'depth');
+    c.socket.close();
+  } finally { s.stop(); ai?.child.kill(); }
 });
 
 test('model:download, model:load and model:unload always answer', async () => {
