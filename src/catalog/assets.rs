@@ -205,6 +205,11 @@ impl Catalog {
             Ok::<_, CatalogError>((media, row))
         })
         .await
+        .inspect(|(_, row)| {
+            if row.status == Status::Processing && row.priority == INTERACTIVE_PRIORITY {
+                self.promote(row.id);
+            }
+        })
     }
 
     /// Waits until job `id` completes or fails, at most `bound`.

@@ -110,6 +110,8 @@ pub struct Catalog {
     /// map is kept with the version it was made from.
     assets_version: Arc<std::sync::atomic::AtomicU64>,
     map_cache: Arc<std::sync::Mutex<Option<(u64, bytes::Bytes)>>>,
+    /// Jobs the worker holds that became the app's own meanwhile.
+    promoted: Arc<std::sync::Mutex<Vec<Uuid>>>,
 }
 
 impl Catalog {
@@ -121,6 +123,7 @@ impl Catalog {
             dirs,
             assets_version: Default::default(),
             map_cache: Default::default(),
+            promoted: Default::default(),
         }
     }
 
@@ -139,6 +142,22 @@ impl Catalog {
     /// Woken when an item may have become claimable.
     pub fn wake_handle(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// Jobs that were being processed when a request of the app joined
+    /// them (now priority 0): the worker moves them ahead of background
+    /// work. Told with a wake-up ([`Catalog::wake_handle`]).
+    pub fn take_promoted(&self) -> Vec<Uuid> {
+        std::mem::take(&mut *self.promoted.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn promote(&self, id: Uuid) {
+        self.promoted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     /// Runs `f` in a write transaction, commits, then announces what `f`

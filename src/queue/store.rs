@@ -223,11 +223,22 @@ pub fn request_job(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, Q
     };
     let urgent = item.priority.unwrap_or(u32::MAX);
     match old.status {
-        Status::Processing | Status::Pending => Ok(old),
-        Status::Queued if urgent >= old.priority => Ok(old),
+        Status::Processing | Status::Pending | Status::Queued if urgent >= old.priority => Ok(old),
+        // Running already: it keeps running, now as the more urgent job
+        // (the worker hears of it from the catalog).
+        Status::Processing | Status::Pending => {
+            let mut row = old.clone();
+            row.priority = urgent;
+            transition(txn, Some(&old), &row)?;
+            Ok(row)
+        }
         Status::Queued => {
             let mut row = old.clone();
             row.priority = urgent;
+            // Someone waits for it now: a retry backoff no longer applies.
+            if urgent == super::INTERACTIVE_PRIORITY {
+                row.retry_at = None;
+            }
             transition(txn, Some(&old), &row)?;
             Ok(row)
         }
