@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod follow;
 pub mod http;
 pub mod immich;
 pub mod live;

@@ -38,6 +38,7 @@ pub async fn serve(
         );
     }
     spawn_named("orphan-cleanup", remove_orphans(state.clone()));
+    state.follower.spawn(shutdown.clone());
     state.models.spawn_sync(
         Duration::from_secs(state.config.vr.model_sync_secs.max(1)),
         shutdown.clone(),

@@ -113,6 +113,8 @@ pub async fn open_state_with(
         models.clone(),
         shutdown.clone(),
     );
+    let follower =
+        crate::follow::Follower::new(&config, catalog.clone(), immich.clone(), worker.clone());
     let auth = Arc::new(Auth::new(config.auth_token.clone()));
     match store.read(crate::auth::sessions::live).await {
         Ok(live) => auth.restore(live),
@@ -133,6 +135,7 @@ pub async fn open_state_with(
         immich,
         models,
         importer: Arc::new(Importer::default()),
+        follower,
         shutdown,
     }))
 }

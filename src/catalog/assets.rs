@@ -39,7 +39,7 @@ fn resolve(txn: &impl Reader, id: &str) -> Result<Option<MediaRow>, StorageError
     }
 }
 
-fn referenced_row(r: &ImmichRef) -> MediaRow {
+pub(super) fn referenced_row(r: &ImmichRef) -> MediaRow {
     let now = Timestamp::now();
     MediaRow {
         id: Uuid::now_v7(),

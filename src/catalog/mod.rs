@@ -8,6 +8,7 @@
 //! when an item became claimable), so no caller can forget to.
 
 mod assets;
+pub mod follow;
 mod ingest;
 mod items;
 mod processing;
@@ -112,6 +113,17 @@ pub struct Catalog {
     map_cache: Arc<std::sync::Mutex<Option<(u64, bytes::Bytes)>>>,
     /// Jobs the worker holds that became the app's own meanwhile.
     promoted: Arc<std::sync::Mutex<Vec<Uuid>>>,
+    /// When each 3D asset was last served in this run (the disk budget
+    /// never removes one being viewed).
+    views: Arc<std::sync::Mutex<Views>>,
+}
+
+/// When 3D assets were served: all of this run, and those not yet
+/// written to their rows.
+#[derive(Default)]
+struct Views {
+    last: std::collections::HashMap<Uuid, crate::timestamp::Timestamp>,
+    unwritten: Vec<(Uuid, crate::timestamp::Timestamp)>,
 }
 
 impl Catalog {
@@ -124,6 +136,7 @@ impl Catalog {
             assets_version: Default::default(),
             map_cache: Default::default(),
             promoted: Default::default(),
+            views: Default::default(),
         }
     }
 
@@ -158,6 +171,34 @@ impl Catalog {
             .push(id);
         self.wake.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// A 3D asset was served to someone (a download, a cached generate).
+    pub fn viewed(&self, asset: Uuid) {
+        let now = crate::timestamp::Timestamp::now();
+        let mut v = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        v.last.insert(asset, now);
+        v.unwritten.push((asset, now));
+    }
+
+    /// When each asset served in this run was last served.
+    pub fn views(&self) -> std::collections::HashMap<Uuid, crate::timestamp::Timestamp> {
+        self.views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .clone()
+    }
+
+    /// Views not yet written to their rows (`accessed_at`), taken.
+    fn take_views(&self) -> Vec<(Uuid, crate::timestamp::Timestamp)> {
+        std::mem::take(
+            &mut self
+                .views
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwritten,
+        )
     }
 
     /// Runs `f` in a write transaction, commits, then announces what `f`

@@ -74,6 +74,24 @@ pub struct Search {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_file_name: Option<String>,
     pub with_exif: bool,
+    /// Assets changed at or after this moment (`asset.updatedAt >=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_after: Option<String>,
+    /// Trashed assets too (left out by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_deleted: Option<bool>,
+    /// `desc` (Immich's default: newest capture first) or `asc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+/// Who the key belongs to (`GET /users/me`; the fields used).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 /// `IMMICH_URL` may be given with or without a trailing `/` or `/api`.
@@ -175,6 +193,11 @@ impl ImmichClient {
 
     pub async fn statistics(&self) -> Result<Statistics, ImmichError> {
         self.get("/assets/statistics").await
+    }
+
+    /// The key's own user (needs `user.read`).
+    pub async fn me(&self) -> Result<Me, ImmichError> {
+        self.get("/users/me").await
     }
 
     pub async fn asset(&self, id: &str) -> Result<Asset, ImmichError> {

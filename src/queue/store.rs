@@ -257,6 +257,37 @@ pub fn request_job(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, Q
     }
 }
 
+/// Asks for background work (following Immich): a job is made if there
+/// is none; `redo` runs a finished, failed or cancelled one again (the
+/// photo changed), `revive` a cancelled one (the photo is wanted again); a
+/// waiting or running job is left as it is. `Some` when a row changed.
+pub fn want_job(
+    txn: &WriteTransaction,
+    item: &NewItem,
+    redo: bool,
+    revive: bool,
+) -> Result<Option<QueueRow>, QueueError> {
+    let Some(old) = get_job(txn, item.media_id, item.kind, &item.model_key)? else {
+        return Ok(Some(insert_new(txn, item)?));
+    };
+    let again = match old.status {
+        Status::Queued | Status::Pending | Status::Processing => false,
+        Status::Cancelled => redo || revive,
+        Status::Completed | Status::Failed => redo,
+    };
+    if !again {
+        return Ok(None);
+    }
+    let mut row = old.clone();
+    requeue(txn, &mut row, Utc::now())?;
+    row.attempts = 0;
+    row.last_error = None;
+    row.processing_duration_seconds = None;
+    row.priority = item.priority.unwrap_or(old.priority);
+    transition(txn, Some(&old), &row)?;
+    Ok(Some(row))
+}
+
 /// `POST /api/queue/enqueue/{mediaItemId}`: new entry, or a failed/cancelled
 /// (or, with `force`, completed) one requeued under the same id.
 pub fn enqueue(
