@@ -76,7 +76,7 @@ pub fn decide(
             (age(&r, captured), r)
         })
         .collect();
-    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    candidates.sort_by_key(|c| c.0);
     let mut verdict = Verdict::default();
     let mut used = used;
     let target = (budget as f64 * SLACK) as u64;

@@ -152,7 +152,6 @@ impl Follower {
                     sync_on: true,
                     grace: self.grace,
                     full: false,
-                    recheck_after: self.interval,
                 };
                 let r = tokio::select! {
                     r = round.run() => r,

@@ -35,8 +35,6 @@ pub(super) struct Round<'a> {
     pub grace: Duration,
     /// Read everything, whatever the cursor says.
     pub full: bool,
-    /// How long an asset that waits is left alone between two looks.
-    pub recheck_after: Duration,
 }
 
 /// A round's failure, in words for the status.
@@ -71,10 +69,11 @@ impl Round<'_> {
     }
 
     pub async fn run(&self) -> Result<(), Failed> {
+        let started = Timestamp::now();
         let (mut owner, model) = self.owner().await?;
         let result = self.sweep(&mut owner, &model).await;
         let result = match result {
-            Ok(()) => self.recheck(&owner, &model).await,
+            Ok(()) => self.recheck(&owner, &model, started).await,
             Err(e) => Err(e),
         };
         let result = match result {
@@ -196,19 +195,23 @@ impl Round<'_> {
             .await
     }
 
-    /// Assets in the trash or waiting for their preview, the longest
-    /// unlooked-at first.
-    async fn recheck(&self, owner: &OwnerState, model: &str) -> Result<(), Failed> {
+    /// Assets in the trash or waiting for their preview that this round's
+    /// sweep did not see, the longest unlooked-at first.
+    async fn recheck(
+        &self,
+        owner: &OwnerState,
+        model: &str,
+        started: Timestamp,
+    ) -> Result<(), Failed> {
         let id = self.owner_id.to_string();
-        let cutoff = Utc::now()
-            - chrono::Duration::from_std(self.recheck_after).unwrap_or(chrono::Duration::zero());
+        let cutoff = started;
         let mut rows = self
             .catalog
             .store()
             .read(move |txn| {
                 store::select(txn, &id, |r| {
                     matches!(r.state, AssetState::Trashed { .. } | AssetState::NoPreview)
-                        && r.checked_at.is_none_or(|t| *t <= cutoff)
+                        && r.checked_at.is_none_or(|t| t < cutoff)
                 })
             })
             .await

@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 pub const KEY: &str = "test-immich-key-3f9a";
+/// The key's user (`GET /users/me`), who owns the stand-in's assets.
+pub const OWNER: &str = "6f0a3f3e-0000-4000-8000-000000000001";
 /// A key whose user lacks `asset.download`.
 pub const KEY_NO_DOWNLOAD: &str = "test-immich-key-no-download";
 
@@ -53,6 +55,12 @@ pub struct Inner {
     pub thumbnail_calls: Mutex<Vec<String>>,
     /// Original downloads, by id.
     pub original_calls: Mutex<Vec<String>>,
+    /// Each search page waits this long before it answers.
+    pub search_delay: Mutex<Duration>,
+    /// Each preview waits this long before it answers.
+    pub preview_delay: Mutex<Duration>,
+    /// `GET /users/me` answers this status (403: the key lacks `user.read`).
+    pub me_status: Mutex<u16>,
 }
 
 #[derive(Clone)]
@@ -86,9 +94,73 @@ pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duratio
         "localDateTime": "2025-06-01T12:00:00.000Z", "updatedAt": "2025-06-01T10:00:00.000Z",
         "duration": duration, "hasMetadata": true, "height": 48, "width": 64, "isArchived": false,
         "isEdited": false, "isFavorite": fav, "isOffline": false, "isTrashed": false,
-        "originalPath": format!("/upload/{name}"), "ownerId": "6f0a3f3e-0000-4000-8000-000000000001",
-        "thumbhash": null, "visibility": "timeline", "people": [], "tags": [], "someNewField": {"x": 1}
+        "originalPath": format!("/upload/{name}"), "ownerId": OWNER,
+        "thumbhash": thumbhash(id, 0), "visibility": "timeline", "people": [], "tags": [],
+        "someNewField": {"x": 1}
     })
+}
+
+/// A thumbhash as Immich writes one (base64), new for each `version` of
+/// the asset's previews (`rev`).
+pub fn thumbhash(id: &str, rev: u32) -> String {
+    let seed = format!("{id}/{rev}");
+    base64(&seed.as_bytes()[seed.len().saturating_sub(20)..])
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = c.iter().fold(0u32, |n, b| n << 8 | *b as u32) << (8 * (3 - c.len()));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Now, as Immich writes its timestamps.
+pub fn now_stamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `n` new JPEG photos (ids `...f00000000001` on, offset by `first`), the
+/// newest first in `fileCreatedAt` (a minute apart, from `newest` back),
+/// changed now.
+pub fn new_photos(
+    first: usize,
+    n: usize,
+    newest: chrono::DateTime<chrono::Utc>,
+) -> Vec<StandinAsset> {
+    (0..n)
+        .map(|i| {
+            let k = first + i;
+            let id = format!("00000000-0000-4000-8000-f{:011}", k + 1);
+            let mut json = asset_json(
+                &id,
+                "IMAGE",
+                &format!("NEW_{k:05}.jpg"),
+                "image/jpeg",
+                false,
+                Value::Null,
+            );
+            let when = (newest - chrono::Duration::minutes(k as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            json["fileCreatedAt"] = json!(when);
+            json["localDateTime"] = json!(when);
+            json["createdAt"] = json!(now_stamp());
+            json["updatedAt"] = json!(now_stamp());
+            StandinAsset {
+                json,
+                original: Some(jpeg(64, 48, k as u8)),
+                big_len: 0,
+            }
+        })
+        .collect()
 }
 
 /// The default library: `photos` JPEG photos (ids ...0001, ...0002, ...),
@@ -187,12 +259,16 @@ impl ImmichStandin {
             asset_calls: Mutex::new(Vec::new()),
             thumbnail_calls: Mutex::new(Vec::new()),
             original_calls: Mutex::new(Vec::new()),
+            search_delay: Mutex::new(Duration::ZERO),
+            preview_delay: Mutex::new(Duration::ZERO),
+            me_status: Mutex::new(200),
         });
         let stop = CancellationToken::new();
         let app = Route::new()
             .at("/api/server/ping", get(ping))
             .at("/api/server/version", get(version))
             .at("/api/assets/statistics", get(statistics))
+            .at("/api/users/me", get(me))
             .at("/api/search/metadata", post(search))
             .at("/api/search/smart", post(smart))
             .at("/api/assets/:id", get(asset))
@@ -231,6 +307,45 @@ impl ImmichStandin {
         format!("http://{}", self.addr)
     }
 
+    /// Adds assets, as uploads to Immich would (changed now).
+    pub fn add(&self, assets: Vec<StandinAsset>) {
+        self.inner.assets.lock().unwrap().extend(assets);
+    }
+
+    /// Changes an asset as Immich would, `updatedAt` set to now.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        let mut all = self.inner.assets.lock().unwrap();
+        let a = all
+            .iter_mut()
+            .find(|a| a.json["id"] == id)
+            .expect("the asset");
+        f(&mut a.json);
+        a.json["updatedAt"] = json!(now_stamp());
+    }
+
+    /// An edit: new bytes, so a new checksum, and previews made again.
+    pub fn edit(&self, id: &str, rev: u32) {
+        self.update(id, |j| {
+            j["checksum"] = json!(thumbhash(&format!("edit{id}"), rev));
+            j["thumbhash"] = json!(thumbhash(id, rev));
+            j["isEdited"] = json!(true);
+        });
+    }
+
+    /// Moves an asset to the trash.
+    pub fn trash(&self, id: &str) {
+        self.update(id, |j| j["isTrashed"] = json!(true));
+    }
+
+    /// Deletes an asset for good (the trash emptied).
+    pub fn delete(&self, id: &str) {
+        self.inner
+            .assets
+            .lock()
+            .unwrap()
+            .retain(|a| a.json["id"] != id);
+    }
+
     /// Closes the port: connections are refused from now on.
     pub async fn down(&self) {
         self.stop.cancel();
@@ -263,8 +378,45 @@ fn statistics(inner: Data<&Arc<Inner>>) -> Json<Value> {
 }
 
 #[handler]
-fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
+fn me(inner: Data<&Arc<Inner>>) -> Response {
+    let status = *inner.me_status.lock().unwrap();
+    if status != 200 {
+        return err(
+            status,
+            "Forbidden",
+            "Missing required permission: user.read",
+        );
+    }
+    Json(json!({
+        "id": OWNER, "name": "Stand-in Owner", "email": "owner@example.org",
+        "avatarColor": "primary", "createdAt": "2025-01-01T00:00:00.000Z",
+        "updatedAt": "2025-01-01T00:00:00.000Z", "deletedAt": null, "isAdmin": true,
+        "license": null, "oauthId": "", "profileChangedAt": "2025-01-01T00:00:00.000Z",
+        "profileImagePath": "", "quotaSizeInBytes": null, "quotaUsageInBytes": 0,
+        "shouldChangePassword": false, "status": "active", "storageLabel": "admin"
+    }))
+    .into_response()
+}
+
+/// Immich's filters on a timestamp field: `>=` (its `...After`).
+fn at_or_after(a: &Value, field: &str, after: Option<&Value>) -> bool {
+    let Some(after) = after.and_then(|v| v.as_str()) else {
+        return true;
+    };
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    match (a[field].as_str().and_then(parse), parse(after)) {
+        (Some(t), Some(after)) => t >= after,
+        _ => false,
+    }
+}
+
+#[handler]
+async fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
     inner.search_bodies.lock().unwrap().push(body.0.clone());
+    let delay = *inner.search_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let page = body["page"].as_u64().unwrap_or(1).max(1) as usize;
     if let Some(f) = *inner.fail_from_page.lock().unwrap() {
         if page as u32 >= f {
@@ -287,7 +439,25 @@ fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
                 .and_then(|n| n.as_str())
                 .is_none_or(|n| a["originalFileName"].as_str().unwrap().contains(n))
         })
+        .filter(|a| body.get("visibility").is_none_or(|v| a["visibility"] == *v))
+        // Trashed assets only with `withDeleted` (Immich leaves them out).
+        .filter(|a| body["withDeleted"] == true || a["isTrashed"] != true)
+        .filter(|a| at_or_after(a, "updatedAt", body.get("updatedAfter")))
         .collect();
+    // Immich orders by `fileCreatedAt`, then id, newest first unless asked.
+    let mut all = all;
+    all.sort_by(|a, b| {
+        let key = |x: &Value| {
+            (
+                x["fileCreatedAt"].as_str().unwrap_or("").to_string(),
+                x["id"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    if body["order"] == "asc" {
+        all.reverse();
+    }
     let start = (page - 1) * size;
     let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
     let next = (start + size < all.len()).then(|| (page + 1).to_string());
@@ -328,7 +498,11 @@ struct ThumbQuery {
 }
 
 #[handler]
-fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQuery>) -> Response {
+async fn thumbnail(
+    inner: Data<&Arc<Inner>>,
+    Path(id): Path<String>,
+    q: Query<ThumbQuery>,
+) -> Response {
     inner
         .thumbnail_calls
         .lock()
@@ -337,6 +511,10 @@ fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQue
     let Some(_) = find(&inner, &id) else {
         return err(404, "Not Found", "Asset not found");
     };
+    let delay = *inner.preview_delay.lock().unwrap();
+    if !delay.is_zero() && q.size.as_deref() == Some("preview") {
+        tokio::time::sleep(delay).await;
+    }
     let (w, h) = if q.size.as_deref() == Some("preview") {
         (160, 120)
     } else {

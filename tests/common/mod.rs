@@ -10,6 +10,7 @@ pub mod immich_standin;
 pub mod immich_timeline;
 pub mod ksplat;
 pub mod library;
+pub mod openapi_check;
 pub mod raw;
 pub mod snapshot;
 
