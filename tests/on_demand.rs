@@ -26,6 +26,7 @@ async fn follower(
     let s = common::start_with_ai(&ai.url(), move |c| {
         c.immich_url = Some(url);
         c.immich_api_key = Some(KEY.parse().unwrap());
+        c.background.immich_sync_secs = 3600;
         tweak(c);
     })
     .await;
@@ -198,6 +199,7 @@ async fn a_slow_endpoint_gets_less_work() {
     let s = common::start_with_ai(&format!("{},{}", fast.url(), slow.url()), move |c| {
         c.immich_url = Some(url);
         c.immich_api_key = Some(KEY.parse().unwrap());
+        c.background.immich_sync_secs = 3600;
     })
     .await;
     let lib: Value = common::wait_for(60.0, "60 depth maps", || async {

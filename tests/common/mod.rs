@@ -36,6 +36,9 @@ pub fn test_config() -> (Config, tempfile::TempDir) {
     c.ai_service_url = "http://127.0.0.1:9".into();
     c.immich_url = None;
     c.immich_api_key = None;
+    // Following an Immich library is what tests of it turn on: elsewhere
+    // a stand-in's library would be made behind the test's back.
+    c.background.immich_sync_secs = 0;
     (c, tmp)
 }
 
