@@ -35,7 +35,7 @@ function figures(lib) {
   } else {
     left.push('nothing left to make');
   }
-  const skipped = lib.skipped.map((g) => h('details.skip', { dataset: { reason: g.reason } },
+  const skipped = lib.skipped.map((g) => h('details.skip-group', { dataset: { reason: g.reason } },
     h('summary', {}, h('strong', {}, n(g.count)), ` ${g.says}`),
     h('ul.plain', {}, ...g.examples.map((e) => h('li', {},
       h('code', {}, e.fileName || e.assetId), e.error ? h('span.err', {}, ` — ${e.error}`) : null)))));
@@ -117,12 +117,12 @@ export function init() {
     }
     await load();
   }));
-  on('library', (lib) => {
-    if (!last) return;
-    const libraries = last.libraries.some((l) => l.ownerId === lib.ownerId)
-      ? last.libraries.map((l) => (l.ownerId === lib.ownerId ? lib : l))
-      : [...last.libraries, lib];
-    render({ ...last, libraries });
+  // The figures changed (at most once a second): the disk and the
+  // reasons may have too, so the whole status is read again.
+  let pending = null;
+  on('library', () => {
+    if (!last || pending) return;
+    pending = setTimeout(() => { pending = null; load(); }, 300);
   });
   on('worker', () => load());
 }
