@@ -33,7 +33,7 @@ function figures(lib) {
     if (lib.etaSeconds != null) left.push(`about ${duration(lib.etaSeconds)} at the measured rate`);
     if (lib.waitingForPreview) left.push(`${n(lib.waitingForPreview)} waiting for Immich's preview`);
   } else {
-    left.push('nothing left to make');
+    left.push('Nothing left to make');
   }
   const skipped = lib.skipped.map((g) => h('details.skip-group', { dataset: { reason: g.reason } },
     h('summary', {}, h('strong', {}, n(g.count)), ` ${g.says}`),
