@@ -191,9 +191,21 @@ pub struct Config {
     #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<Secret>,
 
+    /// Seconds a browser sign-in lasts; its open sockets are closed when it ends.
+    #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 12 * 3600)]
+    pub session_ttl_secs: u64,
+
     /// Origins allowed to call the API from a browser, comma-separated (unset: same origin only).
     #[arg(long, env = "CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+
+    /// Reverse proxies whose X-Forwarded-Proto/-Host/-For (or Forwarded) headers are believed, comma-separated addresses or CIDR blocks; from any other peer those headers are ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "127.0.0.0/8,::1")]
+    pub trusted_proxies: String,
+
+    /// The address people open the service at, when it differs from what requests name (e.g. https://photos.example.org behind a proxy that rewrites Host); pages of this origin count as the service's own.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     /// Seconds a client may stall while sending a request body or receiving an answer before its request fails (a handler that is busy is never cut).
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]

@@ -2,6 +2,7 @@
 //! turned into depth maps by the AI service, stored and served.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod ai;
 pub mod app;

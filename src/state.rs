@@ -52,6 +52,8 @@ pub struct AppState {
     pub ai: AiClient,
     pub worker: Worker,
     pub auth: Arc<Auth>,
+    /// Who may ask what, for every entry point.
+    pub access: Arc<crate::access::Policy>,
     /// Set when IMMICH_URL and IMMICH_API_KEY are.
     pub immich: Option<ImmichClient>,
     /// The model catalogue and what the AI service holds.

@@ -94,7 +94,8 @@ const ELSEWHERE: &[(ErrorCode, &str)] = &[
     (ErrorCode::TooManyUploads, "limits.rs"),
     (ErrorCode::RequestTimeout, "connections.rs"),
     (ErrorCode::HostNotAllowed, "guards.rs"),
-    (ErrorCode::Forbidden, "guards.rs (CORS refusal)"),
+    (ErrorCode::Forbidden, "guards.rs (the CORS layer's refusal)"),
+    (ErrorCode::OriginNotAllowed, "guards.rs, access.rs"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

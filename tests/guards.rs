@@ -62,11 +62,24 @@ async fn cors_refusals_and_unknown_paths_answer_the_json_shape() {
     assert_eq!(r.status(), 403);
     assert!(is_json(&r));
     let body = json(r).await;
-    assert_eq!(body["code"], "forbidden");
+    assert_eq!(body["code"], "origin-not-allowed");
     assert!(
         body["error"].is_string() && body["message"].is_string(),
         "{body}"
     );
+    // A listed origin asking for a header CORS does not allow: the CORS
+    // layer's refusal, in the JSON shape.
+    let r = client()
+        .request(reqwest::Method::OPTIONS, s.at("/api/queue/stats"))
+        .header("origin", "http://vr.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "x-not-allowed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(is_json(&r));
+    assert_eq!(json(r).await["code"], "forbidden");
     let r = client()
         .get(s.at("/api/queue/stats"))
         .header("origin", "http://evil.example")

@@ -89,6 +89,70 @@ async fn the_app_is_served_at_the_root_and_our_routes_keep_precedence() {
 
 /// Without `FRONTEND_DIR`, `/` stays the admin page's redirect.
 #[tokio::test]
+async fn no_file_outside_the_app_directory_is_served_through_a_link() {
+    let app = app_dir();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "root:x:0:0:not for the app").unwrap();
+    std::os::unix::fs::symlink(&secret, app.path().join("assets/x.js")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), app.path().join("linked")).unwrap();
+    // A link that stays inside is an ordinary file of the app.
+    std::os::unix::fs::symlink(
+        app.path().join("assets/index-abc123.js"),
+        app.path().join("assets/alias.js"),
+    )
+    .unwrap();
+    let (mut c, tmp) = common::test_config();
+    c.vr.frontend_dir = Some(app.path().to_path_buf());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    for path in ["/assets/x.js", "/linked/secret.txt"] {
+        let r = s.get(path).await;
+        let cache = r.headers().get("cache-control").cloned();
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("not for the app"),
+            "{path} served a file outside"
+        );
+        assert_ne!(
+            cache.as_ref().and_then(|v| v.to_str().ok()),
+            Some("public, max-age=31536000, immutable"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        s.get("/assets/alias.js").await.text().await.unwrap(),
+        "console.log('vr')"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_path_segment_not_a_prefix_decides_what_is_ours() {
+    let app = app_dir();
+    let (mut c, tmp) = common::test_config();
+    c.vr.frontend_dir = Some(app.path().to_path_buf());
+    let s = TestServer::start_with(c, Some(tmp)).await;
+    // The app's own routes that merely start like ours.
+    for path in ["/healthz", "/administrator", "/apis/x", "/metrics-of-mine"] {
+        let r = client()
+            .get(s.at(path))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.text().await.unwrap().contains("<title>ImmichVR</title>"),
+            "{path}"
+        );
+    }
+    // Ours stay ours.
+    assert_eq!(json(s.get("/health").await).await["status"], "healthy");
+    assert_eq!(s.get("/api/nope").await.status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn without_the_app_the_root_is_ours() {
     let s = TestServer::start().await;
     let nr = reqwest::Client::builder()

@@ -15,8 +15,15 @@ use poem::{
     Endpoint, FromRequest, IntoResponse, Request, Response,
 };
 
-/// Paths that are never the app's.
-const OURS: &[&str] = &["/api/", "/admin", "/health", "/metrics", "/socket.io/"];
+/// First path segments that are never the app's (`/healthz` and
+/// `/administrator` are the app's: a segment, not a prefix, decides).
+const OURS: &[&str] = &["api", "admin", "health", "metrics", "socket.io"];
+
+/// Whether the path belongs to this service rather than the app.
+fn ours(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    OURS.contains(&first)
+}
 
 #[derive(Debug, Clone)]
 pub struct Frontend {
@@ -26,24 +33,27 @@ pub struct Frontend {
 impl Frontend {
     /// `None` unless the directory holds an `index.html`.
     pub fn new(dir: &Path) -> Option<Arc<Self>> {
-        if dir.join("index.html").is_file() {
-            Some(Arc::new(Frontend {
-                dir: dir.to_path_buf(),
-            }))
-        } else {
-            tracing::warn!(dir = %dir.display(), "FRONTEND_DIR has no index.html; the app is not served");
-            None
+        // Resolved once: every file served must resolve to below it.
+        let resolved = dir.canonicalize().ok();
+        match resolved {
+            Some(dir) if dir.join("index.html").is_file() => Some(Arc::new(Frontend { dir })),
+            _ => {
+                tracing::warn!(dir = %dir.display(), "FRONTEND_DIR has no index.html; the app is not served");
+                None
+            }
         }
     }
 
-    /// The file a request path names inside the directory, never outside.
+    /// The file a request path names inside the directory, never outside:
+    /// no `..`, and a symbolic link counts by where it points, so a link
+    /// out of the directory (`assets/x.js -> /etc/passwd`) is not served.
     fn file(&self, path: &str) -> Option<PathBuf> {
         let rel = Path::new(path.trim_start_matches('/'));
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return None;
         }
-        let p = self.dir.join(rel);
-        p.is_file().then_some(p)
+        let p = self.dir.join(rel).canonicalize().ok()?;
+        (p.starts_with(&self.dir) && p.is_file()).then_some(p)
     }
 }
 
@@ -69,10 +79,7 @@ pub async fn serve<E: Endpoint>(
         return ep.call(req).await.map(IntoResponse::into_response);
     };
     let path = req.uri().path().to_string();
-    let mine = matches!(*req.method(), Method::GET | Method::HEAD)
-        && !OURS
-            .iter()
-            .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
+    let mine = matches!(*req.method(), Method::GET | Method::HEAD) && !ours(&path);
     if !mine {
         let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
         isolate(&mut resp);
@@ -98,4 +105,34 @@ pub async fn serve<E: Endpoint>(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     isolate(&mut resp);
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ours;
+
+    #[test]
+    fn a_first_segment_decides() {
+        for p in [
+            "/api/queue/stats",
+            "/api",
+            "/admin",
+            "/admin/",
+            "/health",
+            "/metrics",
+            "/socket.io/",
+        ] {
+            assert!(ours(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/healthz",
+            "/administrator",
+            "/apis",
+            "/assets/index.js",
+            "/metrics2",
+        ] {
+            assert!(!ours(p), "{p}");
+        }
+    }
 }

@@ -116,22 +116,3 @@ pub async fn browsers_to_admin<E: Endpoint>(
     }
     ep.call(req).await.map(IntoResponse::into_response)
 }
-
-/// Browsers send `Origin` on same-origin module scripts and POSTs; the CORS
-/// middleware would refuse them (403) unless the server's own address were
-/// listed in `CORS_ORIGINS`. CORS is about other origins, so a request whose
-/// `Origin` names the `Host` it was sent to loses that header here, before
-/// the CORS check sees it.
-pub async fn same_origin_is_not_cors<E: Endpoint>(
-    ep: std::sync::Arc<E>,
-    mut req: Request,
-) -> poem::Result<Response> {
-    let host = crate::http::header(&req, header::HOST).map(str::to_owned);
-    let same = crate::http::header(&req, header::ORIGIN)
-        .and_then(|o| o.split_once("://").map(|(_, rest)| rest.to_owned()))
-        .is_some_and(|o| Some(o) == host);
-    if same {
-        req.headers_mut().remove(header::ORIGIN);
-    }
-    ep.call(req).await.map(IntoResponse::into_response)
-}

@@ -33,6 +33,8 @@ pub enum StartError {
     Recover(#[from] CatalogError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::access::PolicyError),
 }
 
 pub(super) fn ensure_dir(path: &PathBuf) -> Result<(), StartError> {
@@ -115,12 +117,17 @@ pub async fn open_state_with(
     );
     let follower =
         crate::follow::Follower::new(&config, catalog.clone(), immich.clone(), worker.clone());
-    let auth = Arc::new(Auth::new(config.auth_token.clone()));
+    let auth = Arc::new(Auth::new(
+        config.auth_token.clone(),
+        Duration::from_secs(config.session_ttl_secs.max(1)),
+    ));
     match store.read(crate::auth::sessions::live).await {
         Ok(live) => auth.restore(live),
         Err(e) => tracing::warn!(error = %e, "stored sessions not restored"),
     }
+    let access = Arc::new(crate::access::Policy::new(&config, auth.clone())?);
     Ok(Arc::new(AppState {
+        access,
         uploads: Gate::new(
             config.upload_concurrency,
             config.upload_queue,

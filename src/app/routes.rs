@@ -7,7 +7,7 @@ use poem_openapi::{OpenApiService, ServerObject};
 
 use super::open::{ensure_dir, open_state, StartError};
 use crate::{
-    admin, ai, assets, auth,
+    access, admin, ai, assets, auth,
     config::Config,
     events, follow,
     http::{
@@ -31,7 +31,7 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             worker::routes::WorkerApi { state: state.clone() },
             ai::routes::AiApi { state: state.clone() },
             events::routes::EventsApi { state: state.clone() },
-            auth::AuthApi { state: state.clone() },
+            auth::routes::AuthApi { state: state.clone() },
             admin::api::AdminApi { state: state.clone() },
             immich::routes::ImmichApi { state: state.clone() },
             immich::timeline::TimelineApi { state: state.clone() },
@@ -58,7 +58,7 @@ const ERRORS: &[&[OpErrors]] = &[
     worker::routes::ERRORS,
     ai::routes::ERRORS,
     events::routes::ERRORS,
-    auth::ERRORS,
+    auth::routes::ERRORS,
     immich::routes::ERRORS,
     immich::timeline::ERRORS,
     assets::routes::ERRORS,
@@ -94,8 +94,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let doc = document(&api, spec::Options::default());
     let spec_json = serde_json::to_string_pretty(&doc).unwrap_or_default();
     let spec_yaml = spec::to_yaml(&doc);
-    let auth = state.auth.clone();
-    let cors = cors(&state.config);
+    let policy = state.access.clone();
+    let cors = cors(&policy);
     let allow = Arc::new(allow::AllowMap::from_spec(&spec_json));
     let names = allow.clone();
     let frontend = state
@@ -104,8 +104,6 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .frontend_dir
         .as_deref()
         .and_then(admin::frontend::Frontend::new);
-    let hosts = (!state.auth.required())
-        .then(|| Arc::new(guard::HostRules::new(state.config.allowed_hosts.as_deref())));
     Route::new()
         .at("/metrics", get(metrics.data(state.clone())))
         .at("/api/openapi.json", get(StaticText::json(spec_json)))
@@ -132,29 +130,20 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         // twice, so unboxed the type doubles per layer and release builds
         // overflow the compiler's depth limit.
         .boxed()
-        .around(move |ep, req| auth::guard(ep, req, auth.clone()))
         .around(move |ep, req| allow::add_allow(ep, req, allow.clone()))
         .boxed()
         .around(allow::limit_headers)
         .around(admin::page::browsers_to_admin)
         .boxed()
         .with(cors)
-        .around(admin::page::same_origin_is_not_cors)
-        .boxed()
-        .around(move |ep, req| {
-            let hosts = hosts.clone();
-            async move {
-                match hosts {
-                    Some(h) => guard::check_host(ep, req, h).await,
-                    None => ep.call(req).await.map(poem::IntoResponse::into_response),
-                }
-            }
-        })
         .boxed()
         .around(move |ep, req| admin::frontend::serve(ep, req, frontend.clone()))
         .boxed()
-        .around(guard::json_errors)
         .around(photos_alias)
+        .around(guard::json_errors)
+        // First: every request, the app's files included, passes the one
+        // rule before anything answers it.
+        .around(move |ep, req| access::guard(ep, req, policy.clone()))
         .around(access_log::log)
 }
 
@@ -172,8 +161,12 @@ async fn photos_alias<E: Endpoint>(
                 .query()
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
-            if let Ok(uri) = format!("/api/assets{rest}{query}").parse() {
-                *req.uri_mut() = uri;
+            let mut parts = req.uri().clone().into_parts();
+            if let Ok(pq) = format!("/api/assets{rest}{query}").parse() {
+                parts.path_and_query = Some(pq);
+                if let Ok(uri) = poem::http::Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
             }
         }
     }
@@ -203,20 +196,14 @@ async fn metrics(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
         .body(crate::metrics::render(&facts))
 }
 
-/// CORS for the origins in `CORS_ORIGINS`; none by default (same origin only).
-fn cors(config: &Config) -> poem::middleware::Cors {
+/// CORS for the origins in `CORS_ORIGINS`; none by default (same origin
+/// only; `access` has refused every other origin already).
+fn cors(policy: &access::Policy) -> poem::middleware::Cors {
     let cors = poem::middleware::Cors::new()
         .allow_credentials(false)
         .allow_headers(["authorization", "content-type", "range"])
         .expose_headers(["content-range", "etag", "retry-after"]);
-    let origins: Vec<String> = config
-        .cors_origins
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(|o| o.trim().trim_end_matches('/').to_string())
-        .filter(|o| !o.is_empty())
-        .collect();
+    let origins = policy.cors_origins();
     if origins.is_empty() {
         // An origin that no browser sends: every cross-origin request is refused.
         cors.allow_origin("null-origin.invalid")

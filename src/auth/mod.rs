@@ -1,52 +1,51 @@
 //! Optional authentication. With `AUTH_TOKEN` set, every `/api/*` route
 //! and `/metrics` needs `Authorization: Bearer <token>` or the session
 //! cookie that `POST /api/auth/login` sets (what the admin page and its
-//! EventSource use: the raw token never travels in a URL).
+//! EventSource use: the raw token never travels in a URL). Which paths
+//! need it, and the other checks of a request, are `access`'s.
 
-use crate::http::{
-    codes::ErrorCode as E,
-    spec::{op, OpErrors, Storage},
-};
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::Request;
 use poem_openapi::{
-    payload::Json,
     registry::{MetaSecurityScheme, Registry},
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 use subtle::ConstantTimeEq;
 
-use crate::{
-    config::Secret,
-    http::{
-        body::JsonBody,
-        error::{ApiError, ErrorCode},
-    },
-    state::{ApiTags, AppState},
-};
+use crate::config::Secret;
 
+pub mod routes;
 pub mod sessions;
 
 pub const COOKIE: &str = "immichvr_session";
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Nobody in particular: the service needs no credentials.
+    Open,
+    /// The `AUTH_TOKEN`, as a bearer.
+    Token,
+    /// A browser session (SHA-256 of its id).
+    Session([u8; 32]),
+}
 const SCHEME: &str = "bearerAuth";
 
 pub struct Auth {
     token: Option<Secret>,
+    /// How long a sign-in lasts (`SESSION_TTL_SECS`).
+    pub ttl: Duration,
     /// SHA-256 of each live session id -> expiry (unix seconds); a copy of
     /// the `sessions` table, so a request never waits on the database.
     sessions: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 impl Auth {
-    pub fn new(token: Option<Secret>) -> Self {
+    pub fn new(token: Option<Secret>, ttl: Duration) -> Self {
         Auth {
             token: token.filter(|t| !t.expose().is_empty()),
+            ttl,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -67,31 +66,40 @@ impl Auth {
         }
     }
 
-    /// Whether the request carries the token or a live session.
-    pub fn allows(&self, req: &Request) -> bool {
-        self.allows_headers(req.headers())
-    }
-
-    /// The same, from the headers alone (the live channel's handshake).
-    pub fn allows_headers(&self, headers: &poem::http::HeaderMap) -> bool {
+    /// Who the headers name: the token as a bearer, or a live session.
+    /// A bearer that is not the token names nobody (it is not tried as
+    /// a session, and a session cookie beside it does not count).
+    pub fn caller(&self, headers: &poem::http::HeaderMap) -> Option<Caller> {
         if !self.required() {
-            return true;
+            return Some(Caller::Open);
         }
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
         if let Some(b) = bearer {
-            return self.token_matches(b.trim());
+            return self.token_matches(b.trim()).then_some(Caller::Token);
         }
-        match session_cookie(headers) {
-            Some(id) => {
-                let now = sessions::now();
-                let mut live = self.sessions.lock().unwrap();
-                live.retain(|_, exp| *exp > now);
-                live.contains_key(&sessions::hash(&id))
-            }
-            None => false,
+        let h = sessions::hash(&session_cookie(headers)?);
+        self.session_alive(&h).then_some(Caller::Session(h))
+    }
+
+    /// Whether a session is still live (not signed out, not expired).
+    pub fn session_alive(&self, h: &[u8; 32]) -> bool {
+        let now = sessions::now();
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(h)
+            .is_some_and(|exp| *exp > now)
+    }
+
+    /// Whether `caller` may still act: its session has not ended since
+    /// it was checked (open sockets are held to this).
+    pub fn still_valid(&self, caller: &Caller) -> bool {
+        match caller {
+            Caller::Session(h) => self.session_alive(h),
+            Caller::Open | Caller::Token => true,
         }
     }
 
@@ -102,8 +110,10 @@ impl Auth {
             return None;
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
-        let (h, exp) = (sessions::hash(&id), sessions::now() + SESSION_TTL.as_secs());
-        self.sessions.lock().unwrap().insert(h, exp);
+        let (h, exp) = (sessions::hash(&id), sessions::now() + self.ttl.as_secs());
+        let mut live = self.sessions.lock().unwrap();
+        live.retain(|_, e| *e > sessions::now());
+        live.insert(h, exp);
         Some((id, h, exp))
     }
 
@@ -129,39 +139,6 @@ fn session_cookie(headers: &poem::http::HeaderMap) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v.to_string())
-}
-
-/// Paths that stay open with authentication on.
-pub fn is_open(path: &str) -> bool {
-    let protected = path.starts_with("/api/") || path == "/metrics";
-    !protected
-        || path.starts_with("/api/openapi.")
-        || path == "/api/docs"
-        || path.starts_with("/api/docs/")
-        || path == "/api/auth/login"
-        || path == "/api/auth/status"
-        || path == "/api/health"
-}
-
-/// The middleware: 401 JSON for a protected path without credentials.
-pub async fn guard<E: Endpoint>(
-    ep: Arc<E>,
-    req: Request,
-    auth: Arc<Auth>,
-) -> poem::Result<Response> {
-    if !is_open(req.uri().path()) && !auth.allows(&req) {
-        let mut resp = ApiError::new(
-            ErrorCode::Unauthorized,
-            "Send Authorization: Bearer <AUTH_TOKEN>, or log in with POST /api/auth/login",
-        )
-        .response();
-        resp.headers_mut().insert(
-            "www-authenticate",
-            poem::http::HeaderValue::from_static("Bearer"),
-        );
-        return Ok(resp);
-    }
-    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 /// Declares the bearer scheme on an operation so generated clients send
@@ -201,94 +178,3 @@ impl<'a> ApiExtractor<'a> for Authed {
         Ok(Authed)
     }
 }
-
-pub struct AuthApi {
-    pub state: Arc<AppState>,
-}
-
-#[derive(Debug, Object)]
-pub struct LoginBody {
-    pub token: crate::http::body::Text,
-}
-
-#[derive(Debug, Object)]
-pub struct AuthStatus {
-    /// Whether the server requires a token.
-    pub required: bool,
-    /// Whether this request carries a valid token or session.
-    pub authenticated: bool,
-}
-
-#[derive(Debug, Object)]
-pub struct LoginResult {
-    pub success: bool,
-    pub message: String,
-}
-
-#[derive(ApiResponse)]
-pub enum LoginResponse {
-    /// Logged in: the session cookie is set.
-    #[oai(status = 200)]
-    Ok(Json<LoginResult>, #[oai(header = "Set-Cookie")] String),
-}
-
-#[OpenApi(prefix_path = "/api/auth", tag = "ApiTags::Auth")]
-impl AuthApi {
-    /// Whether a token is required and whether this request has one
-    #[oai(path = "/status", method = "get", operation_id = "getAuthStatus")]
-    async fn status(&self, req: &Request) -> Json<AuthStatus> {
-        Json(AuthStatus {
-            required: self.state.auth.required(),
-            authenticated: self.state.auth.allows(req),
-        })
-    }
-
-    /// Exchange the token for a session cookie (for browsers and EventSource)
-    #[oai(path = "/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: JsonBody<LoginBody>) -> Result<LoginResponse, ApiError> {
-        let (id, h, exp) = self.state.auth.login(&body.0.token).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "The token is not the server's AUTH_TOKEN",
-            )
-        })?;
-        // Stored before the answer: a restart keeps the browser signed in.
-        self.state
-            .store
-            .write(move |txn| sessions::put(txn, &h, exp))
-            .await?;
-        let cookie = format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_TTL.as_secs()
-        );
-        Ok(LoginResponse::Ok(
-            Json(LoginResult {
-                success: true,
-                message: "Logged in".into(),
-            }),
-            cookie,
-        ))
-    }
-
-    /// End this browser session
-    #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, req: &Request, _auth: Authed) -> Result<Json<LoginResult>, ApiError> {
-        if let Some(h) = self.state.auth.logout(req) {
-            self.state
-                .store
-                .write(move |txn| sessions::remove(txn, &h))
-                .await?;
-        }
-        Ok(Json(LoginResult {
-            success: true,
-            message: "Logged out".into(),
-        }))
-    }
-}
-
-/// What each operation answers besides the errors every one can (`http::spec`).
-pub const ERRORS: &[OpErrors] = &[
-    op("getAuthStatus", Storage::None, &[]),
-    op("login", Storage::Writes, &[E::Unauthorized]),
-    op("logout", Storage::Writes, &[]),
-];

@@ -51,6 +51,7 @@ catalogue! {
     Unauthorized => "unauthorized", UNAUTHORIZED, "Unauthorized";
     Forbidden => "forbidden", FORBIDDEN, "Forbidden";
     HostNotAllowed => "host-not-allowed", FORBIDDEN, "Host not allowed";
+    OriginNotAllowed => "origin-not-allowed", FORBIDDEN, "Origin not allowed";
     NotFound => "not-found", NOT_FOUND, "Not found";
     MediaNotFound => "media-not-found", NOT_FOUND, "Media item not found";
     QueueItemNotFound => "queue-item-not-found", NOT_FOUND, "Queue item not found";

@@ -79,6 +79,17 @@ impl ApiError {
     }
 }
 
+/// At most `max` characters of a value a client sent, for a message that
+/// names it: an answer never echoes a whole oversized value back.
+pub fn excerpt(value: &str, max: usize) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    match chars.next() {
+        None => head,
+        Some(_) => format!("{head}… ({} characters)", value.chars().count()),
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.body.error, self.body.message)

@@ -37,6 +37,8 @@ pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::
 /// A path served beside poem, straight from hyper: Socket.IO needs hyper's
 /// upgrade handle, which poem drops when it hands a request to a tower
 /// service. The connection limits and the header deadline still apply.
+/// It is called with the request, the peer's address and whether the
+/// connection is TLS.
 #[derive(Clone)]
 pub struct SideRoute {
     pub prefix: &'static str,
@@ -45,6 +47,7 @@ pub struct SideRoute {
         dyn Fn(
                 poem::http::Request<Incoming>,
                 SocketAddr,
+                bool,
             )
                 -> futures_util::future::BoxFuture<'static, poem::http::Response<ResponseBody>>
             + Send
@@ -380,7 +383,8 @@ async fn connection<I>(
             .map(|s| s.serve.clone());
         async move {
             if let Some(serve) = side {
-                return Ok::<_, Infallible>(serve(req, remote).await);
+                let tls = scheme == Scheme::HTTPS;
+                return Ok::<_, Infallible>(serve(req, remote, tls).await);
             }
             let resp = match declared_length(&req) {
                 Err(e) => e.response(),

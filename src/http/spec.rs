@@ -149,6 +149,7 @@ fn common_codes(op: &Map<String, Value>, storage: Storage) -> Vec<ErrorCode> {
     let mut codes = vec![
         ErrorCode::Forbidden,
         ErrorCode::HostNotAllowed,
+        ErrorCode::OriginNotAllowed,
         ErrorCode::HeadersTooLarge,
         ErrorCode::InternalError,
         ErrorCode::TooManyConnections,

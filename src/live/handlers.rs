@@ -78,12 +78,18 @@ fn payload(d: TryData<Value>) -> Option<Value> {
 
 pub fn register(io: &SocketIo, state: Arc<AppState>) {
     io.ns("/", move |s: SocketRef| {
+        // A namespace connect on a transport whose sign-in has ended since
+        // its handshake: refused (the sweep closed the first one).
+        if !super::sessions::still_valid(&state, &s) {
+            let _ = s.disconnect();
+            return futures_util::future::Either::Left(std::future::ready(()));
+        }
         // socketioxide has sent the CONNECT packet already and spawns the
         // future: the handler is registered before it, here, or an event
         // the client sends at once could find no handler and be dropped.
         listen(&s, state.clone());
         let state = state.clone();
-        async move { greet(s, state).await }
+        futures_util::future::Either::Right(async move { greet(s, state).await })
     });
 }
 

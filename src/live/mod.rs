@@ -4,12 +4,13 @@
 //! socketioxide serves it. It needs hyper's upgrade handle, which poem
 //! drops when it hands a request to a tower service, so our accept loop
 //! (`http::server::SideRoute`) sends `/socket.io/` here before poem sees
-//! the request. The handshake passes the API's rules first: the `Host`
-//! guard while `AUTH_TOKEN` is unset, a same-origin (or `CORS_ORIGINS`)
-//! `Origin`, and with `AUTH_TOKEN` the session cookie or the token.
+//! the request. The handshake passes the same rule as every request
+//! (`access::Policy::check`); the caller it found rides with the session,
+//! and a socket whose sign-in ended is closed (`sessions`).
 
 mod handlers;
 mod relay;
+mod sessions;
 mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -20,9 +21,9 @@ use poem::http::{self, header, request::Parts};
 use socketioxide::SocketIo;
 
 use crate::{
+    access::{Entry, Facts},
     http::{
         error::{ApiError, ErrorCode},
-        guard::HostRules,
         server::{ResponseBody, SideRoute},
     },
     state::AppState,
@@ -45,17 +46,30 @@ pub fn side_route(state: &Arc<AppState>) -> SideRoute {
         .ping_timeout(Duration::from_secs(20))
         .build_svc();
     handlers::register(&io, state.clone());
+    sessions::spawn(io.clone(), state.clone());
     relay::spawn(io, state.clone());
-    let rules = Arc::new(Checks::new(state));
-    let serve = move |req: http::Request<hyper::body::Incoming>, _remote: SocketAddr| {
+    let policy = state.access.clone();
+    let serve = move |req: http::Request<hyper::body::Incoming>, remote: SocketAddr, tls: bool| {
         let svc = svc.clone();
-        let rules = rules.clone();
+        let policy = policy.clone();
         async move {
             let (mut parts, body) = req.into_parts();
-            if let Err(e) = rules.check(&parts) {
-                return http::Response::<ResponseBody>::from(e.response());
-            }
+            let facts = Facts {
+                uri: &parts.uri,
+                headers: &parts.headers,
+                tls,
+                peer: remote.ip(),
+            };
+            let checked = match policy.check(&facts, parts.uri.path(), Entry::Socket) {
+                Ok(c) => c,
+                Err(e) => return http::Response::<ResponseBody>::from(e.response()),
+            };
             detach(&mut parts);
+            // Kept by Engine.IO with the request head for the session's
+            // life: the handlers and the session sweep read it there.
+            if let Some(caller) = checked.caller {
+                parts.extensions.insert(caller);
+            }
             let req = http::Request::from_parts(parts, body);
             match hyper::service::Service::call(&svc, req).await {
                 Ok(resp) => {
@@ -100,65 +114,6 @@ fn detach(parts: &mut Parts) {
     parts.headers = headers;
     if let Ok(uri) = parts.uri.to_string().parse() {
         parts.uri = uri;
-    }
-}
-
-/// What a handshake must pass, as an API request would.
-struct Checks {
-    state: Arc<AppState>,
-    hosts: Option<HostRules>,
-    origins: Vec<String>,
-}
-
-impl Checks {
-    fn new(state: &Arc<AppState>) -> Self {
-        let c = &state.config;
-        Checks {
-            state: state.clone(),
-            hosts: (!state.auth.required()).then(|| HostRules::new(c.allowed_hosts.as_deref())),
-            origins: c
-                .cors_origins
-                .as_deref()
-                .unwrap_or("")
-                .split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-                .filter(|o| !o.is_empty())
-                .collect(),
-        }
-    }
-
-    fn check(&self, parts: &Parts) -> Result<(), ApiError> {
-        let get = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let host = get(header::HOST).unwrap_or("");
-        if let Some(rules) = &self.hosts {
-            if !host.is_empty() && !rules.allows(host) {
-                return Err(ApiError::new(
-                    ErrorCode::HostNotAllowed,
-                    format!("Requests for host {host:?} are refused while AUTH_TOKEN is unset (DNS rebinding guard); add it to ALLOWED_HOSTS or set AUTH_TOKEN"),
-                ));
-            }
-        }
-        // A WebSocket has no CORS: a page of another origin could open one
-        // with the visitor's cookie. Same origin, or one in CORS_ORIGINS.
-        if let Some(origin) = get(header::ORIGIN) {
-            let o = origin.trim_end_matches('/').to_ascii_lowercase();
-            let same = o
-                .split_once("://")
-                .is_some_and(|(_, h)| h == host.to_ascii_lowercase());
-            if !same && !self.origins.contains(&o) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    format!("The live channel refuses pages of origin {origin:?}; add it to CORS_ORIGINS to allow it"),
-                ));
-            }
-        }
-        if !self.state.auth.allows_headers(&parts.headers) {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "Sign in at /admin/ first (the session cookie is sent with the connection), or send Authorization: Bearer <token>",
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -363,6 +363,9 @@ pub(super) async fn store(
     }
     let bytes: u64 = rows.iter().map(|r| r.file_size).sum();
     let no_ksplat = item.kind == Kind::Splat && !rows.iter().any(|r| r.format == Format::Ksplat);
+    // The AI has the model on disk now; recorded before the completion,
+    // which wakes whoever waits for the job and may read the catalogue.
+    shared.models.produced_with(&item.model_key).await;
     match shared.catalog.complete(item.id, rows).await {
         Ok(_) => {
             stages.done(no_ksplat.then_some("conversion_failed"));
@@ -372,7 +375,6 @@ pub(super) async fn store(
             } else {
                 Trigger::Auto
             };
-            shared.models.produced_with(&item.model_key).await;
             if item.kind == Kind::Depth {
                 shared.models.used(&item.model_key, trigger);
             }

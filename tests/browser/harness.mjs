@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +56,17 @@ export async function startStandins(extra = []) {
   throw new Error('stand-ins did not start');
 }
 
-export async function startServer(env = {}) {
+// An HTTPS GET that accepts our self-signed certificate.
+function insecureStatus(url) {
+  return new Promise((res) => {
+    const r = httpsGet(url, { rejectUnauthorized: false }, (resp) => { resp.resume(); res(resp.statusCode); });
+    r.on('error', () => res(0));
+  });
+}
+
+// The real binary on a free port; `{ tls: true }` when env makes it serve
+// HTTPS (the URL is then https://).
+export async function startServer(env = {}, opts = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'immichvr-browser-'));
   const child = spawn(join(TARGET, 'debug/immichvr'), [], {
@@ -67,15 +78,19 @@ export async function startServer(env = {}) {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   children.push(child);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
-    try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not yet */ }
+    if (opts.tls) {
+      if (await insecureStatus(`${url}/health`) === 200) break;
+    } else {
+      try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not yet */ }
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return { url, child, dataDir, stop() { child.kill('SIGTERM'); rmSync(dataDir, { recursive: true, force: true }); } };
 }
 
-export async function launch() {
+export async function launch(options = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'immichvr-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -83,6 +98,7 @@ export async function launch() {
     viewport: { width: 1280, height: 860 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--no-first-run', '--disable-sync'],
+    ...options,
   });
   mkdirSync(SHOTS, { recursive: true });
   return { context, async close() { await context.close(); rmSync(profile, { recursive: true, force: true }); } };

@@ -263,6 +263,67 @@ test('the handshake follows the API rules: token, origin', async () => {
   } finally { s.stop(); }
 });
 
+// Resolves with the time it took the socket to be disconnected by the server.
+function disconnected(c, ms = 3000) {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`still connected after ${ms} ms`)), ms);
+    c.socket.on('disconnect', (reason) => { clearTimeout(timer); resolve({ reason, after: Date.now() - t0 }); });
+  });
+}
+
+async function signIn(url, token) {
+  const login = await fetch(`${url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+  assert.equal(login.status, 200);
+  return login.headers.get('set-cookie').split(';')[0];
+}
+
+test('signing out closes the sockets that sign-in opened, within a second; others stay', async () => {
+  const s = await startServer(env({ AUTH_TOKEN: 'live-token-123' }));
+  try {
+    const cookie = await signIn(s.url, 'live-token-123');
+    const other = await signIn(s.url, 'live-token-123');
+    const mine = connect(s.url, { extraHeaders: { Cookie: cookie } });
+    const theirs = connect(s.url, { extraHeaders: { Cookie: other } });
+    await mine.next('model:status');
+    await theirs.next('model:status');
+    const gone = disconnected(mine, 1000);
+    const out = await fetch(`${s.url}/api/auth/logout`, { method: 'POST', headers: { Cookie: cookie } });
+    assert.equal(out.status, 200);
+    const { reason, after } = await gone;
+    assert.equal(reason, 'io server disconnect');
+    assert.ok(after < 1000, `closed after ${after} ms`);
+    // The other sign-in's socket is untouched and still answered.
+    theirs.socket.emit('queue:get-status');
+    await theirs.next('queue:update', () => true, 3000);
+    // The ended session cannot open a new one either.
+    const again = connect(s.url, { extraHeaders: { Cookie: cookie } });
+    await new Promise((r) => again.socket.on('connect_error', r));
+    again.socket.close();
+    theirs.socket.close();
+  } finally { s.stop(); }
+});
+
+test('a socket is closed when its session expires', async () => {
+  const s = await startServer(env({ AUTH_TOKEN: 'live-token-123', SESSION_TTL_SECS: '2' }));
+  try {
+    const cookie = await signIn(s.url, 'live-token-123');
+    const c = connect(s.url, { extraHeaders: { Cookie: cookie } });
+    await c.next('model:status');
+    const t0 = Date.now();
+    const { reason } = await disconnected(c, 4000);
+    assert.equal(reason, 'io server disconnect');
+    // Expiry is at 2 s after sign-in, to the second; closed within one more.
+    assert.ok(Date.now() - t0 < 3500, `closed after ${Date.now() - t0} ms`);
+    // A bearer-token socket has no session to outlive.
+    const token = connect(s.url, { extraHeaders: { Authorization: 'Bearer live-token-123' } });
+    await token.next('model:status');
+    token.socket.emit('queue:get-status');
+    await token.next('queue:update');
+    token.socket.close();
+  } finally { s.stop(); }
+});
+
 test('a job pending when the service stops completes after it starts again', async () => {
   const data = mkdtempSync(join(tmpdir(), 'immichvr-live-restart-'));
   await setAiMode(standins.CONTROL_URL, 'hang');
