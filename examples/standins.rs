@@ -5,7 +5,8 @@
 //! stand-in (the same code the Rust tests use, same contract). Its mode is
 //! switched with `POST /__control/mode` on the control port (`--control-port`,
 //! default AI port + 1) and a body of `ok`, `garbage`, `hang`, `not_loaded`,
-//! `no_video`, `status:<code>`, `delay:<ms>` or `fail_first:<n>:<code>`. It
+//! `no_video`, `status:<code>`, `delay:<ms>`, `serial:<ms>` (one request at
+//! a time, like a GPU) or `fail_first:<n>:<code>`. It
 //! also serves the current AI service's model and splat routes.
 //!
 //! `--immich` also serves the Immich stand-in (a library of `--immich-photos`
@@ -25,6 +26,9 @@ mod immich_standin;
 #[allow(dead_code)]
 #[path = "../tests/common/immich_timeline.rs"]
 mod immich_timeline;
+#[allow(dead_code)]
+#[path = "../tests/common/immich_users.rs"]
+mod immich_users;
 
 use std::time::Duration;
 
@@ -41,6 +45,7 @@ fn parse_mode(s: &str) -> Option<Mode> {
         ["no_video"] => Mode::NoVideo,
         ["status", code] => Mode::Status(code.parse().ok()?),
         ["delay", ms] => Mode::Delay(Duration::from_millis(ms.parse().ok()?)),
+        ["serial", ms] => Mode::Serial(Duration::from_millis(ms.parse().ok()?)),
         ["fail_first", n, code] => Mode::FailFirst(n.parse().ok()?, code.parse().ok()?),
         _ => return None,
     })

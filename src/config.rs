@@ -7,6 +7,7 @@ use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod background;
 pub mod file;
 pub mod reference;
 pub mod vr;
@@ -275,6 +276,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub vr: vr::VrConfig,
+
+    #[command(flatten)]
+    pub background: background::BackgroundConfig,
 }
 
 impl Config {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod echo;
 pub mod events;
+pub mod follow;
 pub mod http;
 pub mod immich;
 pub mod live;

@@ -5,7 +5,7 @@
 use redb::WriteTransaction;
 
 use crate::{
-    assets, auth, media, queue, settings,
+    assets, auth, follow, media, queue, settings,
     storage::{self, Migration, Schema, StorageError},
 };
 
@@ -17,6 +17,7 @@ pub static SCHEMA: Schema = Schema {
         assets::store::TABLES,
         settings::store::TABLES,
         auth::sessions::TABLES,
+        follow::store::TABLES,
     ],
     migrations: &[
         Migration {
@@ -28,6 +29,11 @@ pub static SCHEMA: Schema = Schema {
             to: 3,
             what: "generated assets per model (each depth map becomes a depth asset), jobs with a kind and a model",
             run: migrate_to_v3,
+        },
+        Migration {
+            to: 4,
+            what: "following Immich: where each library's reading stands, and what is known of each asset",
+            run: migrate_to_v4,
         },
     ],
 };
@@ -44,5 +50,16 @@ fn migrate_to_v3(txn: &WriteTransaction) -> Result<(), StorageError> {
         jobs,
         "schema 3: depth maps are assets now"
     );
+    Ok(())
+}
+
+/// Schema 4: the follow tables. They start empty: the first round reads
+/// the whole library, and finds the depth maps made before as made (no
+/// job twice, none made again).
+fn migrate_to_v4(txn: &WriteTransaction) -> Result<(), StorageError> {
+    for t in follow::store::TABLES {
+        (t.create)(txn)?;
+    }
+    tracing::info!("schema 4: following Immich");
     Ok(())
 }

@@ -39,6 +39,8 @@ pub enum ApiTags {
     Assets,
     /// The VR app's settings and model catalogue
     Settings,
+    /// Following the Immich library: how far it is ready for 3D
+    Library,
 }
 
 impl AppState {
@@ -73,6 +75,9 @@ pub struct AppState {
     /// The model catalogue and what the AI service holds.
     pub models: Arc<crate::settings::manager::ModelManager>,
     pub importer: Arc<Importer>,
+    /// Follows the Immich library (new photos get depth maps), and keeps
+    /// its figures and the disk budget.
+    pub follower: Arc<crate::follow::Follower>,
     /// Upload slots (`UPLOAD_CONCURRENCY`) and the line waiting for them.
     pub uploads: Gate,
     /// Cancelled when the process shuts down; ends event streams and the worker.

@@ -214,7 +214,11 @@ async fn a_data_dir_of_the_previous_release_opens_and_serves_the_same() {
     assert_eq!(snapshot::counts(&got), (7, 4));
     snapshot::assert_holds(&expected, &got);
     let info = common::json(common::get(b.at("/api/db/info")).await).await;
-    assert_eq!(info["schema_version"], 3, "upgraded to the current schema");
+    assert_eq!(
+        info["schema_version"],
+        immichvr::schema::SCHEMA.version(),
+        "upgraded to the current schema"
+    );
     // Absolute paths name this data dir, not the one the fixture was made in.
     let any = got["media"]
         .as_object()

@@ -251,6 +251,10 @@ async fn every_code_answers_as_the_catalogue_says() {
         send(Method::POST, u("/api/queue/worker/start")).await
     );
     expect!(
+        ErrorCode::FollowingOff,
+        send(Method::POST, u("/api/library/sync")).await
+    );
+    expect!(
         ErrorCode::AiUnhealthy,
         send(Method::GET, u("/api/ai/health")).await
     );

@@ -111,12 +111,14 @@ async fn browsing_pages_filters_and_parses() {
     assert!(last["nextPage"].is_null());
     let v = s.get_json("/api/immich/videos").await;
     assert_eq!(v["count"], 2);
-    let durations: Vec<u64> = v["data"]
+    let mut durations: Vec<u64> = v["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a["durationMs"].as_u64().unwrap())
         .collect();
+    // Two videos of the same date: Immich orders them by id.
+    durations.sort();
     assert_eq!(
         durations,
         vec![5000, 5500],
@@ -244,10 +246,7 @@ async fn upstream_errors_map_to_502_404_503() {
     let r = wrong.get("/api/immich/photos").await;
     assert_eq!(r.status(), 502);
     let b = json(r).await;
-    assert!(b["message"]
-        .as_str()
-        .unwrap()
-        .contains("Authentication required"));
+    assert!(b["message"].as_str().unwrap().contains("Invalid API key"));
     assert_eq!(b["code"], "immich-refused");
     wrong.stop().await;
 

@@ -183,3 +183,78 @@ async fn previous_depth_maps_become_small_depth_assets_on_both_routes() {
     assert_eq!(models["models"].as_array().unwrap().len(), 4);
     b.terminate().await;
 }
+
+fn release_v3() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-v3/data")
+}
+
+/// Schema 4 (following Immich) on a data dir a schema-3 release wrote
+/// (`scripts/make-v3-fixture.sh`: the app's generate for three Immich
+/// photos, one upload): it upgrades, and following the same library finds
+/// the three made, so only the rest goes to the AI, once, even across a
+/// restart; what was there is served byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_data_dir_upgrades_and_following_finds_what_was_made() {
+    use common::{
+        ai_standin::{AiStandin, Mode},
+        immich_standin::{library, ImmichStandin, KEY},
+        Api,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(&release_v3(), &data);
+    let old_maps: std::collections::BTreeSet<String> = std::fs::read_dir(data.join("depth_maps"))
+        .unwrap()
+        .map(|e| sha(&e.unwrap().path()))
+        .collect();
+    let ai = AiStandin::start(Mode::Ok).await;
+    let im = ImmichStandin::start(library(6)).await;
+    let launch = || {
+        Launch::new(&data)
+            .env("AI_SERVICE_URL", ai.url())
+            .env("IMMICH_URL", im.url())
+            .env("IMMICH_API_KEY", KEY)
+            .env("IMMICH_SYNC_SECS", 3600)
+    };
+    let b = launch().start().await;
+    b.wait_log("database migrated", 30).await;
+    assert!(b.log_text().contains("schema 4"), "{}", b.log_text());
+    let info = b.get_json("/api/db/info").await;
+    assert_eq!(info["schema_version"], SCHEMA.version());
+    // Six JPEGs, the HEIC and the large photo; the videos are skipped.
+    let ready = |b: &common::bin::Binary| {
+        let url = b.url.clone();
+        async move {
+            let v = common::json(common::get(format!("{url}/api/library")).await).await;
+            let l = v["libraries"].get(0).cloned()?;
+            (l["ready"] == 8 && l["syncing"] == false).then_some(l)
+        }
+    };
+    let lib = common::wait_for(60.0, "the library made", || ready(&b)).await;
+    assert_eq!(lib["photos"], 8, "{lib}");
+    assert_eq!(ai.requests(), 5, "the three made before were found made");
+    for i in 1..=3 {
+        let id = format!("00000000-0000-4000-8000-00000000000{i}");
+        let r = b
+            .post_json(
+                &format!("/api/assets/{id}/generate"),
+                &serde_json::json!({"type": "depth", "modelKey": "small"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-asset-cache"], "hit");
+        let sum = hex::encode(Sha256::digest(r.bytes().await.unwrap()));
+        assert!(
+            old_maps.contains(&sum),
+            "{id}: the map the old release made"
+        );
+    }
+    b.terminate().await;
+    let b = launch().start().await;
+    let lib = common::wait_for(60.0, "the library read again", || ready(&b)).await;
+    assert_eq!(lib["photos"], 8);
+    assert_eq!(ai.requests(), 5, "nothing made twice after a restart");
+    let media = b.get_json("/api/media/status").await;
+    assert!(media.to_string().contains("upload.png"), "{media}");
+    b.terminate().await;
+}

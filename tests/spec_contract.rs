@@ -132,6 +132,7 @@ async fn the_event_stream_declares_one_event_as_a_union_on_type() {
         "generation",
         "import",
         "item",
+        "library",
         "media_deleted",
         "model",
         "stats",

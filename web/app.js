@@ -8,6 +8,7 @@ import * as queue from './js/queue.js';
 import * as upload from './js/upload.js';
 import * as worker from './js/worker.js';
 import * as immich from './js/immich.js';
+import * as library from './js/library.js';
 import * as models from './js/models.js';
 
 const VIEWS = ['queue', 'upload', 'worker', 'immich', 'models'];
@@ -24,6 +25,7 @@ function show(view, focus = false) {
   for (const v of VIEWS) $(`#view-${v}`).hidden = v !== view;
   worker.visible(view === 'worker');
   immich.visible(view === 'immich');
+  if (view === 'immich') library.load();
   models.visible(view === 'models');
   if (view === 'queue') queue.load();
   document.title = `${$(`#tab-${view}`).textContent} · ImmichVR admin`;
@@ -101,6 +103,7 @@ queue.init();
 upload.init();
 worker.init();
 immich.init();
+library.init();
 models.init();
 initTabs();
 initLogin();

@@ -28,6 +28,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let state = open_state_with(config, shutdown.clone()).await?;
+    // The app's requests are served whether background work runs or not.
+    state.worker.launch();
     if state.config.auto_start_worker {
         let _ = state.worker.start().await;
     } else {
@@ -36,6 +38,7 @@ pub async fn serve(
         );
     }
     spawn_named("orphan-cleanup", remove_orphans(state.clone()));
+    state.follower.spawn(shutdown.clone());
     state.models.spawn_sync(
         Duration::from_secs(state.config.vr.model_sync_secs.max(1)),
         shutdown.clone(),
@@ -96,7 +99,7 @@ pub async fn serve(
     let app = routes(state.clone());
     server::run(listener, app, limits, shutdown, Duration::from_secs(5)).await?;
     // The HTTP side is closed; in-flight items finish or go back to `queued`.
-    let _ = state.worker.stop().await;
+    state.worker.finished().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -115,6 +115,8 @@ pub async fn open_state_with(
         models.clone(),
         shutdown.clone(),
     );
+    let follower =
+        crate::follow::Follower::new(&config, catalog.clone(), immich.clone(), worker.clone());
     let auth = Auth::new(&config, store.clone());
     if let Err(e) = auth.restore().await {
         tracing::warn!(error = %e, "stored sign-ins not restored");
@@ -136,6 +138,7 @@ pub async fn open_state_with(
         immich,
         models,
         importer: Arc::new(Importer::default()),
+        follower,
         shutdown,
     }))
 }

@@ -9,7 +9,7 @@ use super::open::{ensure_dir, open_state, StartError};
 use crate::{
     access, admin, ai, assets, auth,
     config::Config,
-    events,
+    events, follow,
     http::{
         access_log, allow, docs,
         error::ApiError,
@@ -36,7 +36,8 @@ pub fn api_service(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::Op
             immich::routes::ImmichApi { state: state.clone() },
             immich::timeline::TimelineApi { state: state.clone() },
             assets::routes::AssetsApi { state: state.clone() },
-            settings::routes::SettingsApi { state },
+            settings::routes::SettingsApi { state: state.clone() },
+            follow::routes::LibraryApi { state },
         ),
         "ImmichVR backend",
         env!("CARGO_PKG_VERSION"),
@@ -62,6 +63,7 @@ const ERRORS: &[&[OpErrors]] = &[
     immich::timeline::ERRORS,
     assets::routes::ERRORS,
     settings::routes::ERRORS,
+    follow::routes::ERRORS,
 ];
 
 /// The published document (`/api/openapi.json`, `immichvr openapi`).

@@ -76,6 +76,7 @@ impl AssetsApi {
             .asset(fid)
             .await?
             .ok_or_else(|| AssetError::FileNotFound(file.0.clone()))?;
+        self.state.catalog.viewed(a.id);
         Download::serve(req, &self.state.catalog.asset_path(&a), &a)
     }
 
@@ -122,7 +123,8 @@ impl AssetsApi {
         let (model, job) =
             match super::generate::start(&self.state, &id.0, kind, &model_key).await? {
                 Started::Cached(a) => {
-                    return Generated::file(&self.state.catalog.asset_path(&a), &a, true).await
+                    self.state.catalog.viewed(a.id);
+                    return Generated::file(&self.state.catalog.asset_path(&a), &a, true).await;
                 }
                 Started::Queued { model, job, .. } => (model, job),
             };
@@ -132,7 +134,10 @@ impl AssetsApi {
             Status::Completed => {
                 match super::generate::cached(&self.state, done.media_item_id, kind, &model).await?
                 {
-                    Some(a) => Generated::file(&self.state.catalog.asset_path(&a), &a, false).await,
+                    Some(a) => {
+                        self.state.catalog.viewed(a.id);
+                        Generated::file(&self.state.catalog.asset_path(&a), &a, false).await
+                    }
                     None => Err(AssetError::Failed(
                         "the job completed but its file is gone".into(),
                     )

@@ -55,6 +55,20 @@ pub fn find(
     id.map_or(Ok(None), |id| get(txn, Uuid::from_u128(id)))
 }
 
+/// Whether a row of the key exists (a read of the index alone).
+pub fn find_key(
+    txn: &impl Reader,
+    media: Uuid,
+    kind: Kind,
+    model: &str,
+    format: Format,
+) -> Result<bool, StorageError> {
+    Ok(txn
+        .table(ASSET_KEYS)?
+        .get(super::key(media, kind, model, format).as_str())?
+        .is_some())
+}
+
 /// Every asset of a media item, newest first.
 pub fn of_media(txn: &impl Reader, media: Uuid) -> Result<Vec<AssetRow>, StorageError> {
     let prefix = format!("{media}/");

@@ -39,7 +39,7 @@ fn resolve(txn: &impl Reader, id: &str) -> Result<Option<MediaRow>, StorageError
     }
 }
 
-fn referenced_row(r: &ImmichRef) -> MediaRow {
+pub(super) fn referenced_row(r: &ImmichRef) -> MediaRow {
     let now = Timestamp::now();
     MediaRow {
         id: Uuid::now_v7(),
@@ -205,6 +205,11 @@ impl Catalog {
             Ok::<_, CatalogError>((media, row))
         })
         .await
+        .inspect(|(_, row)| {
+            if row.status == Status::Processing && row.priority == INTERACTIVE_PRIORITY {
+                self.promote(row.id);
+            }
+        })
     }
 
     /// Waits until job `id` completes or fails, at most `bound`.

@@ -8,6 +8,7 @@
 //! when an item became claimable), so no caller can forget to.
 
 mod assets;
+pub mod follow;
 mod ingest;
 mod items;
 mod processing;
@@ -110,6 +111,19 @@ pub struct Catalog {
     /// map is kept with the version it was made from.
     assets_version: Arc<std::sync::atomic::AtomicU64>,
     map_cache: Arc<std::sync::Mutex<Option<(u64, bytes::Bytes)>>>,
+    /// Jobs the worker holds that became the app's own meanwhile.
+    promoted: Arc<std::sync::Mutex<Vec<Uuid>>>,
+    /// When each 3D asset was last served in this run (the disk budget
+    /// never removes one being viewed).
+    views: Arc<std::sync::Mutex<Views>>,
+}
+
+/// When 3D assets were served: all of this run, and those not yet
+/// written to their rows.
+#[derive(Default)]
+struct Views {
+    last: std::collections::HashMap<Uuid, crate::timestamp::Timestamp>,
+    unwritten: Vec<(Uuid, crate::timestamp::Timestamp)>,
 }
 
 impl Catalog {
@@ -121,6 +135,8 @@ impl Catalog {
             dirs,
             assets_version: Default::default(),
             map_cache: Default::default(),
+            promoted: Default::default(),
+            views: Default::default(),
         }
     }
 
@@ -139,6 +155,50 @@ impl Catalog {
     /// Woken when an item may have become claimable.
     pub fn wake_handle(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// Jobs that were being processed when a request of the app joined
+    /// them (now priority 0): the worker moves them ahead of background
+    /// work. Told with a wake-up ([`Catalog::wake_handle`]).
+    pub fn take_promoted(&self) -> Vec<Uuid> {
+        std::mem::take(&mut *self.promoted.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn promote(&self, id: Uuid) {
+        self.promoted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// A 3D asset was served to someone (a download, a cached generate).
+    pub fn viewed(&self, asset: Uuid) {
+        let now = crate::timestamp::Timestamp::now();
+        let mut v = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        v.last.insert(asset, now);
+        v.unwritten.push((asset, now));
+    }
+
+    /// When each asset served in this run was last served.
+    pub fn views(&self) -> std::collections::HashMap<Uuid, crate::timestamp::Timestamp> {
+        self.views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .clone()
+    }
+
+    /// Views not yet written to their rows (`accessed_at`), taken.
+    fn take_views(&self) -> Vec<(Uuid, crate::timestamp::Timestamp)> {
+        std::mem::take(
+            &mut self
+                .views
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwritten,
+        )
     }
 
     /// Runs `f` in a write transaction, commits, then announces what `f`

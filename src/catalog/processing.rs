@@ -15,10 +15,10 @@ use crate::{
 impl Catalog {
     /// Whether a claim would find something: a read, cheaper than an empty
     /// write transaction.
-    pub async fn has_claimable(&self) -> Result<bool, StorageError> {
+    pub async fn has_claimable(&self, below: u32) -> Result<bool, StorageError> {
         let now = Utc::now();
         self.store
-            .read(move |txn| queue::store::has_claimable(txn, now))
+            .read(move |txn| queue::store::has_claimable(txn, now, below))
             .await
     }
 
@@ -29,8 +29,14 @@ impl Catalog {
 
     /// Atomically takes the best claimable item and marks it `processing`.
     pub async fn claim_next(&self) -> Result<Option<QueueRow>, CatalogError> {
-        self.commit(Durability::Lazy, |txn, ch| {
-            let row = queue::store::claim_next(txn, Utc::now())?;
+        self.claim_below(u32::MAX).await
+    }
+
+    /// [`Catalog::claim_next`] among the items whose priority is below
+    /// `below` (`1`: only the app's own requests).
+    pub async fn claim_below(&self, below: u32) -> Result<Option<QueueRow>, CatalogError> {
+        self.commit(Durability::Lazy, move |txn, ch| {
+            let row = queue::store::claim_next(txn, Utc::now(), below)?;
             if let Some(r) = &row {
                 ch.item(r);
             }

@@ -46,6 +46,10 @@ pub enum Event {
     /// or ended (`complete` with `success`).
     #[oai(mapping = "generation")]
     Generation(GenerationEvent),
+    /// How far the followed Immich library is ready for 3D (at most once
+    /// a second while it changes; on connect).
+    #[oai(mapping = "library")]
+    Library(crate::follow::Figures),
 }
 
 impl Event {
@@ -60,6 +64,7 @@ impl Event {
             Event::Import(_) => "import",
             Event::Model(_) => "model",
             Event::Generation(_) => "generation",
+            Event::Library(_) => "library",
         }
     }
 }

@@ -33,8 +33,10 @@ impl EventsApi {
     /// `stats` (on connect, every 5 s, and after a slow client missed
     /// events), `item` (a queue item changed state), `media_deleted`,
     /// `worker`, `ai_endpoint`, `import`, `model` (a model of the
-    /// catalogue changed state) and `generation` (a 3D asset's progress
-    /// and end). A comment line keeps the connection alive every 15 s.
+    /// catalogue changed state), `generation` (a 3D asset's progress
+    /// and end) and `library` (how far the followed Immich library is ready
+    /// for 3D; also on connect). A comment line keeps the connection alive
+    /// every 15 s.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
     async fn events(
         &self,
@@ -54,6 +56,11 @@ impl EventsApi {
             };
             if let Some(s) = snapshot(state.clone()).await {
                 if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+            for f in state.follower.figures() {
+                if tx.send(Event::Library(f)).await.is_err() {
                     return;
                 }
             }

@@ -77,6 +77,7 @@ catalogue! {
     BackupRunning => "backup-running", CONFLICT, "Backup running";
     BackupExists => "backup-exists", CONFLICT, "Backup exists";
     ImportRunning => "import-running", CONFLICT, "Import running";
+    FollowingOff => "following-off", CONFLICT, "Following Immich is off";
     ModelNotDownloaded => "model-not-downloaded", CONFLICT, "Model not downloaded";
     BodyTooLarge => "body-too-large", PAYLOAD_TOO_LARGE, "Body too large";
     FileTooLarge => "file-too-large", PAYLOAD_TOO_LARGE, "File too large";

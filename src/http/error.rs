@@ -328,6 +328,18 @@ impl From<WorkerError> for ApiError {
     }
 }
 
+impl From<crate::follow::FollowError> for ApiError {
+    fn from(e: crate::follow::FollowError) -> Self {
+        use crate::follow::FollowError;
+        let message = e.to_string();
+        let code = match e {
+            FollowError::Storage(s) => return s.into(),
+            FollowError::Off => ErrorCode::FollowingOff,
+        };
+        ApiError::new(code, message)
+    }
+}
+
 impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         let message = e.to_string();

@@ -39,8 +39,11 @@ pub struct Login {
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     pub id: String,
+    #[serde(default)]
     pub email: String,
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub is_admin: bool,
 }
 

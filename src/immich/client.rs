@@ -77,6 +77,15 @@ pub struct Search {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_file_name: Option<String>,
     pub with_exif: bool,
+    /// Assets changed at or after this moment (`asset.updatedAt >=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_after: Option<String>,
+    /// Trashed assets too (left out by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_deleted: Option<bool>,
+    /// `desc` (Immich's default: newest capture first) or `asc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 /// `IMMICH_URL` may be given with or without a trailing `/` or `/api`.

@@ -97,6 +97,20 @@ pub struct Asset {
     /// Base64 SHA-1, kept as Immich sends it.
     #[serde(default)]
     pub checksum: Option<String>,
+    /// When Immich last changed the asset's row.
+    #[serde(default)]
+    pub updated_at: Option<crate::timestamp::Timestamp>,
+    /// A hash of the thumbnail: `null` until Immich made its previews,
+    /// and new when an edit made them again.
+    #[serde(default)]
+    pub thumbhash: Option<String>,
+    /// `timeline`, `archive`, `hidden` (a live photo's motion part) or `locked`.
+    #[serde(default)]
+    pub visibility: Option<String>,
+    #[serde(default)]
+    pub is_trashed: bool,
+    #[serde(default)]
+    pub owner_id: Option<String>,
 }
 
 /// An Immich asset as our API shows it.

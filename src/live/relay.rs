@@ -4,7 +4,8 @@
 //! `model:generation-progress` and their end as `model:generation-complete`
 //! (to every socket: the app filters by `id`, so a second requester and a
 //! client that reconnected both see it), and the queue as `queue:update`,
-//! at most four a second however busy the queue is.
+//! at most four a second however busy the queue is, with the followed
+//! library's figures (`library`) and why background work waits.
 
 use std::{sync::Arc, time::Duration};
 
@@ -57,7 +58,8 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
                             let _ = io.emit("model:generation-complete", &g).await;
                         }
                     }
-                    Ok(Event::Item(_) | Event::MediaDeleted(_)) | Err(RecvError::Lagged(_)) => {
+                    Ok(Event::Item(_) | Event::MediaDeleted(_) | Event::Library(_) | Event::Worker(_))
+                    | Err(RecvError::Lagged(_)) => {
                         // Leading edge at once, then at most every QUEUE_EVERY.
                         due.get_or_insert_with(|| (last + QUEUE_EVERY).max(Instant::now()));
                     }
@@ -123,5 +125,7 @@ pub async fn queue_update(state: &AppState) -> Result<QueueUpdate, CatalogError>
         current: running.first().cloned(),
         running,
         sent_at: chrono::Utc::now().timestamp_millis(),
+        library: state.follower.figures().into_iter().next(),
+        background_paused_reason: state.worker.status().await.background_paused_reason,
     })
 }

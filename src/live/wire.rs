@@ -123,6 +123,12 @@ pub struct QueueUpdate {
     pub running: Vec<Job>,
     /// When this was sent (ms since the epoch).
     pub sent_at: i64,
+    /// How far the followed Immich library is ready for 3D (`null` when
+    /// it is not followed); additive to the app's contract.
+    pub library: Option<crate::follow::Figures>,
+    /// Why background work waits now (`null` while it runs; the app's own
+    /// requests are served either way).
+    pub background_paused_reason: Option<String>,
 }
 
 #[cfg(test)]

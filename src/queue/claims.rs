@@ -34,9 +34,17 @@ fn promote_due(txn: &WriteTransaction, now: DateTime<Utc>) -> Result<(), Storage
     Ok(())
 }
 
-/// Whether `claim_next` would find something: a read-only look.
-pub fn has_claimable(txn: &ReadTransaction, now: DateTime<Utc>) -> Result<bool, StorageError> {
-    if txn.open_table(QUEUE_READY)?.first()?.is_some() {
+/// Whether `claim_next(below)` would find something: a read-only look.
+pub fn has_claimable(
+    txn: &ReadTransaction,
+    now: DateTime<Utc>,
+    below: u32,
+) -> Result<bool, StorageError> {
+    let first = txn
+        .open_table(QUEUE_READY)?
+        .first()?
+        .map(|(k, _)| k.value().0);
+    if first.is_some_and(|p| p < below) {
         return Ok(true);
     }
     Ok(next_due(txn)?.is_some_and(|due| due <= now))
@@ -49,16 +57,24 @@ pub fn next_due(txn: &ReadTransaction) -> Result<Option<DateTime<Utc>>, StorageE
     Ok(first.and_then(|ms| DateTime::from_timestamp_millis(ms as i64)))
 }
 
+/// Takes the best claimable item whose priority is below `below` (`1`:
+/// only the app's own requests) and marks it `processing`.
 pub fn claim_next(
     txn: &WriteTransaction,
     now: DateTime<Utc>,
+    below: u32,
 ) -> Result<Option<QueueRow>, QueueError> {
     promote_due(txn, now)?;
     let first = txn
         .open_table(QUEUE_READY)?
         .first()?
-        .map(|(_, v)| v.value());
-    let Some(qid) = first else { return Ok(None) };
+        .map(|(k, v)| (k.value().0, v.value()));
+    let Some((priority, qid)) = first else {
+        return Ok(None);
+    };
+    if priority >= below {
+        return Ok(None);
+    }
     let old = get_w(txn, Uuid::from_u128(qid))?;
     let mut row = old.clone();
     row.status = Status::Processing;

@@ -73,7 +73,9 @@ pub struct QueueRow {
     pub id: Uuid,
     pub media_item_id: Uuid,
     pub status: Status,
-    /// Lower runs first: photos 1..100, videos 101..200.
+    /// Lower runs first: 0 the VR app's own requests; uploads and imports
+    /// photos 1..100, videos 101..200; from 1000 on, what following Immich
+    /// makes, newer photos first.
     pub priority: u32,
     pub attempts: u32,
     pub max_attempts: u32,
@@ -140,6 +142,20 @@ pub fn priority(media_type: MediaType, file_size: u64) -> u32 {
         MediaType::Photo => 1 + offset,
         MediaType::Video => 101 + offset,
     }
+}
+
+/// The first priority of work following Immich makes: after uploads and
+/// imports (someone asked for those), newest capture first.
+pub const FOLLOW_PRIORITY: u32 = 1000;
+
+/// A followed photo's priority: `FOLLOW_PRIORITY` plus the minutes from
+/// its capture to 2100, so a newer photo runs first (the app opens at the
+/// newest); without a date it runs last.
+pub fn follow_priority(captured: Option<crate::timestamp::Timestamp>) -> u32 {
+    const Y2100_MIN: i64 = 4_102_444_800 / 60;
+    let minutes = captured.map_or(i64::MAX, |t| Y2100_MIN - t.timestamp() / 60);
+    let room = (u32::MAX - 1 - FOLLOW_PRIORITY) as i64;
+    FOLLOW_PRIORITY + minutes.clamp(0, room) as u32
 }
 
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;

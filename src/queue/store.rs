@@ -223,11 +223,22 @@ pub fn request_job(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, Q
     };
     let urgent = item.priority.unwrap_or(u32::MAX);
     match old.status {
-        Status::Processing | Status::Pending => Ok(old),
-        Status::Queued if urgent >= old.priority => Ok(old),
+        Status::Processing | Status::Pending | Status::Queued if urgent >= old.priority => Ok(old),
+        // Running already: it keeps running, now as the more urgent job
+        // (the worker hears of it from the catalog).
+        Status::Processing | Status::Pending => {
+            let mut row = old.clone();
+            row.priority = urgent;
+            transition(txn, Some(&old), &row)?;
+            Ok(row)
+        }
         Status::Queued => {
             let mut row = old.clone();
             row.priority = urgent;
+            // Someone waits for it now: a retry backoff no longer applies.
+            if urgent == super::INTERACTIVE_PRIORITY {
+                row.retry_at = None;
+            }
             transition(txn, Some(&old), &row)?;
             Ok(row)
         }
@@ -244,6 +255,37 @@ pub fn request_job(txn: &WriteTransaction, item: &NewItem) -> Result<QueueRow, Q
             Ok(row)
         }
     }
+}
+
+/// Asks for background work (following Immich): a job is made if there
+/// is none; `redo` runs a finished, failed or cancelled one again (the
+/// photo changed), `revive` a cancelled one (the photo is wanted again); a
+/// waiting or running job is left as it is. `Some` when a row changed.
+pub fn want_job(
+    txn: &WriteTransaction,
+    item: &NewItem,
+    redo: bool,
+    revive: bool,
+) -> Result<Option<QueueRow>, QueueError> {
+    let Some(old) = get_job(txn, item.media_id, item.kind, &item.model_key)? else {
+        return Ok(Some(insert_new(txn, item)?));
+    };
+    let again = match old.status {
+        Status::Queued | Status::Pending | Status::Processing => false,
+        Status::Cancelled => redo || revive,
+        Status::Completed | Status::Failed => redo,
+    };
+    if !again {
+        return Ok(None);
+    }
+    let mut row = old.clone();
+    requeue(txn, &mut row, Utc::now())?;
+    row.attempts = 0;
+    row.last_error = None;
+    row.processing_duration_seconds = None;
+    row.priority = item.priority.unwrap_or(old.priority);
+    transition(txn, Some(&old), &row)?;
+    Ok(Some(row))
 }
 
 /// `POST /api/queue/enqueue/{mediaItemId}`: new entry, or a failed/cancelled

@@ -1,4 +1,4 @@
-//! One AI service URL: its free slots, whether it answers, and the task
+//! One AI service URL: whether it answers, its last error, and the task
 //! that probes `/health` while it does not.
 
 use std::{
@@ -20,8 +20,6 @@ pub struct Endpoint {
     pub in_flight: AtomicUsize,
     reachable: AtomicBool,
     last_error: Mutex<Option<String>>,
-    /// Wakes this endpoint's slots when it becomes reachable again.
-    pub back: Notify,
     /// Wakes the health probe when a slot found the endpoint down.
     down: Notify,
 }
@@ -34,7 +32,6 @@ impl Endpoint {
             // Optimistic: the first request finds out.
             reachable: AtomicBool::new(true),
             last_error: Mutex::new(None),
-            back: Notify::new(),
             down: Notify::new(),
         }
     }
@@ -81,7 +78,9 @@ impl Endpoint {
                 }));
         }
         self.set_error(None);
-        self.back.notify_waiters();
+        // Its slots can be handed out again, and more work prepared.
+        shared.slots.wake();
+        shared.kick.notify_one();
     }
 }
 

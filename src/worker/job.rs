@@ -1,14 +1,13 @@
-//! One slot's loop and one item's processing. The outcome of an item is
-//! one of four, so the loop reads as a table.
+//! One job's life and how it ends. The outcome of an item is one of
+//! five, so recording it reads as a table.
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{process::process, Endpoint, Shared};
+use super::{process, slots::Used, stages::Stages, Shared};
 use crate::{
     catalog::CatalogError,
     media,
@@ -31,11 +30,8 @@ pub(super) enum Outcome {
     Refused(String),
 }
 
-/// Longest wait between two looks at the queue when nothing wakes the slot.
-const BACKSTOP: Duration = Duration::from_secs(5);
-
 /// Why nothing can be stored now (a full disk, a read-only database).
-fn blocked(shared: &Shared) -> Option<String> {
+pub(super) fn blocked(shared: &Shared) -> Option<String> {
     if let Some(reason) = shared.catalog.store().health().write_error {
         return Some(format!("the database accepts no writes: {reason}"));
     }
@@ -49,138 +45,152 @@ fn blocked(shared: &Shared) -> Option<String> {
     })
 }
 
-pub async fn slot(shared: Arc<Shared>, ep: Arc<Endpoint>, stop: CancellationToken) {
-    let wake = shared.catalog.wake_handle();
-    loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        if let Some(reason) = blocked(&shared) {
-            shared.pause(Some(reason));
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.cancelled() => return,
-            }
-            continue;
-        }
-        shared.pause(None);
-        if !ep.reachable() {
-            tokio::select! {
-                _ = ep.back.notified() => {}
-                _ = tokio::time::sleep(BACKSTOP) => {}
-                _ = stop.cancelled() => return,
-            }
-            continue;
-        }
-        // Registered before looking, so an enqueue in between is not missed.
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        match claim(&shared).await {
-            Ok(Some(item)) => run_one(&shared, &ep, item, &stop).await,
-            Ok(None) => {
-                let wait = next_wait(&shared).await;
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "claiming failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        }
-    }
+/// Where a job is, for what its cancellation does: before the AI it is
+/// returned to the queue at once; at the AI or storing it gets the grace.
+const PREPARING: u8 = 0;
+const AT_AI: u8 = 1;
+
+/// A job claimed by the dispatcher, until its outcome is recorded.
+pub(super) struct Claimed {
+    pub item: QueueRow,
+    /// The app asked for it (priority 0), or it was promoted since.
+    pub on_demand: bool,
+    /// Counted as prepared ahead of the AI until it gets a slot.
+    pub ahead: super::dispatch::Ahead,
+    /// Cancelled when background work stops (an on-demand job ignores it).
+    pub bg: CancellationToken,
 }
 
-/// Claims only when something is claimable: a read is cheaper than an
-/// empty write transaction.
-async fn claim(shared: &Shared) -> Result<Option<QueueRow>, CatalogError> {
-    if !shared.catalog.has_claimable().await? {
-        return Ok(None);
-    }
-    shared.catalog.claim_next().await
-}
-
-async fn next_wait(shared: &Shared) -> Duration {
-    match shared.catalog.next_due().await.ok().flatten() {
-        Some(at) => (at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(BACKSTOP),
-        None => BACKSTOP,
-    }
-}
-
-async fn run_one(
-    shared: &Arc<Shared>,
-    ep: &Arc<Endpoint>,
-    item: QueueRow,
-    stop: &CancellationToken,
-) {
-    use std::sync::atomic::Ordering;
-    ep.in_flight.fetch_add(1, Ordering::SeqCst);
-    shared.in_flight.lock().unwrap().push(item.id);
-    // Its own task, so that a panic fails this item and not the slot; its
-    // span names the item, so every line of the item's life can be found.
+/// One job's whole life, in its own task: prepared, sent with a slot
+/// held, stored, recorded. A panic fails this item, not the worker.
+pub(super) async fn run(shared: Arc<Shared>, job: Claimed) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let item = job.item.clone();
+    let bg = job.bg.clone();
     let started = std::time::Instant::now();
     let span = tracing::info_span!("item", queue_id = %item.id, media_id = %item.media_item_id);
-    let mut job = tokio::spawn(
-        process(shared.clone(), ep.url.clone(), item.clone()).instrument(span.clone()),
-    );
+    let stage = Arc::new(AtomicU8::new(PREPARING));
+    let mut body = tokio::spawn(body(shared.clone(), job, stage.clone()).instrument(span.clone()));
     let result = tokio::select! {
-        r = &mut job => Some(r),
-        _ = stop.cancelled() => None,
+        r = &mut body => Some(r),
+        _ = shared.cancelled(item.id, &bg) => None,
     };
     let result = match result {
         Some(r) => Some(r),
-        None => match tokio::time::timeout(shared.grace, &mut job).await {
+        None if stage.load(Ordering::SeqCst) == PREPARING => {
+            body.abort();
+            let _ = (&mut body).await;
+            None
+        }
+        None => match tokio::time::timeout(shared.grace, &mut body).await {
             Ok(r) => Some(r),
             Err(_) => {
-                job.abort();
+                body.abort();
+                let _ = (&mut body).await;
                 None
             }
         },
     };
+    let stop = &shared.shutdown;
     let recording = async {
         match result {
             Some(Ok(Outcome::Completed)) => {
                 shared.processed.fetch_add(1, Ordering::Relaxed);
-                ep.set_error(None);
+                shared.completed_now();
             }
-            Some(Ok(Outcome::Unavailable(msg))) => {
-                ep.mark_down(shared, msg.clone());
-                release(shared, item.id, Some(msg), stop).await;
-            }
+            Some(Ok(Outcome::Unavailable(msg))) => release(&shared, item.id, Some(msg), stop).await,
             Some(Ok(Outcome::Paused(msg))) => {
                 tracing::warn!(reason = %msg, "item returned to the queue; processing pauses");
                 shared.pause(Some(msg.clone()));
-                release(shared, item.id, Some(msg), stop).await;
+                release(&shared, item.id, Some(msg), stop).await;
             }
-            Some(Ok(Outcome::Failed(msg))) => {
-                ep.set_error(Some(msg.clone()));
-                fail(shared, item.id, msg, true, stop).await;
-            }
+            Some(Ok(Outcome::Failed(msg))) => fail(&shared, item.id, msg, true, stop).await,
             Some(Ok(Outcome::Refused(msg))) => {
                 tracing::warn!(error = %msg, "failed without retrying: retrying cannot help");
-                ep.set_error(Some(msg.clone()));
-                fail(shared, item.id, msg, false, stop).await;
+                fail(&shared, item.id, msg, false, stop).await;
             }
-            Some(Err(join)) => fail(shared, item.id, panic_message(&join), true, stop).await,
+            Some(Err(join)) => fail(&shared, item.id, panic_message(&join), true, stop).await,
             None => {
-                tracing::info!("unfinished at shutdown; returned to the queue");
-                release(shared, item.id, None, stop).await;
+                tracing::info!("unfinished when background work stopped; returned to the queue");
+                release(&shared, item.id, None, stop).await;
             }
         }
     };
     recording.instrument(span).await;
     crate::metrics::item_processed(started.elapsed());
-    shared.in_flight.lock().unwrap().retain(|id| *id != item.id);
-    ep.in_flight.fetch_sub(1, Ordering::SeqCst);
+    shared.job_ended(item.id);
+}
+
+async fn body(
+    shared: Arc<Shared>,
+    job: Claimed,
+    stage: Arc<std::sync::atomic::AtomicU8>,
+) -> Outcome {
+    let Claimed {
+        item,
+        on_demand,
+        mut ahead,
+        ..
+    } = job;
+    let media = match shared.catalog.media(item.media_item_id).await {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let stages = Stages::new(&shared, &item, &media);
+    stages.at("fetching_image", 10);
+    // The app's job waits for the AI while its input is fetched: a
+    // background job prepared earlier must not take the AI first.
+    let (prepared, slot) = if on_demand {
+        let mut prep = std::pin::pin!(process::prepare(&shared, &item));
+        let mut acq = std::pin::pin!(shared.slots.acquire(item.id, item.priority, item.seq));
+        let (mut p, mut s) = (None, None);
+        while p.is_none() || s.is_none() {
+            tokio::select! {
+                r = &mut prep, if p.is_none() => match r {
+                    Ok(r) => p = Some(r),
+                    Err(o) => return o,
+                },
+                r = &mut acq, if s.is_none() => s = Some(r),
+            }
+        }
+        (
+            p.expect("loop ends with both"),
+            s.expect("loop ends with both"),
+        )
+    } else {
+        let p = match process::prepare(&shared, &item).await {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        let s = shared.slots.acquire(item.id, item.priority, item.seq).await;
+        (p, s)
+    };
+    ahead.done();
+    stage.store(AT_AI, std::sync::atomic::Ordering::SeqCst);
+    let ep = slot.endpoint().clone();
+    let sent = std::time::Instant::now();
+    let answer = process::at_ai(&shared, &ep.url, &item, prepared, &stages).await;
+    match &answer {
+        Ok(_) => {
+            ep.set_error(None);
+            slot.release(Used::Answered(sent.elapsed()));
+        }
+        Err(Outcome::Unavailable(msg)) => {
+            ep.mark_down(&shared, msg.clone());
+            slot.release(Used::Down);
+        }
+        Err(Outcome::Failed(msg) | Outcome::Refused(msg)) => {
+            ep.set_error(Some(msg.clone()));
+            slot.release(Used::Failed);
+        }
+        Err(_) => slot.release(Used::Answered(sent.elapsed())),
+    }
+    let made = match answer {
+        Ok(m) => m,
+        Err(o) => return o,
+    };
+    let on_demand = on_demand || shared.slots.is_promoted(item.id);
+    process::store(&shared, &item, made, on_demand, &stages).await
 }
 
 /// Whether a failed write will work once the database takes writes again.

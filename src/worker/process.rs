@@ -1,12 +1,13 @@
-//! One job: its input to the AI service, the answer checked and written
-//! beside the other files of its kind, then recorded with the job's
-//! completion in one transaction. A depth job sends the original (or, for
-//! an item that lives in Immich, Immich's preview JPEG); a splat job sends
-//! the original unless browsers and the AI service cannot read it (HEIC,
-//! RAW, video), or the AI service failed on it, and then the preview; its
-//! PLY is converted to KSPLAT before the commit.
+//! One job's three parts: preparing its input (before the AI is free),
+//! the AI's part (with a slot held), and storing the answer beside the
+//! other files of its kind, recorded with the job's completion in one
+//! transaction (after the slot is given back). A depth job sends the
+//! original (or, for an item that lives in Immich, Immich's preview JPEG);
+//! a splat job sends the original unless browsers and the AI service
+//! cannot read it (HEIC, RAW, video), or the AI service failed on it, and
+//! then the preview; its PLY is converted to KSPLAT before the commit.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -22,6 +23,10 @@ use crate::{
     storage::{Fault, StorageError},
     timestamp::Timestamp,
 };
+
+/// The asset metadata key saying who asked for it: `app` (a request of
+/// the app, kept by the disk budget) or `background`.
+pub const TRIGGER: &str = "trigger";
 
 /// Extensions and types the AI service (Pillow without HEIF) cannot open.
 const UNREADABLE: &[&str] = &[
@@ -104,30 +109,111 @@ fn ai_outcome(e: AiError) -> Outcome {
     }
 }
 
-async fn depth_job(
+/// A job whose input is fetched, waiting for the AI.
+pub(super) struct Prepared {
+    pub media: MediaRow,
+    /// Where the inputs may come from, in the order they are tried.
+    tries: Vec<From>,
+    /// Which of `tries` `input` is.
+    at: usize,
+    input: Input,
+}
+
+/// The inputs a job may send, in order: a depth job one (Immich's preview
+/// for items that live there, else the original); a splat job the
+/// original and then the preview when browsers and the AI service cannot
+/// read the original (HEIC, RAW, video) or the service refuses it.
+fn tries(kind: Kind, media: &MediaRow) -> Vec<From> {
+    let can_preview = media.immich_asset_id.is_some();
+    match kind {
+        Kind::Depth if media.is_referenced() => vec![From::Preview],
+        Kind::Depth => vec![From::Original],
+        Kind::Splat if needs_preview(media) && can_preview => vec![From::Preview],
+        Kind::Splat if can_preview => vec![From::Original, From::Preview],
+        Kind::Splat => vec![From::Original],
+    }
+}
+
+/// Reads the item and fetches its input: what can be done before the AI
+/// is free.
+pub(super) async fn prepare(shared: &Shared, item: &QueueRow) -> Result<Prepared, Outcome> {
+    let media = shared
+        .catalog
+        .media(item.media_item_id)
+        .await
+        .map_err(|e| Outcome::Failed(e.to_string()))?;
+    let tries = tries(item.kind, &media);
+    let mut last = None;
+    for (at, from) in tries.iter().enumerate() {
+        match input(shared, &media, from).await {
+            Ok(input) => {
+                return Ok(Prepared {
+                    media,
+                    tries,
+                    at,
+                    input,
+                })
+            }
+            Err(o) => last = Some(o),
+        }
+    }
+    Err(last.unwrap_or_else(|| Outcome::Failed("nothing to send".into())))
+}
+
+/// The AI's part, with a slot held: the prepared input sent to `url`
+/// (and, for a splat the service refused, the next input).
+pub(super) async fn at_ai(
+    shared: &Shared,
+    url: &str,
+    item: &QueueRow,
+    p: Prepared,
+    stages: &Stages<'_>,
+) -> Result<Vec<Made>, Outcome> {
+    let Prepared {
+        media,
+        tries,
+        mut at,
+        mut input,
+    } = p;
+    loop {
+        stages.at("sending_to_ai", 20);
+        stages.at("generating", 30);
+        let result = match item.kind {
+            Kind::Depth => depth_call(shared, url, item, &media, input).await,
+            Kind::Splat => splat_call(shared, url, item, &media, input, &tries[at]).await,
+        };
+        match result {
+            // The AI service could not use the original: the preview may do.
+            Err(AiError::Rejected { .. }) if at + 1 < tries.len() => {
+                tracing::info!("the AI service refused the original; sending Immich's preview");
+                at += 1;
+                input = self::input(shared, &media, &tries[at]).await?;
+            }
+            Err(e) => return Err(ai_outcome(e)),
+            Ok(made) => return Ok(made),
+        }
+    }
+}
+
+async fn depth_call(
     shared: &Shared,
     url: &str,
     item: &QueueRow,
     media: &MediaRow,
-    stages: &Stages<'_>,
-) -> Result<Vec<Made>, Outcome> {
+    input: Input,
+) -> Result<Vec<Made>, AiError> {
     // Items that live in Immich are sent Immich's preview (a JPEG any
     // decoder reads, at the resolution the app shows).
-    let (from, media_type) = if media.is_referenced() {
-        (From::Preview, MediaType::Photo)
+    let media_type = if media.is_referenced() {
+        MediaType::Photo
     } else {
-        (From::Original, media.media_type)
+        media.media_type
     };
-    let input = input(shared, media, &from).await?;
-    stages.at("sending_to_ai", 20);
-    stages.at("generating", 30);
     let dir = &shared.catalog.dirs().depth_maps;
     let r = shared
         .ai
         .depth(url, input, media_type, Some(&item.model_key), dir)
-        .await
-        .map_err(ai_outcome)?;
-    stages.at("saving", 80);
+        .await?;
     let format = if r.format == "zip" {
         Format::Zip
     } else {
@@ -141,63 +227,25 @@ async fn depth_job(
     Ok(vec![made(item, media, Kind::Depth, format, r, meta)])
 }
 
-async fn splat_job(
+async fn splat_call(
     shared: &Shared,
     url: &str,
     item: &QueueRow,
     media: &MediaRow,
-    stages: &Stages<'_>,
-) -> Result<Vec<Made>, Outcome> {
-    let can_preview = media.immich_asset_id.is_some();
-    let tries: Vec<From> = if needs_preview(media) && can_preview {
-        vec![From::Preview]
-    } else if can_preview {
-        vec![From::Original, From::Preview]
-    } else {
-        vec![From::Original]
-    };
+    input: Input,
+    from: &From,
+) -> Result<Vec<Made>, AiError> {
     let dir = shared.catalog.dirs().splats.clone();
-    let mut last = None;
-    for (i, from) in tries.iter().enumerate() {
-        let more = i + 1 < tries.len();
-        let input = match input(shared, media, from).await {
-            Ok(x) => x,
-            Err(o) if more => {
-                last = Some(o);
-                continue;
-            }
-            Err(o) => return Err(o),
-        };
-        stages.at("sending_to_ai", 20);
-        stages.at("generating", 30);
-        match shared.ai.splat(url, input, &dir).await {
-            Ok(r) => {
-                stages.at("saving", 80);
-                let source = if matches!(from, From::Preview) {
-                    "preview"
-                } else {
-                    "original"
-                };
-                let mut meta = BTreeMap::new();
-                meta.insert("source".to_string(), "ml-sharp".to_string());
-                meta.insert("input".to_string(), source.to_string());
-                let ply = made(item, media, Kind::Splat, Format::Ply, r, meta);
-                let mut out = vec![ply];
-                stages.at("converting", 90);
-                if let Some(k) = ksplat_of(&out[0], &dir).await {
-                    out.push(k);
-                }
-                return Ok(out);
-            }
-            // The AI service could not use the original: the preview may do.
-            Err(AiError::Rejected { .. }) if more => {
-                tracing::info!("the AI service refused the original; sending Immich's preview");
-                continue;
-            }
-            Err(e) => return Err(ai_outcome(e)),
-        }
-    }
-    Err(last.unwrap_or_else(|| Outcome::Failed("nothing to send".into())))
+    let r = shared.ai.splat(url, input, &dir).await?;
+    let source = if matches!(from, From::Preview) {
+        "preview"
+    } else {
+        "original"
+    };
+    let mut meta = BTreeMap::new();
+    meta.insert("source".to_string(), "ml-sharp".to_string());
+    meta.insert("input".to_string(), source.to_string());
+    Ok(vec![made(item, media, Kind::Splat, Format::Ply, r, meta)])
 }
 
 /// A file received and the row that will record it.
@@ -273,25 +321,32 @@ async fn ksplat_of(ply: &Made, dir: &std::path::Path) -> Option<Made> {
     }
 }
 
-pub(super) async fn process(shared: Arc<Shared>, url: String, item: QueueRow) -> Outcome {
-    let media = match shared.catalog.media(item.media_item_id).await {
-        Ok(m) => m,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let stages = Stages::new(&shared, &item, &media);
-    stages.at("fetching_image", 10);
-    let made = match item.kind {
-        Kind::Depth => depth_job(&shared, &url, &item, &media, &stages).await,
-        Kind::Splat => splat_job(&shared, &url, &item, &media, &stages).await,
-    };
-    let made = match made {
-        Ok(m) => m,
-        Err(o) => return o,
-    };
+/// After the AI: a splat's KSPLAT made, the files renamed into place and
+/// recorded with the job's completion in one transaction. `on_demand`:
+/// the app asked for it (kept when the disk budget makes room).
+pub(super) async fn store(
+    shared: &Shared,
+    item: &QueueRow,
+    mut made: Vec<Made>,
+    on_demand: bool,
+    stages: &Stages<'_>,
+) -> Outcome {
+    stages.at("saving", 80);
+    if item.kind == Kind::Splat {
+        stages.at("converting", 90);
+        let dir = shared.catalog.dirs().splats.clone();
+        if let Some(k) = ksplat_of(&made[0], &dir).await {
+            made.push(k);
+        }
+    }
     let dirs = shared.catalog.dirs().clone();
     let mut rows = Vec::new();
     let mut paths = Vec::new();
-    for m in made {
+    for mut m in made {
+        let trigger = if on_demand { "app" } else { "background" };
+        m.row
+            .metadata
+            .insert(TRIGGER.to_string(), trigger.to_string());
         let to = dirs.path(m.row.kind.dir(), &m.row.file_name);
         let target = to.clone();
         let file = m.file;
@@ -315,7 +370,7 @@ pub(super) async fn process(shared: Arc<Shared>, url: String, item: QueueRow) ->
         Ok(_) => {
             stages.done(no_ksplat.then_some("conversion_failed"));
             tracing::info!(bytes, kind = item.kind.as_str(), model = %item.model_key, "result stored");
-            let trigger = if item.priority == crate::queue::INTERACTIVE_PRIORITY {
+            let trigger = if on_demand {
                 Trigger::Manual
             } else {
                 Trigger::Auto

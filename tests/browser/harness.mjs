@@ -25,6 +25,8 @@ globalThis.fetch = (input, init = {}) => {
   return plainFetch(input, { ...init, headers });
 };
 export const SHOTS = join(ROOT, 'artifacts', 'screenshots');
+// The binaries of this checkout's build (CARGO_TARGET_DIR when set).
+const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
 const children = [];
 
 process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
@@ -42,7 +44,7 @@ export function freePort() {
 export async function startStandins(extra = [], port = undefined) {
   const aiPort = port ?? await freePort();
   const controlPort = await freePort();
-  const bin = join(ROOT, 'target/debug/examples/standins');
+  const bin = join(TARGET, 'debug/examples/standins');
   const args = ['--ai-port', String(aiPort), '--control-port', String(controlPort), ...extra];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
@@ -79,10 +81,11 @@ function insecureStatus(url) {
 export async function startServer(env = {}, opts = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'immichvr-browser-'));
-  const child = spawn(join(ROOT, 'target/debug/immichvr'), [], {
+  const child = spawn(join(TARGET, 'debug/immichvr'), [], {
     env: {
       PATH: process.env.PATH, RUST_LOG: 'warn', DATA_DIR: dataDir, BACKEND_PORT: String(port),
-      BIND_ADDR: '127.0.0.1', RETRY_BASE_SECS: '0.05', AUTH_TOKEN: TOKEN, ...env,
+      // Following Immich is what a test of it turns on.
+      BIND_ADDR: '127.0.0.1', RETRY_BASE_SECS: '0.05', AUTH_TOKEN: TOKEN, IMMICH_SYNC_SECS: '0', ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

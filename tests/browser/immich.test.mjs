@@ -71,6 +71,36 @@ test('"import all photos" shows live progress until it finishes', async (t) => {
   assert.ok(items.total > 3, `import queued more photos (total ${items.total})`);
 });
 
+test('following the library: "ready for 3D" counts up, videos are skipped with the reason, pause and resume', async (t) => {
+  if (skip()) return t.skip(skip());
+  const follow = await startServer({
+    AI_SERVICE_URL: standins.AI_URL, IMMICH_URL: standins.IMMICH_URL, IMMICH_API_KEY: standins.IMMICH_API_KEY,
+    IMMICH_SYNC_SECS: '3600',
+  });
+  // A page of its own: the panel's page keeps its server (and its record).
+  const lib = await browser.context.newPage();
+  const libProblems = watch(lib);
+  try {
+    await lib.goto(`${follow.url}/admin/#immich`);
+    await lib.locator('#lib-state', { hasText: 'Following' }).waitFor();
+    // 30 JPEGs, a HEIC and a large photo; the two videos are not made.
+    await lib.locator('#lib-body .ready', { hasText: 'Ready for 3D: 32 of 32 photos' }).waitFor({ timeout: 60000 });
+    assert.match(await lib.locator('#lib-body .ready').textContent(), /model small/);
+    assert.match(await lib.locator('#lib-body details[data-reason="video"] summary').textContent(), /2 a video/);
+    assert.match(await lib.locator('#lib-body .disk').textContent(), /depth small/);
+    await lib.screenshot({ path: join(SHOTS, '15-library-ready.png'), fullPage: true });
+    await lib.click('#lib-pause');
+    await lib.locator('#lib-pause', { hasText: 'Resume background work' }).waitFor();
+    assert.match(await lib.locator('#lib-body .background').textContent(), /stopped/);
+    await lib.click('#lib-sync');
+    await lib.locator('#lib-body .synced', { hasText: 'last read' }).waitFor();
+    await lib.click('#lib-pause');
+    await lib.locator('#lib-pause', { hasText: 'Pause background work' }).waitFor();
+    assert.deepEqual(libProblems.console, []);
+    assert.deepEqual(libProblems.failed, []);
+  } finally { await lib.close(); follow.stop(); }
+});
+
 test('no console errors and no failed requests in the Immich panel', (t) => {
   if (skip()) return t.skip(skip());
   assert.deepEqual(problems.console, []);

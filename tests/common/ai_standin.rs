@@ -29,6 +29,9 @@ pub enum Mode {
     Ok,
     /// Answer after a delay.
     Delay(Duration),
+    /// One request at a time, each taking this long, as one GPU serves
+    /// them; the others wait their turn (`busy` records the service).
+    Serial(Duration),
     /// Always answer this status with a JSON error.
     Status(u16),
     /// The first `n` requests get `status`, then normal answers.
@@ -69,6 +72,10 @@ pub struct Inner {
     /// When not 0: depth maps are noise of this side (incompressible, so
     /// a benchmark gets a PNG of a known size, ~side² bytes).
     pub noise_side: std::sync::atomic::AtomicU32,
+    /// The one "GPU" of [`Mode::Serial`].
+    gpu: tokio::sync::Mutex<()>,
+    /// Each serial service, from start to end, with the file name served.
+    pub busy: Mutex<Vec<(Instant, Instant, String)>>,
 }
 
 #[derive(Clone)]
@@ -97,6 +104,8 @@ impl AiStandin {
                 max_in_flight: AtomicUsize::new(0),
                 served: AtomicUsize::new(0),
                 noise_side: Default::default(),
+                gpu: tokio::sync::Mutex::new(()),
+                busy: Mutex::new(Vec::new()),
             }),
             stop: Arc::new(Mutex::new(None)),
         };
@@ -176,6 +185,17 @@ impl AiStandin {
 
     pub fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// How long the serial "GPU" was busy between `from` and `to`.
+    pub fn busy_between(&self, from: Instant, to: Instant) -> Duration {
+        self.inner
+            .busy
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, b, _)| (*b).min(to).saturating_duration_since((*a).max(from)))
+            .sum()
     }
 }
 
@@ -287,6 +307,17 @@ pub async fn enter(
         Mode::Ok | Mode::NoVideo | Mode::Garbage | Mode::Oversize(_) => Ok(track),
         Mode::Delay(d) => {
             tokio::time::sleep(d).await;
+            Ok(track)
+        }
+        Mode::Serial(d) => {
+            let _gpu = inner.gpu.lock().await;
+            let start = Instant::now();
+            tokio::time::sleep(d).await;
+            inner
+                .busy
+                .lock()
+                .unwrap()
+                .push((start, Instant::now(), file_name.to_string()));
             Ok(track)
         }
         Mode::Status(s) => Err(json_err(

@@ -82,6 +82,8 @@ impl Launch {
             .env("AI_SERVICE_URL", "http://127.0.0.1:9")
             .env("RETRY_BASE_SECS", "0.05")
             .env("RUST_LOG", "info")
+            // Following Immich is what tests of it turn on.
+            .env("IMMICH_SYNC_SECS", "0")
             .env_remove("IMMICH_URL")
             .env_remove("IMMICH_API_KEY")
             .env("AUTH_TOKEN", super::TOKEN)

@@ -24,7 +24,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::immich_users as users;
+
 pub const KEY: &str = "test-immich-key-3f9a";
+/// The key's user (`GET /users/me`), who owns the stand-in's assets.
+pub const OWNER: &str = "6f0a3f3e-0000-4000-8000-000000000001";
 /// A key whose user lacks `asset.download`.
 pub const KEY_NO_DOWNLOAD: &str = "test-immich-key-no-download";
 
@@ -53,6 +57,14 @@ pub struct Inner {
     pub thumbnail_calls: Mutex<Vec<String>>,
     /// Original downloads, by id.
     pub original_calls: Mutex<Vec<String>>,
+    /// Each search page waits this long before it answers.
+    pub search_delay: Mutex<Duration>,
+    /// Each preview waits this long before it answers.
+    pub preview_delay: Mutex<Duration>,
+    /// `GET /users/me` answers this status (403: the key lacks `user.read`).
+    pub me_status: Mutex<u16>,
+    /// Accounts, sessions, keys, partners and albums (`immich_users`).
+    pub people: super::immich_users::People,
 }
 
 #[derive(Clone)]
@@ -90,9 +102,9 @@ pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duratio
         "localDateTime": "2025-06-01T12:00:00.000Z", "updatedAt": "2025-06-01T10:00:00.000Z",
         "duration": duration, "hasMetadata": true, "height": 48, "width": 64, "isArchived": false,
         "isEdited": false, "isFavorite": fav, "isOffline": false, "isTrashed": false,
-        "originalPath": format!("/upload/{name}"), "ownerId": "6f0a3f3e-0000-4000-8000-000000000001",
+        "originalPath": format!("/upload/{name}"), "ownerId": OWNER,
         "libraryId": null, "livePhotoVideoId": null, "duplicateId": null, "stack": null,
-        "thumbhash": "1QcSHQRnh493V4dIh4eXh1h4kJUI", "visibility": "timeline",
+        "thumbhash": thumbhash(id, 0), "visibility": "timeline",
         "people": [], "tags": [], "someNewField": {"x": 1}
     });
     a["exifInfo"] = json!({
@@ -105,6 +117,69 @@ pub fn asset_json(id: &str, ty: &str, name: &str, mime: &str, fav: bool, duratio
         "projectionType": null, "rating": null
     });
     a
+}
+
+/// A thumbhash as Immich writes one (base64), new for each `version` of
+/// the asset's previews (`rev`).
+pub fn thumbhash(id: &str, rev: u32) -> String {
+    let seed = format!("{id}/{rev}");
+    base64(&seed.as_bytes()[seed.len().saturating_sub(20)..])
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = c.iter().fold(0u32, |n, b| n << 8 | *b as u32) << (8 * (3 - c.len()));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Now, as Immich writes its timestamps.
+pub fn now_stamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `n` new JPEG photos (ids `...f00000000001` on, offset by `first`), the
+/// newest first in `fileCreatedAt` (a minute apart, from `newest` back),
+/// changed now.
+pub fn new_photos(
+    first: usize,
+    n: usize,
+    newest: chrono::DateTime<chrono::Utc>,
+) -> Vec<StandinAsset> {
+    (0..n)
+        .map(|i| {
+            let k = first + i;
+            let id = format!("00000000-0000-4000-8000-f{:011}", k + 1);
+            let mut json = asset_json(
+                &id,
+                "IMAGE",
+                &format!("NEW_{k:05}.jpg"),
+                "image/jpeg",
+                false,
+                Value::Null,
+            );
+            let when = (newest - chrono::Duration::minutes(k as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            json["fileCreatedAt"] = json!(when);
+            json["localDateTime"] = json!(when);
+            json["createdAt"] = json!(now_stamp());
+            json["updatedAt"] = json!(now_stamp());
+            StandinAsset {
+                json,
+                original: Some(jpeg(64, 48, k as u8)),
+                big_len: 0,
+            }
+        })
+        .collect()
 }
 
 /// The default library: `photos` JPEG photos (ids ...0001, ...0002, ...),
@@ -206,12 +281,17 @@ impl ImmichStandin {
             asset_calls: Mutex::new(Vec::new()),
             thumbnail_calls: Mutex::new(Vec::new()),
             original_calls: Mutex::new(Vec::new()),
+            search_delay: Mutex::new(Duration::ZERO),
+            preview_delay: Mutex::new(Duration::ZERO),
+            me_status: Mutex::new(200),
+            people: super::immich_users::People::new(),
         });
         let stop = CancellationToken::new();
         let app = Route::new()
             .at("/api/server/ping", get(ping))
             .at("/api/server/version", get(version))
             .at("/api/assets/statistics", get(statistics))
+            .at("/api/users/me", get(me))
             .at("/api/search/metadata", post(search))
             .at("/api/search/smart", post(smart))
             .at("/api/assets/:id", get(asset))
@@ -222,14 +302,32 @@ impl ImmichStandin {
                 get(super::immich_timeline::buckets),
             )
             .at("/api/timeline/bucket", get(super::immich_timeline::bucket))
-            .around(|ep, req| async move {
+            .at("/api/auth/login", post(users::login))
+            .at("/api/auth/logout", post(users::logout))
+            .at("/api/api-keys", post(users::create_key))
+            .at("/api/api-keys/me", get(users::my_key))
+            .at("/api/api-keys/:id", poem::delete(users::delete_key))
+            .at("/api/partners", get(users::partners))
+            .at("/api/albums", get(users::albums))
+            .at("/api/albums/:id", get(users::album))
+            .around(|ep, mut req| async move {
                 let inner = req.data::<Arc<Inner>>().unwrap().clone();
                 inner.requests.fetch_add(1, Ordering::SeqCst);
-                match req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
-                    Some(KEY) | Some(KEY_NO_DOWNLOAD) => {
+                // Signing in, out, and making a key go with a session's
+                // bearer token (or none); everything else needs a key.
+                let path = req.uri().path().to_string();
+                if path == "/api/auth/login"
+                    || path == "/api/auth/logout"
+                    || (path == "/api/api-keys" && req.method() == poem::http::Method::POST)
+                {
+                    return ep.call(req).await.map(IntoResponse::into_response);
+                }
+                match users::caller(&inner, &req) {
+                    Ok(key) => {
+                        req.extensions_mut().insert(key);
                         ep.call(req).await.map(IntoResponse::into_response)
                     }
-                    _ => Ok(err(401, "Unauthorized", "Authentication required")),
+                    Err(r) => Ok(r),
                 }
             })
             .data(inner.clone());
@@ -248,6 +346,45 @@ impl ImmichStandin {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Adds assets, as uploads to Immich would (changed now).
+    pub fn add(&self, assets: Vec<StandinAsset>) {
+        self.inner.assets.lock().unwrap().extend(assets);
+    }
+
+    /// Changes an asset as Immich would, `updatedAt` set to now.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        let mut all = self.inner.assets.lock().unwrap();
+        let a = all
+            .iter_mut()
+            .find(|a| a.json["id"] == id)
+            .expect("the asset");
+        f(&mut a.json);
+        a.json["updatedAt"] = json!(now_stamp());
+    }
+
+    /// An edit: new bytes, so a new checksum, and previews made again.
+    pub fn edit(&self, id: &str, rev: u32) {
+        self.update(id, |j| {
+            j["checksum"] = json!(thumbhash(&format!("edit{id}"), rev));
+            j["thumbhash"] = json!(thumbhash(id, rev));
+            j["isEdited"] = json!(true);
+        });
+    }
+
+    /// Moves an asset to the trash.
+    pub fn trash(&self, id: &str) {
+        self.update(id, |j| j["isTrashed"] = json!(true));
+    }
+
+    /// Deletes an asset for good (the trash emptied).
+    pub fn delete(&self, id: &str) {
+        self.inner
+            .assets
+            .lock()
+            .unwrap()
+            .retain(|a| a.json["id"] != id);
     }
 
     /// Closes the port: connections are refused from now on.
@@ -273,17 +410,71 @@ fn version(inner: Data<&Arc<Inner>>) -> Json<Value> {
     Json(json!({"major": *inner.major.lock().unwrap(), "minor": 0, "patch": 3, "prerelease": null}))
 }
 
+/// The key a request came with (the middleware checked it).
+fn key_of(req: &Request) -> users::Key {
+    req.extensions()
+        .get::<users::Key>()
+        .cloned()
+        .expect("checked")
+}
+
+/// Whether the request's key may read `asset` (Immich's access rule).
+fn readable(inner: &Inner, req: &Request, a: &Value) -> bool {
+    inner.people.can_read(&key_of(req).user, a)
+}
+
 #[handler]
-fn statistics(inner: Data<&Arc<Inner>>) -> Json<Value> {
+fn statistics(inner: Data<&Arc<Inner>>, req: &Request) -> Json<Value> {
+    let user = key_of(req).user;
     let a = inner.assets.lock().unwrap();
+    let a: Vec<&StandinAsset> = a
+        .iter()
+        .filter(|x| x.json["ownerId"] == user.as_str())
+        .collect();
     let images = a.iter().filter(|x| x.json["type"] == "IMAGE").count();
     let videos = a.iter().filter(|x| x.json["type"] == "VIDEO").count();
     Json(json!({"images": images, "videos": videos, "total": images + videos}))
 }
 
 #[handler]
-fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
+fn me(inner: Data<&Arc<Inner>>, req: &Request) -> Response {
+    let status = *inner.me_status.lock().unwrap();
+    if status != 200 {
+        return err(
+            status,
+            "Forbidden",
+            "Missing required permission: user.read",
+        );
+    }
+    let key = key_of(req);
+    if let Err(r) = users::require(&key, "user.read") {
+        return r;
+    }
+    Json(users::user_json(&key.user)).into_response()
+}
+
+/// Immich's filters on a timestamp field: `>=` (its `...After`).
+fn at_or_after(a: &Value, field: &str, after: Option<&Value>) -> bool {
+    let Some(after) = after.and_then(|v| v.as_str()) else {
+        return true;
+    };
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    match (a[field].as_str().and_then(parse), parse(after)) {
+        (Some(t), Some(after)) => t >= after,
+        _ => false,
+    }
+}
+
+#[handler]
+async fn search(inner: Data<&Arc<Inner>>, body: Json<Value>, req: &Request) -> Response {
+    // Metadata search finds the key's user's assets and those of partners
+    // who share with them (Immich's `getUserIdsToSearch`).
+    let user = key_of(req).user;
     inner.search_bodies.lock().unwrap().push(body.0.clone());
+    let delay = *inner.search_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let page = body["page"].as_u64().unwrap_or(1).max(1) as usize;
     if let Some(f) = *inner.fail_from_page.lock().unwrap() {
         if page as u32 >= f {
@@ -299,6 +490,7 @@ fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
         .unwrap()
         .iter()
         .map(|a| a.json.clone())
+        .filter(|a| inner.people.in_timeline(&user, a))
         .filter(|a| body.get("type").is_none_or(|t| a["type"] == *t))
         .filter(|a| body.get("isFavorite").is_none_or(|f| a["isFavorite"] == *f))
         .filter(|a| {
@@ -306,7 +498,25 @@ fn search(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
                 .and_then(|n| n.as_str())
                 .is_none_or(|n| a["originalFileName"].as_str().unwrap().contains(n))
         })
+        .filter(|a| body.get("visibility").is_none_or(|v| a["visibility"] == *v))
+        // Trashed assets only with `withDeleted` (Immich leaves them out).
+        .filter(|a| body["withDeleted"] == true || a["isTrashed"] != true)
+        .filter(|a| at_or_after(a, "updatedAt", body.get("updatedAfter")))
         .collect();
+    // Immich orders by `fileCreatedAt`, then id, newest first unless asked.
+    let mut all = all;
+    all.sort_by(|a, b| {
+        let key = |x: &Value| {
+            (
+                x["fileCreatedAt"].as_str().unwrap_or("").to_string(),
+                x["id"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    if body["order"] == "asc" {
+        all.reverse();
+    }
     let start = (page - 1) * size;
     let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
     let next = (start + size < all.len()).then(|| (page + 1).to_string());
@@ -349,12 +559,12 @@ fn not_a_uuid(id: &str) -> Option<Response> {
 }
 
 #[handler]
-fn asset(inner: Data<&Arc<Inner>>, Path(id): Path<String>) -> Response {
+fn asset(inner: Data<&Arc<Inner>>, Path(id): Path<String>, req: &Request) -> Response {
     inner.asset_calls.lock().unwrap().push(id.clone());
     if let Some(r) = not_a_uuid(&id) {
         return r;
     }
-    match find(&inner, &id) {
+    match find(&inner, &id).filter(|a| readable(&inner, req, &a.json)) {
         Some(a) => Json(a.json).into_response(),
         None => err(400, "Bad Request", "Not found or no asset.read access"),
     }
@@ -366,15 +576,27 @@ struct ThumbQuery {
 }
 
 #[handler]
-fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQuery>) -> Response {
+async fn thumbnail(
+    inner: Data<&Arc<Inner>>,
+    Path(id): Path<String>,
+    q: Query<ThumbQuery>,
+    req: &Request,
+) -> Response {
     inner
         .thumbnail_calls
         .lock()
         .unwrap()
         .push(format!("{id} {}", q.size.as_deref().unwrap_or("thumbnail")));
-    let Some(_) = find(&inner, &id) else {
+    let Some(a) = find(&inner, &id) else {
         return err(404, "Not Found", "Asset not found");
     };
+    if !readable(&inner, req, &a.json) {
+        return err(400, "Bad Request", "Not found or no asset.view access");
+    }
+    let delay = *inner.preview_delay.lock().unwrap();
+    if !delay.is_zero() && q.size.as_deref() == Some("preview") {
+        tokio::time::sleep(delay).await;
+    }
     let (w, h) = if q.size.as_deref() == Some("preview") {
         (160, 120)
     } else {
@@ -388,17 +610,16 @@ fn thumbnail(inner: Data<&Arc<Inner>>, Path(id): Path<String>, q: Query<ThumbQue
 
 #[handler]
 fn original(inner: Data<&Arc<Inner>>, Path(id): Path<String>, req: &Request) -> Response {
-    if req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) == Some(KEY_NO_DOWNLOAD) {
-        return err(
-            403,
-            "Forbidden",
-            "Missing required permission: asset.download",
-        );
+    if let Err(r) = users::require(&key_of(req), "asset.download") {
+        return r;
     }
     inner.original_calls.lock().unwrap().push(id.clone());
     let Some(a) = find(&inner, &id) else {
         return err(404, "Not Found", "Asset not found");
     };
+    if !readable(&inner, req, &a.json) {
+        return err(400, "Bad Request", "Not found or no asset.download access");
+    }
     let name = a.json["originalFileName"].as_str().unwrap().to_string();
     let mime = a.json["originalMimeType"].as_str().unwrap().to_string();
     let builder = Response::builder()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use poem::{
     handler,
     web::{Data, Json, Query},
-    IntoResponse, Response,
+    IntoResponse, Request, Response,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -34,22 +34,30 @@ pub fn bucket_of(asset: &Value) -> String {
     format!("{}-01", &t[..7])
 }
 
-fn visible(inner: &Inner, visibility: Option<&str>) -> Vec<Value> {
+/// The assets in the key's user's timeline (theirs and their partners'),
+/// of one visibility.
+fn visible(inner: &Inner, req: &Request, visibility: Option<&str>) -> Vec<Value> {
+    let user = req
+        .extensions()
+        .get::<super::immich_users::Key>()
+        .map(|k| k.user.clone())
+        .unwrap_or_default();
     inner
         .assets
         .lock()
         .unwrap()
         .iter()
         .map(|a| a.json.clone())
+        .filter(|a| inner.people.in_timeline(&user, a))
         .filter(|a| visibility.is_none_or(|v| a["visibility"] == v))
         .collect()
 }
 
 #[handler]
-pub fn buckets(inner: Data<&Arc<Inner>>, q: Query<BucketsQuery>) -> Response {
+pub fn buckets(inner: Data<&Arc<Inner>>, q: Query<BucketsQuery>, req: &Request) -> Response {
     inner.timeline_calls.lock().unwrap().push("buckets".into());
     let mut counts: Vec<(String, u64)> = Vec::new();
-    for a in visible(&inner, q.visibility.as_deref()) {
+    for a in visible(&inner, req, q.visibility.as_deref()) {
         let b = bucket_of(&a);
         match counts.iter_mut().find(|(k, _)| *k == b) {
             Some((_, n)) => *n += 1,
@@ -65,7 +73,7 @@ pub fn buckets(inner: Data<&Arc<Inner>>, q: Query<BucketsQuery>) -> Response {
 }
 
 #[handler]
-pub fn bucket(inner: Data<&Arc<Inner>>, q: Query<BucketQuery>) -> Response {
+pub fn bucket(inner: Data<&Arc<Inner>>, q: Query<BucketQuery>, req: &Request) -> Response {
     let Some(want) = q.time_bucket.clone() else {
         return super::immich_standin::err(400, "Bad Request", "timeBucket must be a string");
     };
@@ -76,7 +84,7 @@ pub fn bucket(inner: Data<&Arc<Inner>>, q: Query<BucketQuery>) -> Response {
         .push(format!("bucket {want}"));
     // Immich accepts the bucket as a date or a date-time; its month counts.
     let month = want.get(..7).unwrap_or("").to_string();
-    let rows: Vec<Value> = visible(&inner, q.visibility.as_deref())
+    let rows: Vec<Value> = visible(&inner, req, q.visibility.as_deref())
         .into_iter()
         .filter(|a| bucket_of(a).starts_with(&month))
         .collect();

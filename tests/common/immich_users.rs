@@ -41,10 +41,34 @@ pub struct Account {
 }
 
 pub const ACCOUNTS: &[Account] = &[
-    Account { id: ADMIN, email: "admin@example.org", name: "Admin", password: Some("admin-password"), is_admin: true },
-    Account { id: ALICE, email: "alice@example.org", name: "Alice", password: Some("alice-password"), is_admin: false },
-    Account { id: BOB, email: "bob@example.org", name: "Bob", password: Some("bob-password"), is_admin: false },
-    Account { id: CAROL, email: "carol@example.org", name: "Carol", password: None, is_admin: false },
+    Account {
+        id: ADMIN,
+        email: "admin@example.org",
+        name: "Admin",
+        password: Some("admin-password"),
+        is_admin: true,
+    },
+    Account {
+        id: ALICE,
+        email: "alice@example.org",
+        name: "Alice",
+        password: Some("alice-password"),
+        is_admin: false,
+    },
+    Account {
+        id: BOB,
+        email: "bob@example.org",
+        name: "Bob",
+        password: Some("bob-password"),
+        is_admin: false,
+    },
+    Account {
+        id: CAROL,
+        email: "carol@example.org",
+        name: "Carol",
+        password: None,
+        is_admin: false,
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -89,13 +113,21 @@ impl People {
         let p = People::default();
         let all = vec!["all".to_string()];
         p.keys.lock().unwrap().extend([
-            Key { id: uuid(), secret: KEY.into(), user: ADMIN.into(), name: "service".into(), permissions: all },
+            Key {
+                id: uuid(),
+                secret: KEY.into(),
+                user: ADMIN.into(),
+                name: "service".into(),
+                permissions: all,
+            },
             Key {
                 id: uuid(),
                 secret: KEY_NO_DOWNLOAD.into(),
                 user: ADMIN.into(),
                 name: "no download".into(),
-                permissions: ["asset.read", "asset.view", "asset.statistics", "user.read"].map(String::from).to_vec(),
+                permissions: ["asset.read", "asset.view", "asset.statistics", "user.read"]
+                    .map(String::from)
+                    .to_vec(),
             },
         ]);
         p
@@ -115,11 +147,22 @@ impl People {
     }
 
     pub fn key(&self, secret: &str) -> Option<Key> {
-        self.keys.lock().unwrap().iter().find(|k| k.secret == secret).cloned()
+        self.keys
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|k| k.secret == secret)
+            .cloned()
     }
 
     pub fn keys_of(&self, user: &str) -> Vec<Key> {
-        self.keys.lock().unwrap().iter().filter(|k| k.user == user).cloned().collect()
+        self.keys
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| k.user == user)
+            .cloned()
+            .collect()
     }
 
     /// What a user does in Immich's settings: deletes every key of theirs.
@@ -128,11 +171,17 @@ impl People {
     }
 
     pub fn share(&self, sharer: &str, receiver: &str) {
-        self.partners.lock().unwrap().push((sharer.into(), receiver.into()));
+        self.partners
+            .lock()
+            .unwrap()
+            .push((sharer.into(), receiver.into()));
     }
 
     pub fn unshare(&self, sharer: &str, receiver: &str) {
-        self.partners.lock().unwrap().retain(|(s, r)| !(s == sharer && r == receiver));
+        self.partners
+            .lock()
+            .unwrap()
+            .retain(|(s, r)| !(s == sharer && r == receiver));
     }
 
     pub fn album(&self, owner: &str, members: &[&str], assets: &[&str]) -> String {
@@ -156,23 +205,39 @@ impl People {
         let owner = asset["ownerId"].as_str().unwrap_or_default();
         let id = asset["id"].as_str().unwrap_or_default();
         owner == user
-            || self.partners.lock().unwrap().iter().any(|(s, r)| s == owner && r == user)
+            || self
+                .partners
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(s, r)| s == owner && r == user)
             || self.albums.lock().unwrap().iter().any(|a| {
-                (a.owner == user || a.members.iter().any(|m| m == user)) && a.assets.iter().any(|x| x == id)
+                (a.owner == user || a.members.iter().any(|m| m == user))
+                    && a.assets.iter().any(|x| x == id)
             })
     }
 
     /// Whose libraries show in a user's timeline: theirs and their partners'.
     pub fn in_timeline(&self, user: &str, asset: &Value) -> bool {
         let owner = asset["ownerId"].as_str().unwrap_or_default();
-        owner == user || self.partners.lock().unwrap().iter().any(|(s, r)| s == owner && r == user)
+        owner == user
+            || self
+                .partners
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(s, r)| s == owner && r == user)
     }
 }
 
 /// The user and permissions of a request's `x-api-key`, or the Immich
 /// 401 for an unknown key.
 pub fn caller(inner: &Inner, req: &Request) -> Result<Key, Response> {
-    let secret = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let secret = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     inner
         .people
         .key(secret)
@@ -184,7 +249,11 @@ pub fn require(key: &Key, perm: &str) -> Result<(), Response> {
     if key.permissions.iter().any(|p| p == "all" || p == perm) {
         Ok(())
     } else {
-        Err(err(403, "Forbidden", &format!("Missing required permission: {perm}")))
+        Err(err(
+            403,
+            "Forbidden",
+            &format!("Missing required permission: {perm}"),
+        ))
     }
 }
 
@@ -198,7 +267,14 @@ fn bearer(req: &Request) -> Option<String> {
 
 fn session_user(inner: &Inner, req: &Request) -> Option<String> {
     let token = bearer(req)?;
-    inner.people.sessions.lock().unwrap().iter().find(|(t, _)| *t == token).map(|(_, u)| u.clone())
+    inner
+        .people
+        .sessions
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(t, _)| *t == token)
+        .map(|(_, u)| u.clone())
 }
 
 fn created(v: Value) -> Response {
@@ -218,7 +294,12 @@ pub fn login(inner: Data<&Arc<Inner>>, body: Json<Value>) -> Response {
         return err(401, "Unauthorized", "Incorrect email or password");
     };
     let token = format!("session-{}", uuid());
-    inner.people.sessions.lock().unwrap().push((token.clone(), a.id.into()));
+    inner
+        .people
+        .sessions
+        .lock()
+        .unwrap()
+        .push((token.clone(), a.id.into()));
     inner.people.logins.fetch_add(1, Ordering::SeqCst);
     created(json!({
         "accessToken": token, "userId": a.id, "userEmail": a.email, "name": a.name,
@@ -231,7 +312,12 @@ pub fn logout(inner: Data<&Arc<Inner>>, req: &Request) -> Response {
     let Some(token) = bearer(req) else {
         return err(401, "Unauthorized", "Authentication required");
     };
-    inner.people.sessions.lock().unwrap().retain(|(t, _)| *t != token);
+    inner
+        .people
+        .sessions
+        .lock()
+        .unwrap()
+        .retain(|(t, _)| *t != token);
     inner.people.logouts.fetch_add(1, Ordering::SeqCst);
     Json(json!({"successful": true, "redirectUri": "/auth/login?autoLaunch=0"})).into_response()
 }
@@ -259,7 +345,10 @@ pub fn create_key(inner: Data<&Arc<Inner>>, req: &Request, body: Json<Value>) ->
         secret: format!("made-{}", uuid()),
         user,
         name: body["name"].as_str().unwrap_or("API Key").to_string(),
-        permissions: perms.iter().filter_map(|p| p.as_str().map(str::to_string)).collect(),
+        permissions: perms
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
     };
     inner.people.keys.lock().unwrap().push(k.clone());
     created(json!({"secret": k.secret, "apiKey": key_json(&k)}))
@@ -324,7 +413,13 @@ pub fn partners(inner: Data<&Arc<Inner>>, req: &Request, q: Query<Direction>) ->
     let shared_with = match q.direction.as_deref() {
         Some("shared-with") => true,
         Some("shared-by") => false,
-        _ => return err(400, "Bad Request", "direction must be one of: shared-by, shared-with"),
+        _ => {
+            return err(
+                400,
+                "Bad Request",
+                "direction must be one of: shared-by, shared-with",
+            )
+        }
     };
     let list: Vec<Value> = inner
         .people

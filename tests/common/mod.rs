@@ -8,8 +8,10 @@ pub mod bin;
 pub mod fs;
 pub mod immich_standin;
 pub mod immich_timeline;
+pub mod immich_users;
 pub mod ksplat;
 pub mod library;
+pub mod openapi_check;
 pub mod raw;
 pub mod snapshot;
 pub mod spec_shape;
@@ -43,6 +45,9 @@ pub fn test_config() -> (Config, tempfile::TempDir) {
     c.ai_service_url = "http://127.0.0.1:9".into();
     c.immich_url = None;
     c.immich_api_key = None;
+    // Following an Immich library is what tests of it turn on: elsewhere
+    // a stand-in's library would be made behind the test's back.
+    c.background.immich_sync_secs = 0;
     (c, tmp)
 }
 

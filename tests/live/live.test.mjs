@@ -59,7 +59,8 @@ test('connect: model:status and queue:update arrive at once, then queue:get-stat
     const status = await c.next('model:status');
     assert.ok(['loaded', 'unloaded'].includes(status.status));
     const q = await c.next('queue:update');
-    assert.deepEqual(Object.keys(q).sort(), ['current', 'isProcessing', 'length', 'running', 'sentAt']);
+    // The app's fields, and ours added (the followed library, why background work waits).
+    assert.deepEqual(Object.keys(q).sort(), ['backgroundPausedReason', 'current', 'isProcessing', 'length', 'library', 'running', 'sentAt']);
     assert.equal(c.socket.io.engine.transport.name, 'websocket', 'no polling');
     c.socket.emit('queue:get-status');
     await c.next('queue:update');
@@ -108,6 +109,35 @@ test('generate a depth map and a splat: progress, completion, files listed', asy
     c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
     const hit = await c.next('model:generation-complete', (d) => d.id === PHOTO && d.cached === true);
     assert.equal(hit.success, true);
+    c.socket.close();
+  } finally { s.stop(); }
+});
+
+test('with the worker stopped, model:generate is still served (background work waits)', async () => {
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const r = await fetch(`${s.url}/api/queue/worker/stop`, { method: 'POST' });
+    assert.equal(r.status, 200);
+    const c = connect(s.url);
+    await c.next('queue:update');
+    c.socket.emit('model:generate', { id: PHOTO3, type: 'depth', modelKey: 'small' });
+    const done = await c.next('model:generation-complete', (d) => d.id === PHOTO3, 10000);
+    assert.equal(done.success, true, JSON.stringify(done));
+    const q = await c.next('queue:update', (u) => typeof u.backgroundPausedReason === 'string');
+    assert.match(q.backgroundPausedReason, /stopped/);
+    c.socket.close();
+  } finally { s.stop(); }
+});
+
+test('queue:update carries the followed library\'s figures', async () => {
+  const s = await startServer(env({ IMMICH_SYNC_SECS: '3600' }));
+  try {
+    const c = connect(s.url);
+    const q = await c.next('queue:update', (u) => u.library && u.library.ready >= 6, 30000);
+    assert.equal(q.library.model, 'small');
+    assert.ok(q.library.photos >= q.library.ready, JSON.stringify(q.library));
+    assert.ok(Array.isArray(q.library.skipped));
     c.socket.close();
   } finally { s.stop(); }
 });

@@ -49,7 +49,7 @@ export function connect() {
   if (source) source.close();
   source = new EventSource('/api/events');
   source.onopen = () => { stopPolling(); setState('live', 'Live'); emit('reconnected', null); };
-  for (const type of ['stats', 'item', 'worker', 'ai_endpoint', 'import', 'model', 'generation']) {
+  for (const type of ['stats', 'item', 'worker', 'ai_endpoint', 'import', 'model', 'generation', 'library']) {
     source.addEventListener(type, (e) => {
       let data;
       try { data = JSON.parse(e.data); } catch { return; }

@@ -15,14 +15,19 @@ function render(w) {
   $('#w-start').disabled = w.running;
   $('#w-stop').disabled = !w.running;
   $('#w-summary').textContent = !w.running
-    ? 'Stopped: queued items wait until the worker is started again.'
+    ? 'Stopped: uploads, imports and following Immich wait until it is started again; the VR app\'s own requests are still served.'
     : w.pausedReason
       ? `Paused: ${w.pausedReason}. It resumes by itself.`
-      : (w.processing ? 'Processing now.' : 'Waiting for work.');
+      : w.backgroundPausedReason
+        ? `Background work waits: ${w.backgroundPausedReason}. The VR app's own requests are served.`
+        : (w.processing ? 'Processing now.' : 'Waiting for work.');
   fillKv($('#w-facts'), {
     'completed since start': w.processed,
     'failed since start': w.failed,
     'parallel requests per endpoint': w.concurrency,
+    'app requests in flight': w.onDemandInFlight,
+    'rate (per second)': w.ratePerSec == null ? '–' : w.ratePerSec.toFixed(2),
+    'background hours': w.backgroundHours || 'any time',
     'AI reachable': w.aiReachable ? 'yes' : 'no',
   });
   const inflight = $('#w-inflight');

@@ -1,0 +1,319 @@
+//! What following Immich writes, each in one transaction with the rows it
+//! touches: a page of a sweep (the assets' rows, the media items and jobs
+//! they need, and the sweep's progress, so a crash resumes at the page
+//! without a duplicate or a gap), and the removal of what is gone.
+
+use redb::WriteTransaction;
+use uuid::Uuid;
+
+use super::{
+    assets::{referenced_row, ImmichRef},
+    Catalog, CatalogError, Changes, Durability,
+};
+use crate::{
+    assets::{self, AssetRow, Format, Kind},
+    follow::{
+        self,
+        plan::{plan, Action},
+        AssetState, Followed, OwnerState,
+    },
+    immich::Asset,
+    media::{self, MediaRow, MediaType},
+    queue::{self, NewItem, QueueError, Status},
+    timestamp::Timestamp,
+};
+
+/// What a page changed, for the log and the tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageResult {
+    pub queued: u64,
+    pub cancelled: u64,
+}
+
+fn reference(a: &Asset) -> ImmichRef {
+    ImmichRef {
+        asset_id: a.id.clone(),
+        original_filename: a.original_file_name.clone(),
+        media_type: MediaType::Photo,
+        mime_type: a
+            .original_mime_type
+            .clone()
+            .unwrap_or_else(|| "image/jpeg".into()),
+        file_size: 0,
+        captured_at: a.file_created_at,
+    }
+}
+
+fn media_for(txn: &WriteTransaction, a: &Asset) -> Result<MediaRow, CatalogError> {
+    Ok(match media::store::find_immich(txn, &a.id)? {
+        Some(m) => m,
+        None => media::store::insert(txn, referenced_row(&reference(a)), &[])?,
+    })
+}
+
+/// One transaction's work on a library's jobs.
+struct Jobs<'a> {
+    txn: &'a WriteTransaction,
+    ch: &'a mut Changes,
+    model: &'a str,
+    /// 3D assets made from what a photo was before an edit.
+    stale: Vec<AssetRow>,
+}
+
+impl Jobs<'_> {
+    /// Its depth job, wanted: made, run again, or left as it is.
+    fn want(
+        &mut self,
+        row: &mut Followed,
+        a: &Asset,
+        redo: bool,
+        revive: bool,
+    ) -> Result<bool, CatalogError> {
+        let txn = self.txn;
+        let m = media_for(txn, a)?;
+        row.media_id = Some(m.id);
+        if redo {
+            // Made from the photo as it was: gone now; the depth map
+            // itself is replaced when the new one is stored.
+            for old in assets::store::of_media(txn, m.id)? {
+                if !(old.kind == Kind::Depth && old.model_key == self.model) {
+                    assets::store::remove(txn, &old)?;
+                    self.ch.assets_changed();
+                    self.stale.push(old);
+                }
+            }
+        } else if assets::store::find(txn, m.id, Kind::Depth, self.model, Format::Png)?.is_some() {
+            return Ok(false);
+        }
+        let item = NewItem {
+            media_id: m.id,
+            media_type: MediaType::Photo,
+            file_size: 0,
+            original_filename: m.original_filename.clone(),
+            max_attempts: queue::DEFAULT_MAX_ATTEMPTS,
+            kind: Kind::Depth,
+            model_key: self.model.to_string(),
+            priority: Some(queue::follow_priority(a.file_created_at)),
+        };
+        match queue::store::want_job(txn, &item, redo, revive)? {
+            Some(job) => {
+                self.ch.item(&job);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A job still waiting for an asset not wanted any more is cancelled.
+    fn cancel(&mut self, media: Option<Uuid>) -> Result<bool, CatalogError> {
+        let Some(m) = media else { return Ok(false) };
+        let Some(job) = queue::store::get_job(self.txn, m, Kind::Depth, self.model)? else {
+            return Ok(false);
+        };
+        if job.status != Status::Queued {
+            return Ok(false);
+        }
+        let row = queue::store::cancel(self.txn, job.id)?;
+        self.ch.item(&row);
+        Ok(true)
+    }
+}
+
+impl Catalog {
+    /// One page of a sweep: each asset's row and job, and the owner's
+    /// progress, committed together. `full`: the full sweep the page is
+    /// part of, if it is one.
+    pub async fn follow_page(
+        &self,
+        owner: OwnerState,
+        page: Vec<Asset>,
+        model: String,
+        full: Option<Timestamp>,
+    ) -> Result<PageResult, CatalogError> {
+        let (result, stale) = self
+            .commit(Durability::Durable, move |txn, ch| {
+                let now = Timestamp::now();
+                let id = owner.owner_id.as_str();
+                let mut result = PageResult::default();
+                let mut jobs = Jobs {
+                    txn,
+                    ch,
+                    model: &model,
+                    stale: Vec::new(),
+                };
+                for a in &page {
+                    let prev = follow::store::get(txn, id, &a.id)?;
+                    let (mut row, action) = plan(prev.as_ref(), a, full, now);
+                    match action {
+                        Action::Want { redo, revive } => {
+                            if jobs.want(&mut row, a, redo, revive)? {
+                                result.queued += 1;
+                            }
+                        }
+                        Action::Cancel => {
+                            if jobs.cancel(row.media_id)? {
+                                result.cancelled += 1;
+                            }
+                        }
+                        Action::Nothing => {}
+                    }
+                    follow::store::put(txn, id, &row)?;
+                }
+                let stale = jobs.stale;
+                follow::store::put_owner(txn, &owner)?;
+                Ok::<_, CatalogError>((result, stale))
+            })
+            .await?;
+        self.remove_files(&stale).await;
+        Ok(result)
+    }
+
+    /// Writes a library's state alone (a sweep starting or ending).
+    pub async fn follow_owner(&self, owner: OwnerState) -> Result<(), CatalogError> {
+        self.commit(Durability::Durable, move |txn, _| {
+            follow::store::put_owner(txn, &owner)?;
+            Ok::<_, CatalogError>(())
+        })
+        .await
+    }
+
+    /// Assets Immich no longer has: gone from now (their files stay for
+    /// the grace period); a job still waiting is cancelled.
+    pub async fn follow_gone(
+        &self,
+        owner: String,
+        ids: Vec<String>,
+        model: String,
+    ) -> Result<u64, CatalogError> {
+        self.commit(Durability::Durable, move |txn, ch| {
+            let now = Timestamp::now();
+            let mut n = 0;
+            for asset in &ids {
+                let Some(mut row) = follow::store::get(txn, &owner, asset)? else {
+                    continue;
+                };
+                if matches!(row.state, AssetState::Gone { .. }) {
+                    continue;
+                }
+                row.state = AssetState::Gone { since: now };
+                row.checked_at = Some(now);
+                let mut jobs = Jobs {
+                    txn,
+                    ch: &mut *ch,
+                    model: &model,
+                    stale: Vec::new(),
+                };
+                jobs.cancel(row.media_id)?;
+                follow::store::put(txn, &owner, &row)?;
+                n += 1;
+            }
+            Ok::<_, CatalogError>(n)
+        })
+        .await
+    }
+
+    /// Assets gone longer than the grace period: their media items, jobs,
+    /// 3D assets and rows go in one transaction, then their files. One
+    /// being processed now waits for the next round.
+    pub async fn follow_remove(
+        &self,
+        owner: String,
+        ids: Vec<String>,
+    ) -> Result<u64, CatalogError> {
+        let (n, files, originals) = self
+            .commit(Durability::Durable, move |txn, ch| {
+                let mut files = Vec::new();
+                let mut originals = Vec::new();
+                let mut n = 0;
+                for asset in &ids {
+                    let Some(row) = follow::store::get(txn, &owner, asset)? else {
+                        continue;
+                    };
+                    if let Some(m) = media::store::find_immich(txn, asset)? {
+                        match queue::store::remove_for_media(txn, m.id) {
+                            Err(QueueError::InvalidTransition { .. }) => continue,
+                            other => other?,
+                        }
+                        media::store::delete(txn, m.id)?;
+                        files.extend(assets::store::remove_media(txn, m.id)?);
+                        ch.assets_changed();
+                        ch.media_deleted(m.id);
+                        if !m.is_referenced() {
+                            originals.push(m);
+                        }
+                    }
+                    follow::store::remove(txn, &owner, &row.asset_id)?;
+                    n += 1;
+                }
+                Ok::<_, CatalogError>((n, files, originals))
+            })
+            .await?;
+        self.remove_files(&files).await;
+        for m in originals {
+            let _ = tokio::fs::remove_file(self.dirs.original(&m)).await;
+        }
+        Ok(n)
+    }
+
+    /// Removes 3D assets to keep within the disk budget; their photos
+    /// are not made again unless they change.
+    pub async fn evict(&self, rows: Vec<AssetRow>) -> Result<(), CatalogError> {
+        let removed = self
+            .commit(Durability::Durable, move |txn, ch| {
+                let now = Timestamp::now();
+                let owners = follow::store::owners(txn)?;
+                let mut removed = Vec::new();
+                for r in &rows {
+                    let Some(row) = assets::store::get(txn, r.id)? else {
+                        continue;
+                    };
+                    assets::store::remove(txn, &row)?;
+                    ch.assets_changed();
+                    if let Some(asset) = &row.immich_asset_id {
+                        for o in &owners {
+                            if let Some(mut f) = follow::store::get(txn, &o.owner_id, asset)? {
+                                if f.state == AssetState::Wanted {
+                                    f.state = AssetState::Evicted { at: now };
+                                    follow::store::put(txn, &o.owner_id, &f)?;
+                                }
+                            }
+                        }
+                    }
+                    removed.push(row);
+                }
+                Ok::<_, CatalogError>(removed)
+            })
+            .await?;
+        self.remove_files(&removed).await;
+        Ok(())
+    }
+
+    /// Writes the views of this run to the assets' rows (`accessed_at`),
+    /// so the order of removal survives a restart. Lazy: a crash may lose
+    /// the last ones.
+    pub async fn record_views(&self) -> Result<(), CatalogError> {
+        let views = self.take_views();
+        if views.is_empty() {
+            return Ok(());
+        }
+        self.commit(Durability::Lazy, move |txn, _| {
+            for (id, at) in &views {
+                if let Some(mut a) = assets::store::get(txn, *id)? {
+                    if a.accessed_at < Some(*at) {
+                        a.accessed_at = Some(*at);
+                        a.access_count += 1;
+                        assets::store::touch(txn, &a)?;
+                    }
+                }
+            }
+            Ok::<_, CatalogError>(())
+        })
+        .await
+    }
+
+    async fn remove_files(&self, rows: &[AssetRow]) {
+        for a in rows {
+            let _ = tokio::fs::remove_file(self.asset_path(a)).await;
+        }
+    }
+}

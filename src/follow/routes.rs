@@ -1,0 +1,94 @@
+//! `/api/library`: how far the followed Immich library is ready for 3D,
+//! what is skipped and why, the disk the 3D assets use, and "sync now".
+
+use std::sync::Arc;
+
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+
+use super::{figures::Disk, Figures};
+use crate::{
+    auth::Authed,
+    http::{
+        codes::ErrorCode as E,
+        error::ApiError,
+        spec::{op, OpErrors, Storage},
+    },
+    state::{ApiTags, AppState},
+};
+
+pub struct LibraryApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LibraryStatus {
+    /// Whether the Immich library is followed (`IMMICH_URL`,
+    /// `IMMICH_API_KEY` set and `IMMICH_SYNC_SECS` above 0).
+    pub following: bool,
+    /// `IMMICH_SYNC_SECS`.
+    pub interval_secs: u64,
+    /// Each followed library (one: the service key's).
+    pub libraries: Vec<Figures>,
+    /// Why the library cannot be read now (the key, Immich unreachable).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+    /// Disk used by 3D assets.
+    pub disk: Disk,
+    /// Why background work waits now (`null` while it runs).
+    #[oai(skip_serializing_if_is_none)]
+    pub background_paused_reason: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum SyncStarted {
+    /// The library is being read now; follow `/api/library` (or the
+    /// `library` event) for the figures.
+    #[oai(status = 202)]
+    Accepted(Json<LibraryStatus>),
+}
+
+impl LibraryApi {
+    async fn status(&self) -> LibraryStatus {
+        let f = &self.state.follower;
+        let worker = self.state.worker.status().await;
+        LibraryStatus {
+            following: f.on(),
+            interval_secs: f.interval().as_secs(),
+            libraries: f.figures(),
+            error: f.error(),
+            disk: f.disk(),
+            background_paused_reason: worker.background_paused_reason,
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/library", tag = "ApiTags::Library")]
+impl LibraryApi {
+    /// How far the library is ready for 3D
+    ///
+    /// "Ready for 3D: `ready` of `photos` photos (model `model`)", what is
+    /// left with an estimate from the measured rate, what is skipped and
+    /// why, and the disk 3D assets use per model. The same figures come as
+    /// the `library` event of `/api/events`, and in the app's `queue:update`.
+    #[oai(path = "/", method = "get", operation_id = "getLibrary")]
+    async fn get(&self, _auth: Authed) -> Result<Json<LibraryStatus>, ApiError> {
+        Ok(Json(self.status().await))
+    }
+
+    /// Read the Immich library now
+    ///
+    /// Starts a round at once instead of at the next `IMMICH_SYNC_SECS`
+    /// (a round under way finishes first); answers at once.
+    #[oai(path = "/sync", method = "post", operation_id = "syncLibrary")]
+    async fn sync(&self, _auth: Authed) -> Result<SyncStarted, ApiError> {
+        self.state.follower.sync_now()?;
+        Ok(SyncStarted::Accepted(Json(self.status().await)))
+    }
+}
+
+/// What each operation answers besides the errors every one can (`http::spec`).
+pub const ERRORS: &[OpErrors] = &[
+    op("getLibrary", Storage::None, &[]),
+    op("syncLibrary", Storage::None, &[E::FollowingOff]),
+];

@@ -1,0 +1,290 @@
+//! The follower's two tasks: reading the library every
+//! `IMMICH_SYNC_SECS` (or at once when asked), and keeping its figures,
+//! the disk the 3D assets use and the disk budget current (at most once
+//! a second, after whatever changed them).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{
+    broadcast::error::{RecvError, TryRecvError},
+    Notify,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    budget,
+    figures::{self, Disk},
+    settings_for, store,
+    sync::Round,
+    Figures, FollowError,
+};
+use crate::{
+    catalog::Catalog, config::Config, events::Event, immich::ImmichClient, media,
+    timestamp::Timestamp, worker::Worker,
+};
+
+/// How long the figures wait for more changes before they are read again.
+const SETTLE: Duration = Duration::from_secs(1);
+/// The figures are read at least this often (the estimate moves).
+const REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Latest {
+    figures: Vec<Figures>,
+    disk: Disk,
+    syncing: bool,
+    /// Why the library cannot be read (the key, Immich unreachable).
+    error: Option<String>,
+}
+
+pub struct Follower {
+    catalog: Catalog,
+    client: Option<ImmichClient>,
+    worker: Worker,
+    interval: Duration,
+    grace: Duration,
+    budget: Option<u64>,
+    sync_now: Notify,
+    changed: Notify,
+    latest: Mutex<Latest>,
+}
+
+impl Follower {
+    pub fn new(
+        config: &Config,
+        catalog: Catalog,
+        client: Option<ImmichClient>,
+        worker: Worker,
+    ) -> Arc<Self> {
+        let bg = &config.background;
+        Arc::new(Follower {
+            catalog,
+            client,
+            worker,
+            interval: Duration::from_secs(bg.immich_sync_secs),
+            grace: Duration::from_secs(bg.immich_delete_grace_secs),
+            budget: bg.asset_disk_budget.map(|b| b.0),
+            sync_now: Notify::new(),
+            changed: Notify::new(),
+            latest: Mutex::new(Latest::default()),
+        })
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, Latest> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the library is followed (Immich configured, interval above 0).
+    pub fn on(&self) -> bool {
+        self.client.is_some() && !self.interval.is_zero()
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The figures of every followed library, as last read.
+    pub fn figures(&self) -> Vec<Figures> {
+        self.latest().figures.clone()
+    }
+
+    pub fn disk(&self) -> Disk {
+        self.latest().disk.clone()
+    }
+
+    /// Why following cannot read the library now, if it cannot.
+    pub fn error(&self) -> Option<String> {
+        self.latest().error.clone()
+    }
+
+    /// Reads the library now rather than at the next interval.
+    pub fn sync_now(&self) -> Result<(), FollowError> {
+        if !self.on() {
+            return Err(FollowError::Off);
+        }
+        self.sync_now.notify_one();
+        Ok(())
+    }
+
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+        if self.on() {
+            let me = self.clone();
+            let stop = shutdown.clone();
+            crate::tasks::spawn_named("immich-follow", async move { me.follow(stop).await });
+        }
+        let me = self.clone();
+        crate::tasks::spawn_named(
+            "library-figures",
+            async move { me.keep_figures(shutdown).await },
+        );
+    }
+
+    async fn follow(self: Arc<Self>, stop: CancellationToken) {
+        let client = self.client.clone().expect("on() checked it");
+        loop {
+            let me = match client.me().await {
+                Ok(me) => Some(me),
+                Err(e) => {
+                    let why = format!(
+                        "cannot tell whose library the key reads (GET /users/me; the key needs the user.read permission): {e}"
+                    );
+                    tracing::warn!("following Immich waits: {why}");
+                    self.latest().error = Some(why);
+                    None
+                }
+            };
+            if let Some(me) = me {
+                {
+                    let mut l = self.latest();
+                    l.syncing = true;
+                    l.error = None;
+                }
+                self.changed.notify_one();
+                let round = Round {
+                    catalog: &self.catalog,
+                    client: &client,
+                    owner_id: &me.id,
+                    owner_name: &me.name,
+                    sync_on: true,
+                    grace: self.grace,
+                    full: false,
+                };
+                let r = tokio::select! {
+                    r = round.run() => r,
+                    _ = stop.cancelled() => return,
+                };
+                if let Err(e) = &r {
+                    tracing::warn!(error = %e, "following Immich: the round stopped; the next one resumes it");
+                }
+                let mut l = self.latest();
+                l.syncing = false;
+                l.error = r.err();
+                drop(l);
+                self.changed.notify_one();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = self.sync_now.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn keep_figures(self: Arc<Self>, stop: CancellationToken) {
+        let mut rx = self.catalog.events().subscribe();
+        loop {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "the library's figures could not be read");
+            }
+            // Until something changes (or the estimate is due), then a
+            // moment for more changes to gather.
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = tokio::time::sleep(REFRESH) => {}
+                _ = async {
+                    loop {
+                        match rx.recv().await {
+                            Ok(Event::Item(_) | Event::MediaDeleted(_)) | Err(RecvError::Lagged(_)) => return,
+                            Ok(_) => {}
+                            Err(RecvError::Closed) => std::future::pending::<()>().await,
+                        }
+                    }
+                } => {}
+                _ = stop.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SETTLE) => {}
+                _ = stop.cancelled() => return,
+            }
+            while let Ok(_) | Err(TryRecvError::Lagged(_)) = rx.try_recv() {}
+        }
+    }
+
+    /// Reads the figures and the disk, applies the budget, and tells the
+    /// event stream what changed.
+    async fn refresh(&self) -> Result<(), crate::catalog::CatalogError> {
+        let budget = self.budget;
+        let sync_on = self.on();
+        let (mut figures, disk, rows) = self
+            .catalog
+            .store()
+            .read(move |txn| {
+                let mut out = Vec::new();
+                for o in store::owners(txn)? {
+                    let s = settings_for(txn, &o.owner_id, sync_on)?;
+                    if s.follow {
+                        out.push(figures::library(txn, &o, &s.depth_model)?);
+                    }
+                }
+                let (mut disk, rows) = figures::disk(txn, budget.is_some())?;
+                disk.budget_bytes = budget;
+                // The photo's date orders what the budget removes.
+                let mut dated = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let when = media::store::get(txn, r.media_item_id)?.and_then(|m| m.captured_at);
+                    dated.push((r, when));
+                }
+                Ok::<_, crate::storage::StorageError>((out, disk, dated))
+            })
+            .await?;
+        let rate = self.worker.rate();
+        let syncing = self.latest().syncing;
+        for f in &mut figures {
+            f.syncing |= syncing;
+            f.eta_seconds = match rate {
+                Some(r) if f.left > 0 && r > 0.0 => Some((f.left as f64 / r).ceil() as u64),
+                _ => None,
+            };
+        }
+        if let Some(b) = budget {
+            self.catalog.record_views().await?;
+            self.apply_budget(rows, disk.used_bytes, b).await?;
+        }
+        let changed = {
+            let mut l = self.latest();
+            let changed = l.figures != figures;
+            l.figures = figures.clone();
+            l.disk = disk;
+            changed
+        };
+        if changed {
+            for f in figures {
+                self.catalog.announce_now(Event::Library(f));
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_budget(
+        &self,
+        rows: Vec<(crate::assets::AssetRow, Option<Timestamp>)>,
+        used: u64,
+        budget: u64,
+    ) -> Result<(), crate::catalog::CatalogError> {
+        let views: HashMap<uuid::Uuid, Timestamp> = self.catalog.views();
+        let rows = rows
+            .into_iter()
+            .map(|(r, when)| {
+                let viewed = views.get(&r.id).copied();
+                (r, when, viewed)
+            })
+            .collect();
+        let verdict = budget::decide(rows, used, budget, Timestamp::now());
+        if !verdict.evict.is_empty() {
+            let n = verdict.evict.len();
+            let freed: u64 = verdict.evict.iter().map(|r| r.file_size).sum();
+            self.catalog.evict(verdict.evict).await?;
+            tracing::info!(
+                assets = n,
+                bytes = freed,
+                "ASSET_DISK_BUDGET: removed the least recently viewed 3D assets made in the background"
+            );
+        }
+        self.worker.set_budget(verdict.bound);
+        Ok(())
+    }
+}
