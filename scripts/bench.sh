@@ -93,4 +93,8 @@ stop; kill "$AI_PID"; wait "$AI_PID" 2>/dev/null || true
 
 echo "## pipeline"
 RUNS=$RUNS cargo bench -q --bench pipeline 2>/dev/null | grep -E 'dispatch|throughput'
+
+
+echo "## keeping the AI busy and the app first (benches/follow.rs; the baseline revision is built too)"
+RUNS=$RUNS scripts/follow-bench.sh 2>/dev/null | grep '^|'
 echo "work dir: $WORK"

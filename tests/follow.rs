@@ -418,3 +418,92 @@ async fn sync_now_without_following_is_a_conflict() {
     assert_eq!(body["code"], "following-off", "{body}");
     s.stop().await;
 }
+
+/// `ASSET_DISK_BUDGET`: the newest photos fit, the rest wait (or, if
+/// they were made first, go again); what the app asks for is made anyway
+/// and kept; room is then made from the least recently viewed background
+/// asset, never the one being viewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_budget_keeps_the_newest_and_what_is_viewed() {
+    let ai = AiStandin::start(Mode::Serial(Duration::from_millis(100))).await;
+    let im = ImmichStandin::start(new_photos(0, 10, chrono::Utc::now())).await;
+    // Each depth map is 7,391 bytes (the stand-in's preview): room for 5.
+    let s = follower(&ai, &im, |c| {
+        c.background.asset_disk_budget = Some("40000".parse().unwrap())
+    })
+    .await;
+    let id = |k: usize| format!("00000000-0000-4000-8000-f{:011}", k + 1);
+    let has = |f: &Value| f["count"].as_u64().unwrap() > 0;
+    let lib = wait_library(&s, 60.0, "the newest five", |l| {
+        l["ready"] == 5 && l["left"].as_u64().unwrap() + l["ready"].as_u64().unwrap() <= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for k in 0..5 {
+        assert!(
+            has(&files(&s, &id(k)).await),
+            "photo {k} (newest first) is kept"
+        );
+    }
+    for k in 5..10 {
+        assert!(
+            !has(&files(&s, &id(k)).await),
+            "photo {k} does not fit: {lib}"
+        );
+    }
+    let v = library(&s).await;
+    assert!(v["disk"]["usedBytes"].as_u64().unwrap() <= 40000, "{v}");
+    // Either the older five wait (the budget holds them back), or, made
+    // before the budget was read, they went again and are not remade.
+    let held = v["backgroundPausedReason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("ASSET_DISK_BUDGET");
+    let removed = v["libraries"][0]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["reason"] == "disk_budget" && g["count"] == 5);
+    assert!(held || removed, "{v}");
+    // The oldest of the five is being viewed.
+    let f = files(&s, &id(4)).await;
+    let file = f["files"][0]["id"].as_str().unwrap().to_string();
+    let r = s
+        .get(&format!("/api/assets/{}/files/{file}/download", id(4)))
+        .await;
+    assert_eq!(r.status(), 200);
+    // The app asks for the oldest photo: made whatever the budget.
+    s.post("/api/settings/models/sync").await;
+    let r = generate(&s, &id(9), "small").await;
+    assert_eq!(r.status(), 200);
+    common::wait_for(20.0, "room made", || async {
+        (!has(&files(&s, &id(3)).await)).then_some(())
+    })
+    .await;
+    let v = common::wait_for(20.0, "the figures", || async {
+        let v = library(&s).await;
+        (v["disk"]["usedBytes"].as_u64()? <= 40000 && v["libraries"][0]["ready"] == 5).then_some(v)
+    })
+    .await;
+    assert!(has(&files(&s, &id(9)).await), "the app's asset stays");
+    assert!(has(&files(&s, &id(4)).await), "the one being viewed stays");
+    for k in [0, 1, 2] {
+        assert!(
+            has(&files(&s, &id(k)).await),
+            "photo {k}, viewed after 3, stays: {v}"
+        );
+    }
+    let lib = &v["libraries"][0];
+    let budget = lib["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["reason"] == "disk_budget")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        budget["examples"].to_string().contains("NEW_00003"),
+        "{lib}"
+    );
+    s.stop().await;
+}

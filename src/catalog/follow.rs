@@ -220,16 +220,19 @@ impl Catalog {
         owner: String,
         ids: Vec<String>,
     ) -> Result<u64, CatalogError> {
-        let (n, files, originals) = self
+        let (n, files) = self
             .commit(Durability::Durable, move |txn, ch| {
                 let mut files = Vec::new();
-                let mut originals = Vec::new();
                 let mut n = 0;
                 for asset in &ids {
                     let Some(row) = follow::store::get(txn, &owner, asset)? else {
                         continue;
                     };
-                    if let Some(m) = media::store::find_immich(txn, asset)? {
+                    // An imported copy is a file someone asked for: it
+                    // stays; what following made refers to Immich.
+                    if let Some(m) =
+                        media::store::find_immich(txn, asset)?.filter(|m| m.is_referenced())
+                    {
                         match queue::store::remove_for_media(txn, m.id) {
                             Err(QueueError::InvalidTransition { .. }) => continue,
                             other => other?,
@@ -238,20 +241,14 @@ impl Catalog {
                         files.extend(assets::store::remove_media(txn, m.id)?);
                         ch.assets_changed();
                         ch.media_deleted(m.id);
-                        if !m.is_referenced() {
-                            originals.push(m);
-                        }
                     }
                     follow::store::remove(txn, &owner, &row.asset_id)?;
                     n += 1;
                 }
-                Ok::<_, CatalogError>((n, files, originals))
+                Ok::<_, CatalogError>((n, files))
             })
             .await?;
         self.remove_files(&files).await;
-        for m in originals {
-            let _ = tokio::fs::remove_file(self.dirs.original(&m)).await;
-        }
         Ok(n)
     }
 

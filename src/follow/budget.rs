@@ -153,15 +153,20 @@ mod tests {
             (asked.clone(), Some(day(0)), None),
             (viewing.clone(), Some(day(0)), None),
         ];
-        let v = decide(rows, 500, 350, now);
+        let v = decide(rows.clone(), 500, 350, now);
         let gone: Vec<_> = v.evict.iter().map(|r| r.id).collect();
         assert_eq!(
             gone,
             vec![old_photo.id, viewed_long_ago.id],
             "oldest view first"
         );
+        assert!(v.bound.is_none(), "room again below the budget");
+        // Nearly full: nothing goes yet, but only photos newer than what
+        // would go next are made.
+        let v = decide(rows, 500, 510, now);
+        assert!(v.evict.is_empty());
         let (bound, why) = v.bound.unwrap();
-        assert_eq!(bound, follow_priority(Some(day(10))));
+        assert_eq!(bound, follow_priority(Some(day(1))));
         assert!(why.contains("ASSET_DISK_BUDGET"), "{why}");
     }
 

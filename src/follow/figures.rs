@@ -80,7 +80,16 @@ pub fn library(
             }
             AssetState::Evicted { .. } => {
                 f.photos += 1;
-                skip(Skip::DiskBudget, &r.asset_id, &r.file_name, None);
+                // The app may have asked for it since.
+                let made = match r.media_id {
+                    Some(m) => assets::store::find_key(txn, m, Kind::Depth, model, Format::Png)?,
+                    None => false,
+                };
+                if made {
+                    f.ready += 1;
+                } else {
+                    skip(Skip::DiskBudget, &r.asset_id, &r.file_name, None);
+                }
             }
             AssetState::Skipped {
                 reason: Skip::Hidden,

@@ -177,9 +177,13 @@ impl Follower {
     async fn keep_figures(self: Arc<Self>, stop: CancellationToken) {
         let mut rx = self.catalog.events().subscribe();
         loop {
+            let began = std::time::Instant::now();
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "the library's figures could not be read");
             }
+            // A large library takes a while to read: never more than a
+            // fifth of the time goes to it.
+            let settle = SETTLE.max(began.elapsed() * 4);
             // Until something changes (or the estimate is due), then a
             // moment for more changes to gather.
             tokio::select! {
@@ -197,7 +201,7 @@ impl Follower {
                 _ = stop.cancelled() => return,
             }
             tokio::select! {
-                _ = tokio::time::sleep(SETTLE) => {}
+                _ = tokio::time::sleep(settle) => {}
                 _ = stop.cancelled() => return,
             }
             while let Ok(_) | Err(TryRecvError::Lagged(_)) = rx.try_recv() {}
@@ -222,11 +226,16 @@ impl Follower {
                 }
                 let (mut disk, rows) = figures::disk(txn, budget.is_some())?;
                 disk.budget_bytes = budget;
-                // The photo's date orders what the budget removes.
+                // The photo's date orders what the budget removes; only
+                // what refers to Immich may go (uploads and imported copies
+                // are files someone gave us).
                 let mut dated = Vec::with_capacity(rows.len());
                 for r in rows {
-                    let when = media::store::get(txn, r.media_item_id)?.and_then(|m| m.captured_at);
-                    dated.push((r, when));
+                    if let Some(m) = media::store::get(txn, r.media_item_id)? {
+                        if m.is_referenced() {
+                            dated.push((r, m.captured_at));
+                        }
+                    }
                 }
                 Ok::<_, crate::storage::StorageError>((out, disk, dated))
             })
@@ -278,6 +287,8 @@ impl Follower {
             let n = verdict.evict.len();
             let freed: u64 = verdict.evict.iter().map(|r| r.file_size).sum();
             self.catalog.evict(verdict.evict).await?;
+            // The figures moved: read them again.
+            self.changed.notify_one();
             tracing::info!(
                 assets = n,
                 bytes = freed,
