@@ -28,6 +28,17 @@ fn launch(data: &std::path::Path, ai: &str, im: &ImmichStandin) -> Launch {
         .env("MODEL_SYNC_SECS", "3600")
 }
 
+/// The binary on a fresh data dir with its AI's address reserved but
+/// nothing listening there yet, as at boot; that address.
+async fn before_its_ai(im: &ImmichStandin) -> (Binary, String, tempfile::TempDir) {
+    let ai_addr = format!("127.0.0.1:{}", free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), im)
+        .start()
+        .await;
+    (b, ai_addr, tmp)
+}
+
 async fn generate(b: &Binary, model: &str) -> reqwest::Response {
     b.post_json(
         &format!("/api/assets/{PHOTO}/generate"),
@@ -85,11 +96,7 @@ async fn sixteen_downloads(url: &str, key: &str) -> Vec<(u16, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_generate_after_the_ai_comes_up_succeeds() {
     let im = ImmichStandin::start(library(1)).await;
-    let ai_addr = format!("127.0.0.1:{}", free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), &im)
-        .start()
-        .await;
+    let (b, ai_addr, _tmp) = before_its_ai(&im).await;
 
     let r = generate(&b, "small").await;
     let retry = r.headers().get("retry-after").cloned();
@@ -123,11 +130,7 @@ async fn the_first_generate_after_the_ai_comes_up_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_catches_up_by_itself_when_the_ai_comes_up() {
     let im = ImmichStandin::start(library(1)).await;
-    let ai_addr = format!("127.0.0.1:{}", free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), &im)
-        .start()
-        .await;
+    let (b, ai_addr, _tmp) = before_its_ai(&im).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(status(&b, "small").await, "not_downloaded");
     let _ai = AiStandin::start_on(&ai_addr, Mode::Ok).await;
