@@ -272,6 +272,35 @@ async fn a_failing_download_is_one_download_and_changes_nothing() {
     b.terminate().await;
 }
 
+/// A reading of the AI's list that began before a download ended does not
+/// undo it: the model stays `downloaded` (the list is older than the fact).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_older_than_a_download_does_not_undo_it() {
+    let im = ImmichStandin::start(library(1)).await;
+    let ai = AiStandin::start(Mode::Ok).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let b = launch(&tmp.path().join("data"), &ai.url(), &im)
+        .start()
+        .await;
+    assert_eq!(b.post("/api/settings/models/sync").await.status(), 200);
+    ai.inner.models.lock().unwrap().list_delay = Duration::from_millis(1500);
+    let url = b.at("/api/settings/models/sync");
+    let slow_sync = tokio::spawn(async move { client().post(url).send().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = b.post("/api/settings/models/large/download").await;
+    assert_eq!(d.status(), 200);
+    assert_eq!(status(&b, "large").await, "downloaded");
+    assert_eq!(slow_sync.await.unwrap().status(), 200);
+    assert_eq!(
+        status(&b, "large").await,
+        "downloaded",
+        "the older list won"
+    );
+    ai.inner.models.lock().unwrap().list_delay = Duration::ZERO;
+    assert_eq!(generate(&b, "large").await.status(), 200);
+    b.terminate().await;
+}
+
 /// A download cut by a SIGTERM or a kill -9: `downloading` while it runs,
 /// and after the restart whatever the AI says, never `downloading`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

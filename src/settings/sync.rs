@@ -78,6 +78,7 @@ impl ModelManager {
     }
 
     async fn reconcile(&self) -> Result<Vec<String>, SettingsError> {
+        let asked = Timestamp::now();
         let list = self.ai_models().await?;
         let models = list["models"].as_array().cloned().unwrap_or_default();
         let synced = self
@@ -103,6 +104,10 @@ impl ModelManager {
                             // ended mid-download (it is no longer stored).
                             ModelStatus::Downloaded | ModelStatus::Downloading
                         )
+                        // Marked downloaded after the list was asked for
+                        // (a download or a job that just ended): newer
+                        // than the list, which the next reading confirms.
+                        && !rec.downloaded_at.is_some_and(|t| t >= asked)
                     {
                         rec.status = ModelStatus::NotDownloaded;
                         rec.downloaded_at = None;
