@@ -28,6 +28,17 @@ fn launch(data: &std::path::Path, ai: &str, im: &ImmichStandin) -> Launch {
         .env("MODEL_SYNC_SECS", "3600")
 }
 
+/// The binary on a fresh data dir with its AI's address reserved but
+/// nothing listening there yet, as at boot; that address.
+async fn before_its_ai(im: &ImmichStandin) -> (Binary, String, tempfile::TempDir) {
+    let ai_addr = format!("127.0.0.1:{}", free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), im)
+        .start()
+        .await;
+    (b, ai_addr, tmp)
+}
+
 async fn generate(b: &Binary, model: &str) -> reqwest::Response {
     b.post_json(
         &format!("/api/assets/{PHOTO}/generate"),
@@ -58,14 +69,17 @@ async fn refused(r: reqwest::Response, status: u16, code: &str) -> String {
     b["message"].as_str().unwrap().to_string()
 }
 
-/// 16 asks at once; their statuses and bodies.
+/// 16 asks at once; their statuses and bodies (0 and null for an ask the
+/// binary never answered: a test may stop it meanwhile).
 async fn sixteen_downloads(url: &str, key: &str) -> Vec<(u16, Value)> {
     let asks: Vec<_> = (0..16)
         .map(|_| {
             let u = format!("{url}/api/settings/models/{key}/download");
             tokio::spawn(async move {
-                let r = client().post(u).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+                match client().post(u).send().await {
+                    Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+                    Err(_) => (0, Value::Null),
+                }
             })
         })
         .collect();
@@ -82,11 +96,7 @@ async fn sixteen_downloads(url: &str, key: &str) -> Vec<(u16, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_generate_after_the_ai_comes_up_succeeds() {
     let im = ImmichStandin::start(library(1)).await;
-    let ai_addr = format!("127.0.0.1:{}", free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), &im)
-        .start()
-        .await;
+    let (b, ai_addr, _tmp) = before_its_ai(&im).await;
 
     let r = generate(&b, "small").await;
     let retry = r.headers().get("retry-after").cloned();
@@ -120,11 +130,7 @@ async fn the_first_generate_after_the_ai_comes_up_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_catches_up_by_itself_when_the_ai_comes_up() {
     let im = ImmichStandin::start(library(1)).await;
-    let ai_addr = format!("127.0.0.1:{}", free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let b = launch(&tmp.path().join("data"), &format!("http://{ai_addr}"), &im)
-        .start()
-        .await;
+    let (b, ai_addr, _tmp) = before_its_ai(&im).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(status(&b, "small").await, "not_downloaded");
     let _ai = AiStandin::start_on(&ai_addr, Mode::Ok).await;
@@ -263,6 +269,35 @@ async fn a_failing_download_is_one_download_and_changes_nothing() {
     assert_eq!(status(&b, "large").await, "not_downloaded");
     let message = refused(generate(&b, "large").await, 409, "model-not-downloaded").await;
     assert!(message.contains("not_downloaded"), "{message}");
+    b.terminate().await;
+}
+
+/// A reading of the AI's list that began before a download ended does not
+/// undo it: the model stays `downloaded` (the list is older than the fact).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_older_than_a_download_does_not_undo_it() {
+    let im = ImmichStandin::start(library(1)).await;
+    let ai = AiStandin::start(Mode::Ok).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let b = launch(&tmp.path().join("data"), &ai.url(), &im)
+        .start()
+        .await;
+    assert_eq!(b.post("/api/settings/models/sync").await.status(), 200);
+    ai.inner.models.lock().unwrap().list_delay = Duration::from_millis(1500);
+    let url = b.at("/api/settings/models/sync");
+    let slow_sync = tokio::spawn(async move { client().post(url).send().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = b.post("/api/settings/models/large/download").await;
+    assert_eq!(d.status(), 200);
+    assert_eq!(status(&b, "large").await, "downloaded");
+    assert_eq!(slow_sync.await.unwrap().status(), 200);
+    assert_eq!(
+        status(&b, "large").await,
+        "downloaded",
+        "the older list won"
+    );
+    ai.inner.models.lock().unwrap().list_delay = Duration::ZERO;
+    assert_eq!(generate(&b, "large").await.status(), 200);
     b.terminate().await;
 }
 

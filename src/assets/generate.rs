@@ -41,7 +41,7 @@ pub async fn start(
     // Photos are named by UUID (ours or Immich's): anything else names
     // none, and is not sent on to Immich.
     if Uuid::parse_str(id).is_err() {
-        return Err(AssetError::NoMedia(id.to_string()).into());
+        return Err(AssetError::NotAnId(id.to_string()).into());
     }
     let model = model_for(state, kind, asked).await?;
     let known = state.catalog.resolve(id).await?;

@@ -137,6 +137,8 @@ pub const SPLAT_MODEL: &str = "sharp";
 pub enum AssetError {
     #[error("No Immich asset {} has 3D assets here, and none could be made", clip(.0))]
     NoMedia(String),
+    #[error("No photo has the id {}: photo ids are UUIDs (Immich's or ours)", clip(.0))]
+    NotAnId(String),
     #[error("No generated file {} for this photo", clip(.0))]
     FileNotFound(String),
     #[error("No PLY file found to convert")]

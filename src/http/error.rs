@@ -288,7 +288,7 @@ impl From<AssetError> for ApiError {
     fn from(e: AssetError) -> Self {
         let message = e.to_string();
         let code = match e {
-            AssetError::NoMedia(_) => ErrorCode::PhotoNotFound,
+            AssetError::NoMedia(_) | AssetError::NotAnId(_) => ErrorCode::PhotoNotFound,
             AssetError::FileNotFound(_) => ErrorCode::FileNotFound,
             AssetError::NoPly => ErrorCode::NoPly,
             AssetError::UnsupportedConversion => ErrorCode::UnsupportedConversion,

@@ -7,6 +7,7 @@ mod download;
 pub mod manager;
 pub mod routes;
 pub mod store;
+mod sync;
 
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};

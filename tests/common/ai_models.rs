@@ -38,6 +38,9 @@ pub struct ModelState {
     pub refuse_downloads: bool,
     /// Downloads take this long (the large model takes minutes).
     pub download_delay: std::time::Duration,
+    /// `GET /api/models` answers this long after it read the state (a
+    /// busy service: the list is older than the answer).
+    pub list_delay: std::time::Duration,
 }
 
 impl Default for ModelState {
@@ -53,6 +56,7 @@ impl Default for ModelState {
             refuse_loads: false,
             refuse_downloads: false,
             download_delay: std::time::Duration::ZERO,
+            list_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -112,8 +116,9 @@ fn state(inner: &Arc<Inner>) -> std::sync::MutexGuard<'_, ModelState> {
 }
 
 #[handler]
-pub fn models(inner: Data<&Arc<Inner>>) -> Response {
+pub async fn models(inner: Data<&Arc<Inner>>) -> Response {
     let s = state(&inner).clone();
+    tokio::time::sleep(s.list_delay).await;
     let models: Vec<Value> = catalogue()
         .into_iter()
         .map(|mut m| {

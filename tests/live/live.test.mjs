@@ -202,7 +202,7 @@ test('after a reboot: model:generate says the AI is down, then works as soon as 
     // An id that is not a UUID names no photo (and is not sent to Immich).
     c.socket.emit('model:generate', { id: '..%2F..', type: 'depth', modelKey: 'small' });
     const none = await c.next('model:error', (d) => d.id === '..%2F..');
-    assert.match(none.message, /No Immich asset/);
+    assert.match(none.message, /photo ids are UUIDs/);
 
     ai = await startStandins([], aiPort);
     c.socket.emit('model:generate', { id: PHOTO, type: 'depth', modelKey: 'small' });
