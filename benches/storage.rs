@@ -44,6 +44,8 @@ fn row(i: u64) -> MediaRow {
         created_at: now.into(),
         updated_at: now.into(),
         seq: 0,
+        owner: None,
+        via: None,
     }
 }
 

@@ -57,6 +57,14 @@ impl AppState {
         }
         .ok_or(crate::immich::ImmichError::NotConfigured)
     }
+
+    /// Who `caller` is as a viewer of stored items (`access::sharing`).
+    pub async fn viewer(
+        &self,
+        caller: &crate::auth::Caller,
+    ) -> Result<crate::access::sharing::Viewer, crate::immich::ImmichError> {
+        self.sharing.viewer(&self.auth, caller).await
+    }
 }
 
 pub struct AppState {
@@ -70,6 +78,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Who may ask what, for every entry point.
     pub access: Arc<crate::access::Policy>,
+    /// What each signed-in person may see, as Immich says.
+    pub sharing: Arc<crate::access::sharing::Sharing>,
     /// Set when IMMICH_URL and IMMICH_API_KEY are.
     pub immich: Option<ImmichClient>,
     /// The model catalogue and what the AI service holds.

@@ -96,6 +96,34 @@ const ELSEWHERE: &[(ErrorCode, &str)] = &[
     (ErrorCode::HostNotAllowed, "guards.rs"),
     (ErrorCode::Forbidden, "guards.rs (the CORS layer's refusal)"),
     (ErrorCode::OriginNotAllowed, "guards.rs, access.rs"),
+    (
+        ErrorCode::KeyPermissions,
+        "people.rs (a pasted key too narrow)",
+    ),
+    (
+        ErrorCode::InvalidCredentials,
+        "people.rs (wrong password, unknown key)",
+    ),
+    (
+        ErrorCode::SignInAgain,
+        "people.rs (a key revoked in Immich)",
+    ),
+    (
+        ErrorCode::OperatorOnly,
+        "people.rs (every operator route as a person)",
+    ),
+    (
+        ErrorCode::LoopbackOnly,
+        "people.rs (neither IMMICH_URL nor AUTH_TOKEN)",
+    ),
+    (
+        ErrorCode::SessionNotFound,
+        "people.rs (ending another's session)",
+    ),
+    (
+        ErrorCode::TooManySignIns,
+        "people.rs (failed sign-ins limited)",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

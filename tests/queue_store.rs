@@ -39,6 +39,8 @@ fn media_row(t: MediaType, size: u64) -> MediaRow {
         created_at: now.into(),
         updated_at: now.into(),
         seq: 0,
+        owner: None,
+        via: None,
     }
 }
 

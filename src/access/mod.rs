@@ -12,6 +12,7 @@
 
 pub mod hosts;
 pub mod origin;
+pub mod sharing;
 
 use std::sync::Arc;
 

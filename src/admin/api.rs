@@ -9,7 +9,7 @@ use std::sync::Arc;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 
 use crate::{
-    auth::Authed,
+    auth::Operator,
     http::error::ApiError,
     state::{ApiTags, AppState},
     storage::backup,
@@ -50,7 +50,7 @@ impl AdminApi {
     /// Restore by stopping the service and putting the file in place of
     /// DATA_DIR/immichvr.redb.
     #[oai(path = "/backup", method = "post", operation_id = "createBackup")]
-    async fn create_backup(&self, _auth: Authed) -> Result<BackupResponse, ApiError> {
+    async fn create_backup(&self, _op: Operator) -> Result<BackupResponse, ApiError> {
         let dest = backup::timestamped_path(&self.state.config.data_dir);
         let info = self
             .state
@@ -72,5 +72,10 @@ impl AdminApi {
 pub const ERRORS: &[OpErrors] = &[op(
     "createBackup",
     Storage::Reads,
-    &[E::BackupRunning, E::DiskFull, E::BackupFailed],
+    &[
+        E::OperatorOnly,
+        E::BackupRunning,
+        E::DiskFull,
+        E::BackupFailed,
+    ],
 )];

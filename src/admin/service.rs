@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 
 use crate::{
-    auth::Authed,
+    auth::Operator,
     http::error::ApiError,
     state::{ApiTags, AppState},
 };
@@ -94,7 +94,7 @@ impl ServiceApi {
 
     /// Storage facts: file, tables, row counts
     #[oai(path = "/api/db/info", method = "get", operation_id = "getDbInfo")]
-    async fn db_info(&self, _auth: Authed) -> Result<Json<DbInfo>, ApiError> {
+    async fn db_info(&self, _op: Operator) -> Result<Json<DbInfo>, ApiError> {
         let (counts, schema_version) = self.state.store.info().await?;
         let path = self.state.config.database_path();
         let file_size_bytes = tokio::fs::metadata(&path)
@@ -170,5 +170,9 @@ pub const ERRORS: &[OpErrors] = &[
     op("getHealth", Storage::None, &[]),
     op("getApiHealth", Storage::None, &[]),
     op("getRoot", Storage::None, &[]),
-    op("getDbInfo", Storage::Reads, &[]),
+    op(
+        "getDbInfo",
+        Storage::Reads,
+        &[crate::http::codes::ErrorCode::OperatorOnly],
+    ),
 ];

@@ -107,23 +107,28 @@ pub async fn open_state_with(
         _ => None,
     };
     let models = ModelManager::new(catalog.clone(), ai.clone(), &config);
+    let auth = Auth::new(&config, store.clone());
+    if let Err(e) = auth.restore().await {
+        tracing::warn!(error = %e, "stored sign-ins not restored");
+    }
     let worker = Worker::new(
         &config,
         catalog.clone(),
         ai.clone(),
         immich.clone(),
+        auth.clone(),
         models.clone(),
         shutdown.clone(),
     );
     let follower =
         crate::follow::Follower::new(&config, catalog.clone(), immich.clone(), worker.clone());
-    let auth = Auth::new(&config, store.clone());
-    if let Err(e) = auth.restore().await {
-        tracing::warn!(error = %e, "stored sign-ins not restored");
-    }
     let access = Arc::new(crate::access::Policy::new(&config, auth.clone())?);
+    let sharing = Arc::new(crate::access::sharing::Sharing::new(Duration::from_secs(
+        config.sharing_cache_secs.max(1),
+    )));
     Ok(Arc::new(AppState {
         access,
+        sharing,
         uploads: Gate::new(
             config.upload_concurrency,
             config.upload_queue,

@@ -182,9 +182,22 @@ async fn photos_alias<E: Endpoint>(
     ep.call(req).await.map(poem::IntoResponse::into_response)
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format; operators only (it tells how
+/// the service is used).
 #[poem::handler]
-async fn metrics(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
+async fn metrics(state: poem::web::Data<&Arc<AppState>>, req: &poem::Request) -> poem::Response {
+    let operator = req
+        .extensions()
+        .get::<access::Checked>()
+        .and_then(|c| c.caller.as_ref())
+        .is_some_and(|c| c.is_operator());
+    if !operator {
+        return ApiError::new(
+            crate::http::codes::ErrorCode::OperatorOnly,
+            "Metrics are for operators: send the AUTH_TOKEN, or sign in as an Immich admin",
+        )
+        .response();
+    }
     let stats = match state.catalog.stats().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).response(),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{AssetError, AssetRow, Format, Kind, DEPTH_MODELS, SPLAT_MODEL};
 use crate::{
-    catalog::ImmichRef, http::error::ApiError, immich::ImmichError, media::MediaType,
+    auth::Caller, catalog::ImmichRef, http::error::ApiError, immich::ImmichError, media::MediaType,
     queue::QueueRow, state::AppState,
 };
 
@@ -31,9 +31,12 @@ pub async fn model_for(state: &AppState, kind: Kind, asked: &str) -> Result<Stri
     Ok(model)
 }
 
-/// Answers from the store, or queues the work (priority 0).
+/// Answers from the store, or queues the work (priority 0). What the
+/// caller may not see (`access::sharing`) is answered as if it did not
+/// exist, stored or not.
 pub async fn start(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     kind: Kind,
     asked: &str,
@@ -44,16 +47,22 @@ pub async fn start(
         return Err(AssetError::NotAnId(id.to_string()).into());
     }
     let model = model_for(state, kind, asked).await?;
-    let known = state.catalog.resolve(id).await?;
+    let viewer = state.viewer(caller).await?;
+    let known = match state.catalog.resolve(id).await? {
+        Some(m) if state.sharing.may_see(&viewer, &m).await => Some(m),
+        Some(_) => return Err(AssetError::NoMedia(id.to_string()).into()),
+        None => None,
+    };
     if let Some(m) = &known {
         if let Some(a) = cached(state, m.id, kind, &model).await? {
             return Ok(Started::Cached(a));
         }
     }
-    let reference = reference(state, id, known).await?;
+    let reference = reference(state, caller, id, known).await?;
+    let via = caller.user_id().map(str::to_string);
     let (_, job) = state
         .catalog
-        .request_job(reference, kind, model.clone(), None)
+        .request_job(reference, kind, model.clone(), None, via)
         .await?;
     Ok(Started::Queued { model, job })
 }
@@ -91,6 +100,7 @@ pub async fn cached(
 /// asset's facts.
 async fn reference(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     known: Option<crate::media::MediaRow>,
 ) -> Result<ImmichRef, ApiError> {
@@ -102,9 +112,12 @@ async fn reference(
             mime_type: m.mime_type,
             file_size: m.file_size,
             captured_at: m.captured_at,
+            owner: m.owner,
         });
     }
-    let client = state.immich.as_ref().ok_or(ImmichError::NotConfigured)?;
+    // Asked with the caller's own key: an asset they cannot read is one
+    // Immich does not have, for them.
+    let client = state.immich_for(caller)?;
     let a = client.asset(id).await.map_err(|e| match e {
         ImmichError::NotFound(_) => ApiError::from(AssetError::NoMedia(id.to_string())),
         other => other.into(),
@@ -123,5 +136,6 @@ async fn reference(
             .unwrap_or_else(|| "application/octet-stream".into()),
         file_size: 0,
         captured_at: a.file_created_at,
+        owner: a.owner_id.clone(),
     })
 }

@@ -23,6 +23,7 @@ use crate::{
         error::ApiError,
         spec::{op, OpErrors, Storage},
     },
+    media::MediaRow,
     queue::Status,
     state::{ApiTags, AppState},
     timestamp::Timestamp,
@@ -37,18 +38,55 @@ fn file_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| AssetError::FileNotFound(raw.to_string()).into())
 }
 
+impl AssetsApi {
+    /// The item `id` names, if the caller may see it (`access::sharing`).
+    async fn visible(&self, auth: &Authed, id: &str) -> Result<Option<MediaRow>, ApiError> {
+        let Some(m) = self.state.catalog.resolve(id).await? else {
+            return Ok(None);
+        };
+        let viewer = self.state.viewer(&auth.0).await?;
+        Ok(self.state.sharing.may_see(&viewer, &m).await.then_some(m))
+    }
+
+    /// A generated file the caller may see, and whether it is theirs to
+    /// delete; a file of a photo they may not see is one that does not exist.
+    async fn file(&self, auth: &Authed, raw: &str) -> Result<(AssetRow, bool), ApiError> {
+        let missing = || ApiError::from(AssetError::FileNotFound(raw.to_string()));
+        let fid = file_id(raw)?;
+        let a = self.state.catalog.asset(fid).await?.ok_or_else(missing)?;
+        let m = self
+            .state
+            .catalog
+            .media(a.media_item_id)
+            .await
+            .map_err(|_| missing())?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        if !self.state.sharing.may_see(&viewer, &m).await {
+            return Err(missing());
+        }
+        Ok((a, viewer.owns(&m)))
+    }
+}
+
 #[OpenApi(prefix_path = "/api/assets", tag = "ApiTags::Assets")]
 impl AssetsApi {
     /// Which photos have which 3D assets (Immich id -> kind -> models)
     #[oai(path = "/map", method = "get", operation_id = "getAssetMap")]
-    async fn map(&self, _auth: Authed) -> Result<MapJson, ApiError> {
-        Ok(MapJson(self.state.catalog.asset_map_json().await?))
+    async fn map(&self, auth: Authed) -> Result<MapJson, ApiError> {
+        let viewer = self.state.viewer(&auth.0).await?;
+        Ok(MapJson(
+            self.state.catalog.asset_map_json_for(&viewer).await?,
+        ))
     }
 
     /// A photo's generated files, newest first
     #[oai(path = "/:id/files", method = "get", operation_id = "listAssetFiles")]
-    async fn files(&self, _auth: Authed, id: Path<String>) -> Result<Json<FileList>, ApiError> {
-        let rows = self.state.catalog.files_of(&id.0).await?;
+    async fn files(&self, auth: Authed, id: Path<String>) -> Result<Json<FileList>, ApiError> {
+        // A photo the caller may not see has no files, for them.
+        let rows = match self.visible(&auth, &id.0).await? {
+            Some(_) => self.state.catalog.files_of(&id.0).await?,
+            None => Vec::new(),
+        };
         Ok(Json(FileList {
             photo_id: id.0,
             count: rows.len() as u64,
@@ -64,18 +102,12 @@ impl AssetsApi {
     )]
     async fn download(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "id")] _photo: Path<String>,
         #[oai(name = "fileId")] file: Path<String>,
         req: StaticFileRequest,
     ) -> Result<Download, ApiError> {
-        let fid = file_id(&file.0)?;
-        let a = self
-            .state
-            .catalog
-            .asset(fid)
-            .await?
-            .ok_or_else(|| AssetError::FileNotFound(file.0.clone()))?;
+        let (a, _) = self.file(&auth, &file.0).await?;
         self.state.catalog.viewed(a.id);
         Download::serve(req, &self.state.catalog.asset_path(&a), &a)
     }
@@ -88,11 +120,18 @@ impl AssetsApi {
     )]
     async fn delete(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "id")] _photo: Path<String>,
         #[oai(name = "fileId")] file: Path<String>,
     ) -> Result<Json<FileDeleted>, ApiError> {
-        let fid = file_id(&file.0)?;
+        let (a, owner) = self.file(&auth, &file.0).await?;
+        if !owner {
+            return Err(ApiError::new(
+                E::Forbidden,
+                "Only the photo's owner (or an operator) may delete its 3D files",
+            ));
+        }
+        let fid = a.id;
         let row = self.state.catalog.delete_asset(fid).await?;
         Ok(Json(FileDeleted {
             success: true,
@@ -115,13 +154,13 @@ impl AssetsApi {
     )]
     async fn generate(
         &self,
-        _auth: Authed,
+        auth: Authed,
         id: Path<String>,
         body: JsonBody<GenerateBody>,
     ) -> Result<Generated, ApiError> {
         let GenerateBody { kind, model_key } = body.0;
         let (model, job) =
-            match super::generate::start(&self.state, &id.0, kind, &model_key).await? {
+            match super::generate::start(&self.state, &auth.0, &id.0, kind, &model_key).await? {
                 Started::Cached(a) => {
                     self.state.catalog.viewed(a.id);
                     return Generated::file(&self.state.catalog.asset_path(&a), &a, true).await;
@@ -159,7 +198,7 @@ impl AssetsApi {
     #[oai(path = "/:id/convert", method = "post", operation_id = "convertAsset")]
     async fn convert(
         &self,
-        _auth: Authed,
+        auth: Authed,
         id: Path<String>,
         body: JsonBody<ConvertBody>,
     ) -> Result<Json<Converted>, ApiError> {
@@ -168,9 +207,7 @@ impl AssetsApi {
             return Err(AssetError::UnsupportedConversion.into());
         }
         let m = self
-            .state
-            .catalog
-            .resolve(&id.0)
+            .visible(&auth, &id.0)
             .await?
             .ok_or_else(|| AssetError::NoMedia(id.0.clone()))?;
         let ply = self
@@ -268,7 +305,11 @@ pub const ERRORS: &[OpErrors] = &[
         Storage::Reads,
         &[E::FileNotFound, E::NotFound, E::RangeNotSatisfiable],
     ),
-    op("deleteAssetFile", Storage::Writes, &[E::FileNotFound]),
+    op(
+        "deleteAssetFile",
+        Storage::Writes,
+        &[E::FileNotFound, E::Forbidden],
+    ),
     op("generateAsset", Storage::Writes, GENERATE),
     op(
         "convertAsset",

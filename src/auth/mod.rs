@@ -80,6 +80,19 @@ impl std::fmt::Debug for User {
 }
 
 impl User {
+    /// A user with no key, for unit tests of what depends on who asks.
+    pub fn for_tests(id: &str, is_admin: bool) -> Self {
+        User {
+            id: id.into(),
+            name: id.into(),
+            email: format!("{id}@example.org"),
+            is_admin,
+            key: Secret::default(),
+            key_id: String::new(),
+            key_made_here: false,
+        }
+    }
+
     fn from_row(r: UserRow) -> Self {
         User {
             id: r.id,
@@ -382,7 +395,7 @@ impl Auth {
         let id = user.id.clone();
         Some(server.with_key(
             user.key.clone(),
-            Arc::new(move || {
+            Some(Arc::new(move || {
                 if let Some(auth) = me.upgrade() {
                     let id = id.clone();
                     crate::tasks::spawn_named("revoke-user", async move {
@@ -390,7 +403,7 @@ impl Auth {
                             .await;
                     });
                 }
-            }),
+            })),
         ))
     }
 

@@ -43,7 +43,11 @@ impl Credentials {
     fn account(&self) -> String {
         match self {
             Credentials::Password { email, .. } => format!("email:{}", email.trim()),
-            Credentials::ApiKey(_) => "apikey".into(),
+            // Each key its own: a stranger trying keys is held by the
+            // address count, and holds nobody else's sign-in.
+            Credentials::ApiKey(k) => {
+                format!("apikey:{}", hex::encode(&sessions::hash(k.expose())[..8]))
+            }
             Credentials::Token(_) => "token".into(),
         }
     }
@@ -127,7 +131,7 @@ impl Auth {
         let reused = match known {
             // Asked without the revocation hook: a dead key is replaced here.
             Some(u) if u.key_made_here => {
-                let c = server.with_key(u.key.clone(), Arc::new(|| {}));
+                let c = server.with_key(u.key.clone(), None);
                 c.me()
                     .await
                     .is_ok()
@@ -163,8 +167,9 @@ impl Auth {
 
     async fn with_key(&self, key: Secret) -> Result<User, AuthError> {
         let server = self.server()?;
-        let client = server.with_key(key.clone(), Arc::new(|| {}));
-        let me = client.me().await.map_err(|e| refused(e, "this API key"))?;
+        let client = server.with_key(key.clone(), None);
+        // The key's permissions first (asking needs none): a key too
+        // narrow is told what it lacks, not that it is wrong.
         let info = client
             .my_key()
             .await
@@ -173,6 +178,7 @@ impl Auth {
         if !missing.is_empty() {
             return Err(AuthError::KeyPermissions(missing));
         }
+        let me = client.me().await.map_err(|e| refused(e, "this API key"))?;
         Ok(User {
             id: me.id,
             name: me.name,
@@ -296,7 +302,7 @@ impl Auth {
                 if let Some(client) = self
                     .immich
                     .as_ref()
-                    .map(|s| s.with_key(u.key.clone(), Arc::new(|| {})))
+                    .map(|s| s.with_key(u.key.clone(), None))
                 {
                     match client.delete_key(&u.key_id).await {
                         Ok(()) => {

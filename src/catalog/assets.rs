@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{items::media_or_404, Catalog, CatalogError, Durability};
 use crate::{
+    access::sharing::Viewer,
     assets::{self, AssetError, AssetRow, Format, Kind},
     events::Event,
     media::{self, MediaRow, MediaType, Source},
@@ -15,6 +16,24 @@ use crate::{
     storage::{Reader, StorageError},
     timestamp::Timestamp,
 };
+
+/// Immich id -> kind -> model keys.
+type AssetMap = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+/// Immich id -> (owner, kind -> model keys).
+pub(super) type OwnedMap = BTreeMap<String, (Option<String>, BTreeMap<String, Vec<String>>)>;
+
+/// The map's answer as the app reads it.
+fn render_map<K: serde::Serialize + Ord, V: serde::Serialize>(
+    map: &BTreeMap<K, V>,
+) -> Result<bytes::Bytes, StorageError> {
+    serde_json::to_vec(&serde_json::json!({
+        "status": "success",
+        "count": map.len(),
+        "map": map,
+    }))
+    .map(bytes::Bytes::from)
+    .map_err(|e| StorageError::Corrupt(e.to_string()))
+}
 
 /// What this service needs to know of an Immich asset to refer to it.
 #[derive(Debug, Clone)]
@@ -25,6 +44,8 @@ pub struct ImmichRef {
     pub mime_type: String,
     pub file_size: u64,
     pub captured_at: Option<Timestamp>,
+    /// The Immich user who owns the asset (`ownerId`).
+    pub owner: Option<String>,
 }
 
 /// The media item `id` names: an Immich asset id, or (as upstream also
@@ -61,6 +82,8 @@ pub(super) fn referenced_row(r: &ImmichRef) -> MediaRow {
         created_at: now,
         updated_at: now,
         seq: 0,
+        owner: r.owner.clone(),
+        via: None,
     }
 }
 
@@ -118,23 +141,14 @@ impl Catalog {
             }
         }
         let map = self.asset_map().await?;
-        let json = bytes::Bytes::from(
-            serde_json::to_vec(&serde_json::json!({
-                "status": "success",
-                "count": map.len(),
-                "map": map,
-            }))
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?,
-        );
+        let json = render_map(&map)?;
         *self.map_cache.lock().unwrap() = Some((version, json.clone()));
         Ok(json)
     }
 
-    async fn asset_map(
-        &self,
-    ) -> Result<BTreeMap<String, BTreeMap<String, Vec<String>>>, StorageError> {
+    async fn asset_map(&self) -> Result<AssetMap, StorageError> {
         let entries = self.store.read(assets::store::map).await?;
-        let mut map: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut map: AssetMap = BTreeMap::new();
         for (immich, kind, model) in entries {
             let models = map.entry(immich).or_default().entry(kind).or_default();
             if !models.contains(&model) {
@@ -144,14 +158,81 @@ impl Catalog {
         Ok(map)
     }
 
-    /// Immich ids with assets of `kind` (any kind: `None`), newest capture
-    /// first (then by id, so pages are stable), one page.
+    /// The map as `viewer` may see it: only the photos whose owner (or
+    /// shared album) Immich lets them see. Rendered once per change of the
+    /// assets and of what Immich said of the person.
+    pub async fn asset_map_json_for(&self, viewer: &Viewer) -> Result<bytes::Bytes, StorageError> {
+        use std::sync::atomic::Ordering;
+        let (user, generation) = match viewer {
+            Viewer::All => return self.asset_map_json().await,
+            Viewer::User { user, view, .. } => (user.id.clone(), view.generation),
+        };
+        let version = self.assets_version.load(Ordering::SeqCst);
+        if let Some((v, g, json)) = self.user_maps.lock().unwrap().get(&user) {
+            if *v == version && *g == generation {
+                return Ok(json.clone());
+            }
+        }
+        let owned = self.owned_map(version).await?;
+        let mut map: BTreeMap<&str, &BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for (immich, (owner, kinds)) in owned.iter() {
+            if immich != "null" && viewer.sees(owner.as_deref(), Some(immich)) {
+                map.insert(immich, kinds);
+            }
+        }
+        let json = render_map(&map)?;
+        let mut maps = self.user_maps.lock().unwrap();
+        // One entry per person signed in: a bounded map in practice, but a
+        // crowd of short sessions must not grow it for ever.
+        if maps.len() > 256 {
+            maps.clear();
+        }
+        maps.insert(user, (version, generation, json.clone()));
+        Ok(json)
+    }
+
+    /// Each photo of the map with its owner, read once per change of the
+    /// assets (owners of the photos decide who sees them).
+    async fn owned_map(&self, version: u64) -> Result<std::sync::Arc<OwnedMap>, StorageError> {
+        if let Some((v, m)) = self.owned_cache.lock().unwrap().as_ref() {
+            if *v == version {
+                return Ok(m.clone());
+            }
+        }
+        let map = self.asset_map().await?;
+        let ids: Vec<String> = map.keys().cloned().collect();
+        let owners = self
+            .store
+            .read(move |txn| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let owner = media::store::find_immich(txn, &id)?.and_then(|m| m.owner);
+                    out.push(owner);
+                }
+                Ok::<_, StorageError>(out)
+            })
+            .await?;
+        let owned: OwnedMap = map
+            .into_iter()
+            .zip(owners)
+            .map(|((id, kinds), owner)| (id, (owner, kinds)))
+            .collect();
+        let owned = std::sync::Arc::new(owned);
+        *self.owned_cache.lock().unwrap() = Some((version, owned.clone()));
+        Ok(owned)
+    }
+
+    /// Immich ids with assets of `kind` (any kind: `None`) that `viewer`
+    /// may see, newest capture first (then by id, so pages are stable),
+    /// one page.
     pub async fn processed(
         &self,
         kind: Option<Kind>,
         offset: usize,
         size: usize,
+        viewer: &Viewer,
     ) -> Result<(Vec<String>, usize), StorageError> {
+        let viewer = viewer.clone();
         self.store
             .read(move |txn| {
                 let mut ids: Vec<String> = Vec::new();
@@ -164,8 +245,12 @@ impl Catalog {
                 }
                 let mut dated = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let when = media::store::find_immich(txn, &id)?.and_then(|m| m.captured_at);
-                    dated.push((when, id));
+                    let m = media::store::find_immich(txn, &id)?;
+                    let owner = m.as_ref().and_then(|m| m.owner.as_deref());
+                    if !viewer.sees(owner, Some(&id)) {
+                        continue;
+                    }
+                    dated.push((m.and_then(|m| m.captured_at), id));
                 }
                 dated.sort_by(|a, b| b.cmp(a));
                 let total = dated.len();
@@ -184,12 +269,25 @@ impl Catalog {
         kind: Kind,
         model: String,
         trigger_priority: Option<u32>,
+        via: Option<String>,
     ) -> Result<(MediaRow, QueueRow), CatalogError> {
         self.commit(Durability::Durable, move |txn, ch| {
-            let media = match media::store::find_immich(txn, &reference.asset_id)? {
+            let mut media = match media::store::find_immich(txn, &reference.asset_id)? {
                 Some(m) => m,
                 None => media::store::insert(txn, referenced_row(&reference), &[])?,
             };
+            // Whose key the job may read the asset with, besides its
+            // owner's: the last person who asked for it (a partner, say).
+            let owner_known = media.owner.is_none() && reference.owner.is_some();
+            if owner_known || (via.is_some() && media.via != via) {
+                if owner_known {
+                    media.owner = reference.owner.clone();
+                }
+                if via.is_some() {
+                    media.via = via.clone();
+                }
+                media::store::update(txn, &media)?;
+            }
             let item = NewItem {
                 media_id: media.id,
                 media_type: media.media_type,

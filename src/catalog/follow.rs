@@ -41,6 +41,7 @@ fn reference(a: &Asset) -> ImmichRef {
             .unwrap_or_else(|| "image/jpeg".into()),
         file_size: 0,
         captured_at: a.file_created_at,
+        owner: a.owner_id.clone(),
     }
 }
 

@@ -20,6 +20,24 @@ pub struct Origin {
     pub immich_variant: Option<String>,
     pub captured_at: Option<crate::timestamp::Timestamp>,
     pub duration_seconds: Option<f64>,
+    /// Whose it is (the Immich asset's owner, or the user who uploaded it).
+    pub owner: Option<String>,
+}
+
+/// The key identical bytes are found by: the bytes themselves for an
+/// operator's items (as before sign-in existed), bytes and owner for a
+/// person's, so that one person's upload never answers with another's.
+fn dedupe_key(sha: &[u8; 32], owner: Option<&str>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    match owner {
+        None => sha.to_vec(),
+        Some(o) => Sha256::new()
+            .chain_update(b"owner:")
+            .chain_update(o.as_bytes())
+            .chain_update(sha)
+            .finalize()
+            .to_vec(),
+    }
 }
 
 pub struct Stored {
@@ -43,12 +61,14 @@ impl Catalog {
     pub async fn ingest(&self, rx: Received, origin: Origin) -> Result<Stored, CatalogError> {
         let (media_type, mime, ext) = media::upload::sniff(&rx.head)?;
         let sha = rx.sha256;
+        let key = dedupe_key(&sha, origin.owner.as_deref());
         let duplicate = |found: (MediaRow, QueueRow)| Stored {
             media: found.0,
             queue: found.1,
             duplicate: true,
         };
-        if let Some(found) = self.store.read(move |txn| existing(txn, &sha)).await? {
+        let k = key.clone();
+        if let Some(found) = self.store.read(move |txn| existing(txn, &k)).await? {
             return Ok(duplicate(found));
         }
         let id = Uuid::now_v7();
@@ -95,15 +115,17 @@ impl Catalog {
             created_at: now.into(),
             updated_at: now.into(),
             seq: 0,
+            owner: origin.owner,
+            via: None,
         };
         let committed = self
             .commit(Durability::After(dir), move |txn, ch| {
                 // Checked again inside the transaction: two identical uploads may race.
-                if let Some(found) = existing(txn, &sha)? {
+                if let Some(found) = existing(txn, &key)? {
                     return Ok(Err(found));
                 }
-                let media = media::store::insert(txn, row.clone(), &sha)?;
-                let model = crate::settings::store::default_model(txn)?;
+                let media = media::store::insert(txn, row.clone(), &key)?;
+                let model = crate::settings::store::default_model_of(txn, row.owner.as_deref())?;
                 let item = new_item(&media, queue::DEFAULT_MAX_ATTEMPTS, &model);
                 let queue = queue::store::insert_new(txn, &item)?;
                 ch.item(&queue);

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{Catalog, CatalogError, Durability};
 use crate::{
+    access::sharing::Viewer,
     assets::{self, AssetRow, Format, Kind},
     media::{self, DepthMap, MediaError, MediaRow},
     queue::{
@@ -16,6 +17,9 @@ use crate::{
     settings,
     storage::{guarded, Listed, Reader, StorageError},
 };
+
+/// Rows read at most for a filtered list (a person's view of the queue).
+const EVERY: usize = 1_000_000;
 
 /// A media item with its queue entry and depth map, for the status list.
 pub type MediaStatus = (MediaRow, Option<QueueRow>, Option<DepthMap>);
@@ -106,6 +110,44 @@ impl Catalog {
         Ok((listed.rows, total))
     }
 
+    /// A page of the queue as `viewer` may see it: everyone's items for
+    /// an operator who sees all, else the items of what they may see
+    /// (filtered before paging, so pages stay full).
+    pub async fn queue_page_for(
+        &self,
+        q: ListQuery,
+        viewer: &Viewer,
+    ) -> Result<(Vec<QueueRow>, u64), StorageError> {
+        if viewer.sees_all() {
+            return self.queue_page(q).await;
+        }
+        let viewer = viewer.clone();
+        let (limit, offset) = (q.limit, q.offset);
+        let every = ListQuery {
+            limit: EVERY,
+            offset: 0,
+            ..q
+        };
+        let (rows, unreadable) = self
+            .store
+            .read(move |txn| {
+                let (listed, _) = query::list(txn, &every)?;
+                let mut seen = Vec::new();
+                for row in listed.rows {
+                    if media::store::get(txn, row.media_item_id)?
+                        .is_some_and(|m| viewer.sees_item(&m))
+                    {
+                        seen.push(row);
+                    }
+                }
+                Ok::<_, StorageError>((seen, listed.unreadable))
+            })
+            .await?;
+        self.store.report(&unreadable);
+        let total = rows.len() as u64;
+        Ok((rows.into_iter().skip(offset).take(limit).collect(), total))
+    }
+
     pub async fn queue_item(&self, id: Uuid) -> Result<ItemDetail, CatalogError> {
         self.store
             .read(move |txn| {
@@ -116,16 +158,27 @@ impl Catalog {
             .await
     }
 
-    /// Newest uploads first, with their queue entry and depth map.
+    /// Newest uploads first, with their queue entry and depth map: all of
+    /// them for an operator who sees all, else what `viewer` may see.
     pub async fn media_page(
         &self,
         limit: usize,
         offset: usize,
+        viewer: &Viewer,
     ) -> Result<Vec<MediaStatus>, StorageError> {
+        let viewer = viewer.clone();
         let listed = self
             .store
             .read(move |txn| {
-                let page = media::store::list_recent(txn, limit, offset)?;
+                let mut page = if viewer.sees_all() {
+                    media::store::list_recent(txn, limit, offset)?
+                } else {
+                    media::store::list_recent(txn, EVERY, 0)?
+                };
+                if !viewer.sees_all() {
+                    page.rows.retain(|m| viewer.sees_item(m));
+                    page.rows = page.rows.into_iter().skip(offset).take(limit).collect();
+                }
                 let mut out = Listed {
                     rows: Vec::with_capacity(page.rows.len()),
                     unreadable: page.unreadable,

@@ -101,6 +101,11 @@ pub enum Durability {
     Lazy,
 }
 
+/// The map with owners, and the assets version it was read at.
+type OwnedAt = (u64, Arc<assets::OwnedMap>);
+/// A person's rendered map: assets version, view generation, JSON.
+type UserMap = (u64, u64, bytes::Bytes);
+
 #[derive(Clone)]
 pub struct Catalog {
     store: Store,
@@ -111,6 +116,10 @@ pub struct Catalog {
     /// map is kept with the version it was made from.
     assets_version: Arc<std::sync::atomic::AtomicU64>,
     map_cache: Arc<std::sync::Mutex<Option<(u64, bytes::Bytes)>>>,
+    /// The map with each photo's owner, at a version.
+    owned_cache: Arc<std::sync::Mutex<Option<OwnedAt>>>,
+    /// Each person's rendered map: (assets version, view generation, JSON).
+    user_maps: Arc<std::sync::Mutex<std::collections::HashMap<String, UserMap>>>,
     /// Jobs the worker holds that became the app's own meanwhile.
     promoted: Arc<std::sync::Mutex<Vec<Uuid>>>,
     /// When each 3D asset was last served in this run (the disk budget
@@ -135,6 +144,8 @@ impl Catalog {
             dirs,
             assets_version: Default::default(),
             map_cache: Default::default(),
+            owned_cache: Default::default(),
+            user_maps: Default::default(),
             promoted: Default::default(),
             views: Default::default(),
         }

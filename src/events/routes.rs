@@ -37,12 +37,19 @@ impl EventsApi {
     /// and end) and `library` (how far the followed Immich library is ready
     /// for 3D; also on connect). A comment line keeps the connection alive
     /// every 15 s.
+    ///
+    /// A signed-in person is sent only what is theirs to see: items and
+    /// generations of photos they may see (`access::sharing`), their own
+    /// library's figures, no imports; the stream ends when their sign-in
+    /// does.
     #[oai(path = "/api/events", method = "get", operation_id = "streamEvents")]
     async fn events(
         &self,
-        _auth: Authed,
+        auth: Authed,
     ) -> Result<EventStream<BoxStream<'static, Event>>, ApiError> {
         let state = self.state.clone();
+        let caller = auth.0;
+        let mut filter = Filter::new(&state, caller.clone()).await?;
         let mut rx = state.catalog.events().subscribe();
         let stop = state.shutdown.clone();
         let stream = async_stream(move |tx| async move {
@@ -60,6 +67,9 @@ impl EventsApi {
                 }
             }
             for f in state.follower.figures() {
+                if !filter.library(&f) {
+                    continue;
+                }
                 if tx.send(Event::Library(f)).await.is_err() {
                     return;
                 }
@@ -74,13 +84,23 @@ impl EventsApi {
                         Err(RecvError::Lagged(_)) => snapshot(state.clone()).await,
                         Err(RecvError::Closed) => return,
                     },
-                    _ = tick.tick() => snapshot(state.clone()).await,
+                    _ = tick.tick() => {
+                        if !state.auth.still_valid(&caller) {
+                            return;
+                        }
+                        filter.refresh(&state).await;
+                        snapshot(state.clone()).await
+                    }
                     _ = stop.cancelled() => return,
                 };
-                if let Some(v) = next {
-                    if tx.send(v).await.is_err() {
-                        return;
-                    }
+                let Some(v) = next else {
+                    continue;
+                };
+                if !filter.passes(&state, &v).await {
+                    continue;
+                }
+                if tx.send(v).await.is_err() {
+                    return;
                 }
             }
         });
@@ -89,6 +109,69 @@ impl EventsApi {
             .to_event(|ev: Event| {
                 poem::web::sse::Event::message(ev.to_json_string()).event_type(ev.name())
             }))
+    }
+}
+
+/// What one stream's caller may be sent.
+struct Filter {
+    caller: crate::auth::Caller,
+    viewer: crate::access::sharing::Viewer,
+    /// Items this stream was told of (so it hears of their deletion).
+    told: std::collections::HashSet<uuid::Uuid>,
+}
+
+impl Filter {
+    async fn new(state: &AppState, caller: crate::auth::Caller) -> Result<Self, ApiError> {
+        let viewer = state.viewer(&caller).await?;
+        Ok(Filter {
+            caller,
+            viewer,
+            told: Default::default(),
+        })
+    }
+
+    /// What Immich says of the person moves on (the cache's lifetime).
+    async fn refresh(&mut self, state: &AppState) {
+        if let Ok(v) = state.viewer(&self.caller).await {
+            self.viewer = v;
+        }
+    }
+
+    fn library(&self, f: &crate::follow::Figures) -> bool {
+        self.viewer.user_id().is_none_or(|u| f.owner_id == u)
+    }
+
+    async fn item(&mut self, state: &AppState, media: uuid::Uuid) -> bool {
+        if self.viewer.sees_all() || self.told.contains(&media) {
+            return true;
+        }
+        let seen = match state.catalog.media(media).await {
+            Ok(m) => state.sharing.may_see(&self.viewer, &m).await,
+            Err(_) => false,
+        };
+        if seen {
+            self.told.insert(media);
+        }
+        seen
+    }
+
+    async fn passes(&mut self, state: &AppState, ev: &Event) -> bool {
+        match ev {
+            Event::Stats(_) | Event::Worker(_) | Event::AiEndpoint(_) | Event::Model(_) => true,
+            Event::Import(_) => self.caller.is_operator(),
+            Event::Library(f) => self.library(f),
+            Event::Item(i) => self.item(state, i.media_item_id).await,
+            Event::MediaDeleted(d) => self.viewer.sees_all() || self.told.remove(&d.media_item_id),
+            Event::Generation(g) => {
+                if self.viewer.sees_all() {
+                    return true;
+                }
+                match state.catalog.resolve(&g.id).await {
+                    Ok(Some(m)) => self.item(state, m.id).await,
+                    _ => false,
+                }
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 
 use super::{figures::Disk, Figures};
 use crate::{
-    auth::Authed,
+    auth::{Authed, Operator},
     http::{
         codes::ErrorCode as E,
         error::ApiError,
@@ -49,13 +49,20 @@ enum SyncStarted {
 }
 
 impl LibraryApi {
-    async fn status(&self) -> LibraryStatus {
+    /// The figures `caller` may see: every library for an operator who is
+    /// not an Immich user, else their own.
+    async fn status(&self, caller: &crate::auth::Caller) -> LibraryStatus {
         let f = &self.state.follower;
         let worker = self.state.worker.status().await;
+        let mine = caller.user_id();
         LibraryStatus {
             following: f.on(),
             interval_secs: f.interval().as_secs(),
-            libraries: f.figures(),
+            libraries: f
+                .figures()
+                .into_iter()
+                .filter(|l| mine.is_none_or(|u| l.owner_id == u))
+                .collect(),
             error: f.error(),
             disk: f.disk(),
             background_paused_reason: worker.background_paused_reason,
@@ -72,8 +79,8 @@ impl LibraryApi {
     /// why, and the disk 3D assets use per model. The same figures come as
     /// the `library` event of `/api/events`, and in the app's `queue:update`.
     #[oai(path = "/", method = "get", operation_id = "getLibrary")]
-    async fn get(&self, _auth: Authed) -> Result<Json<LibraryStatus>, ApiError> {
-        Ok(Json(self.status().await))
+    async fn get(&self, auth: Authed) -> Result<Json<LibraryStatus>, ApiError> {
+        Ok(Json(self.status(&auth.0).await))
     }
 
     /// Read the Immich library now
@@ -81,14 +88,18 @@ impl LibraryApi {
     /// Starts a round at once instead of at the next `IMMICH_SYNC_SECS`
     /// (a round under way finishes first); answers at once.
     #[oai(path = "/sync", method = "post", operation_id = "syncLibrary")]
-    async fn sync(&self, _auth: Authed) -> Result<SyncStarted, ApiError> {
+    async fn sync(&self, op: Operator) -> Result<SyncStarted, ApiError> {
         self.state.follower.sync_now()?;
-        Ok(SyncStarted::Accepted(Json(self.status().await)))
+        Ok(SyncStarted::Accepted(Json(self.status(&op.0).await)))
     }
 }
 
 /// What each operation answers besides the errors every one can (`http::spec`).
 pub const ERRORS: &[OpErrors] = &[
     op("getLibrary", Storage::None, &[]),
-    op("syncLibrary", Storage::None, &[E::FollowingOff]),
+    op(
+        "syncLibrary",
+        Storage::None,
+        &[E::OperatorOnly, E::FollowingOff],
+    ),
 ];

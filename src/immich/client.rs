@@ -119,10 +119,14 @@ impl ImmichClient {
 
     /// The same server with another key (a signed-in user's), sharing the
     /// connection pools; `revoked` is told when Immich refuses the key.
-    pub fn with_key(&self, key: Secret, revoked: std::sync::Arc<dyn Fn() + Send + Sync>) -> Self {
+    pub fn with_key(
+        &self,
+        key: Secret,
+        revoked: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+    ) -> Self {
         ImmichClient {
             key,
-            revoked: Some(revoked),
+            revoked,
             ..self.clone()
         }
     }

@@ -114,6 +114,7 @@ pub async fn import_one(
         immich_variant: Some(variant.into()),
         captured_at: asset.file_created_at,
         duration_seconds: asset.duration.map(|ms| ms as f64 / 1000.0),
+        owner: asset.owner_id.clone(),
     };
     let stored = catalog.ingest(rx, origin).await?;
     tracing::Span::current().record("media_id", tracing::field::display(stored.media.id));

@@ -197,10 +197,11 @@ impl TimelineApi {
             _ => None,
         };
         let (page, size) = (page.0 as usize, size.0 as usize);
+        let viewer = self.state.viewer(&auth.0).await?;
         let (ids, total) = self
             .state
             .catalog
-            .processed(wanted, page * size, size)
+            .processed(wanted, page * size, size, &viewer)
             .await?;
         let fetched: Vec<(String, Result<Value, ImmichError>)> = stream::iter(ids)
             .map(|id| {

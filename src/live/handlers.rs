@@ -87,6 +87,8 @@ pub fn register(io: &SocketIo, state: Arc<AppState>) {
         // socketioxide has sent the CONNECT packet already and spawns the
         // future: the handler is registered before it, here, or an event
         // the client sends at once could find no handler and be dropped.
+        let room = super::sessions::caller(&s).map(super::relay::room_of);
+        s.join(room.unwrap_or_default());
         listen(&s, state.clone());
         let state = state.clone();
         futures_util::future::Either::Right(async move { greet(s, state).await })
@@ -108,9 +110,17 @@ fn listen(s: &SocketRef, state: Arc<AppState>) {
                 return;
             }
             let d = payload(d);
+            // Loading, unloading and downloading models run the service.
+            let operator = super::sessions::caller(&s).is_some_and(|c| c.is_operator());
             match name.as_str() {
                 "queue:get-status" => queue_status(s, state).await,
                 "model:generate" => generate(s, state, d).await,
+                "model:load" | "model:unload" | "model:download" if !operator => error(
+                    &s,
+                    None,
+                    None,
+                    "only an operator may load, unload or download models; generating loads the model it needs".into(),
+                ),
                 "model:load" => load(s, state, d).await,
                 "model:unload" => unload(s, state).await,
                 "model:download" => download(s, state, d).await,
@@ -125,7 +135,7 @@ fn listen(s: &SocketRef, state: Arc<AppState>) {
 
 async fn greet(s: SocketRef, state: Arc<AppState>) {
     let _ = s.emit("model:status", &state.models.status());
-    match relay::queue_update(&state).await {
+    match queue_for(&s, &state).await {
         Ok(q) => {
             let _ = s.emit("queue:update", &q);
         }
@@ -133,8 +143,19 @@ async fn greet(s: SocketRef, state: Arc<AppState>) {
     }
 }
 
+/// The queue as this socket's caller may see it.
+async fn queue_for(s: &SocketRef, state: &AppState) -> Result<wire::QueueUpdate, String> {
+    let caller = super::sessions::caller(s)
+        .cloned()
+        .ok_or_else(|| "sign in again".to_string())?;
+    let viewer = state.viewer(&caller).await.map_err(|e| e.to_string())?;
+    relay::queue_update(state, &viewer)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn queue_status(s: SocketRef, state: Arc<AppState>) {
-    match relay::queue_update(&state).await {
+    match queue_for(&s, &state).await {
         Ok(q) => {
             let _ = s.emit("queue:update", &q);
         }
@@ -152,7 +173,10 @@ async fn generate(s: SocketRef, state: Arc<AppState>, d: Option<Value>) {
         "model:generation-progress",
         &GenerationEvent::stage(&g.id, kind, &model, "queued", 0),
     );
-    match generate::start(&state, &g.id, g.kind, &g.model_key).await {
+    let Some(caller) = super::sessions::caller(&s).cloned() else {
+        return error(&s, Some(g.id), None, "sign in again".into());
+    };
+    match generate::start(&state, &caller, &g.id, g.kind, &g.model_key).await {
         Ok(Started::Cached(_)) => {
             let bus = |e| state.catalog.announce_now(Event::Generation(e));
             bus(GenerationEvent::stage(

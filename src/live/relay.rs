@@ -1,11 +1,17 @@
-//! From the event bus to every socket: model changes as `model:status`
+//! From the event bus to the sockets: model changes as `model:status`
 //! (and `model:download-progress` at a download's start and end: the AI
-//! service reports no progress in between), generation stages as
-//! `model:generation-progress` and their end as `model:generation-complete`
-//! (to every socket: the app filters by `id`, so a second requester and a
-//! client that reconnected both see it), and the queue as `queue:update`,
-//! at most four a second however busy the queue is, with the followed
-//! library's figures (`library`) and why background work waits.
+//! service reports no progress in between) to every socket; generation
+//! stages as `model:generation-progress` and their end as
+//! `model:generation-complete` to every socket whose caller may see the
+//! photo (the app filters by `id`, so a second requester and a client that
+//! reconnected both see it); and the queue as `queue:update`, at most four
+//! a second however busy the queue is, with the followed library's
+//! figures (`library`) and why background work waits, each person seeing
+//! only the jobs and the library that are theirs to see.
+//!
+//! Sockets are grouped in rooms by who they are: [`ALL`] for callers who
+//! see everything (the token, or the mode's anyone), `user:<id>` per
+//! person, so an update is worked out once per person, not per socket.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,12 +21,68 @@ use tokio::{sync::broadcast::error::RecvError, time::Instant};
 
 use super::wire::{Job, QueueUpdate};
 use crate::{
+    access::sharing::Viewer,
+    auth::{Caller, Who},
     catalog::CatalogError,
-    events::Event,
+    events::{Event, GenerationEvent},
     queue::{ListQuery, OrderBy, Status},
     state::AppState,
     tasks::spawn_named,
 };
+
+/// The room of the sockets that see everything.
+pub const ALL: &str = "all";
+
+/// The room a socket's caller belongs in.
+pub fn room_of(caller: &Caller) -> String {
+    match &caller.who {
+        Who::User(u) => format!("user:{}", u.id),
+        Who::Anyone | Who::Token => ALL.into(),
+    }
+}
+
+/// Each person with a socket open now, as a viewer, with their room.
+async fn people(io: &SocketIo, state: &AppState) -> Vec<(String, Viewer)> {
+    let mut out = Vec::new();
+    for room in io.rooms().await.unwrap_or_default() {
+        let Some(id) = room.strip_prefix("user:") else {
+            continue;
+        };
+        let Some(user) = state.auth.user(id) else {
+            continue;
+        };
+        let caller = Caller {
+            who: Who::User(user),
+            session: None,
+        };
+        if let Ok(v) = state.viewer(&caller).await {
+            out.push((room.to_string(), v));
+        }
+    }
+    out
+}
+
+/// A generation's stage, to the sockets whose caller may see the photo.
+async fn generation(io: &SocketIo, state: &AppState, g: &GenerationEvent) {
+    let send = |room: String| async move {
+        let _ = io
+            .to(room.clone())
+            .emit("model:generation-progress", g)
+            .await;
+        if g.status == "complete" {
+            let _ = io.to(room).emit("model:generation-complete", g).await;
+        }
+    };
+    send(ALL.into()).await;
+    let Ok(Some(media)) = state.catalog.resolve(&g.id).await else {
+        return;
+    };
+    for (room, viewer) in people(io, state).await {
+        if state.sharing.may_see(&viewer, &media).await {
+            send(room).await;
+        }
+    }
+}
 
 /// The least time between two `queue:update` broadcasts.
 const QUEUE_EVERY: Duration = Duration::from_millis(250);
@@ -52,12 +114,7 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
                             let _ = io.emit("model:download-progress", &body).await;
                         }
                     }
-                    Ok(Event::Generation(g)) => {
-                        let _ = io.emit("model:generation-progress", &g).await;
-                        if g.status == "complete" {
-                            let _ = io.emit("model:generation-complete", &g).await;
-                        }
-                    }
+                    Ok(Event::Generation(g)) => generation(&io, &state, &g).await,
                     Ok(Event::Item(_) | Event::MediaDeleted(_) | Event::Library(_) | Event::Worker(_))
                     | Err(RecvError::Lagged(_)) => {
                         // Leading edge at once, then at most every QUEUE_EVERY.
@@ -69,10 +126,10 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
                 _ = wait => {
                     due = None;
                     last = Instant::now();
-                    match queue_update(&state).await {
+                    match queue_update(&state, &Viewer::All).await {
                         Ok(q) => {
                             let started = std::time::Instant::now();
-                            let _ = io.emit("queue:update", &q).await;
+                            let _ = io.to(ALL).emit("queue:update", &q).await;
                             // The fan-out's own cost (scripts/live-bench.sh reads it).
                             tracing::debug!(
                                 sockets = io.sockets().len(),
@@ -81,6 +138,11 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
                             );
                         }
                         Err(e) => tracing::debug!(error = %e, "queue:update skipped"),
+                    }
+                    for (room, viewer) in people(&io, &state).await {
+                        if let Ok(q) = queue_update(&state, &viewer).await {
+                            let _ = io.to(room).emit("queue:update", &q).await;
+                        }
                     }
                 }
                 _ = stop.cancelled() => {
@@ -92,8 +154,9 @@ pub fn spawn(io: SocketIo, state: Arc<AppState>) {
     });
 }
 
-/// The queue as the app shows it.
-pub async fn queue_update(state: &AppState) -> Result<QueueUpdate, CatalogError> {
+/// The queue as the app shows it to `viewer`: how long it is, and the
+/// running jobs and the library that are theirs to see.
+pub async fn queue_update(state: &AppState, viewer: &Viewer) -> Result<QueueUpdate, CatalogError> {
     let stats = state.catalog.stats().await?;
     let (rows, _) = state
         .catalog
@@ -108,8 +171,10 @@ pub async fn queue_update(state: &AppState) -> Result<QueueUpdate, CatalogError>
     let mut running = Vec::with_capacity(rows.len());
     for r in rows {
         let id = match state.catalog.media(r.media_item_id).await {
-            Ok(m) => m.immich_asset_id.unwrap_or_else(|| m.id.to_string()),
-            Err(_) => r.media_item_id.to_string(),
+            Ok(m) if viewer.sees_item(&m) => m.immich_asset_id.unwrap_or_else(|| m.id.to_string()),
+            Ok(_) => continue,
+            Err(_) if viewer.sees_all() => r.media_item_id.to_string(),
+            Err(_) => continue,
         };
         running.push(Job {
             id,
@@ -125,7 +190,11 @@ pub async fn queue_update(state: &AppState) -> Result<QueueUpdate, CatalogError>
         current: running.first().cloned(),
         running,
         sent_at: chrono::Utc::now().timestamp_millis(),
-        library: state.follower.figures().into_iter().next(),
+        library: state
+            .follower
+            .figures()
+            .into_iter()
+            .find(|f| viewer.user_id().is_none_or(|u| f.owner_id == u)),
         background_paused_reason: state.worker.status().await.background_paused_reason,
     })
 }

@@ -70,6 +70,18 @@ pub struct MediaRow {
     /// Upload order, for newest-first listing.
     #[oai(skip)]
     pub seq: u64,
+    /// Whose it is: the Immich user who owns the asset (or uploaded the
+    /// file here); `None` for an operator's upload, or an item stored
+    /// before sign-in existed whose owner is not known yet. Decides who
+    /// sees it (`access::sharing`).
+    #[oai(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The last signed-in person who asked for it (a job may read an
+    /// Immich asset with their key when its owner is not signed in).
+    #[oai(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl MediaRow {

@@ -87,12 +87,27 @@ pub struct Deleted {
 const MAX_LIMIT: u32 = 1000;
 
 impl MediaApi {
-    /// Records a received upload and says what became of it.
-    async fn store(&self, rx: upload::Received) -> Result<UploadResponse, ApiError> {
+    /// The item, if the caller may see it; else as if there were none.
+    async fn visible(&self, auth: &Authed, id: Uuid) -> Result<MediaRow, ApiError> {
+        let m = self.state.catalog.media(id).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        if self.state.sharing.may_see(&viewer, &m).await {
+            Ok(m)
+        } else {
+            Err(crate::media::MediaError::NotFound(id).into())
+        }
+    }
+
+    /// Records a received upload (the uploader's) and says what became of it.
+    async fn store(&self, auth: &Authed, rx: upload::Received) -> Result<UploadResponse, ApiError> {
         let span = tracing::info_span!("upload", media_id = tracing::field::Empty);
         let filename = rx.original_filename.clone();
         crate::metrics::upload_received(rx.size);
-        let stored = self.state.catalog.ingest(rx, Default::default()).await?;
+        let origin = crate::catalog::Origin {
+            owner: auth.0.user_id().map(str::to_string),
+            ..Default::default()
+        };
+        let stored = self.state.catalog.ingest(rx, origin).await?;
         span.record("media_id", tracing::field::display(stored.media.id));
         span.in_scope(|| {
             tracing::info!(
@@ -133,14 +148,14 @@ impl MediaApi {
     #[oai(path = "/upload", method = "post", operation_id = "uploadMedia")]
     async fn upload(
         &self,
-        _auth: Authed,
+        auth: Authed,
         form: upload::UploadForm,
     ) -> Result<UploadResponse, ApiError> {
         let s = &self.state;
         let _permit = s.uploads.enter().await?;
         let dir = &s.catalog.dirs().uploads;
         let rx = upload::receive_form(form.0, dir, s.config.max_upload_bytes).await?;
-        self.store(rx).await
+        self.store(&auth, rx).await
     }
 
     /// Upload a photo or video as the raw body
@@ -151,7 +166,7 @@ impl MediaApi {
     #[oai(path = "/upload/raw", method = "post", operation_id = "uploadMediaRaw")]
     async fn upload_raw(
         &self,
-        _auth: Authed,
+        auth: Authed,
         /// The original file name, kept as metadata (at most 255 characters).
         #[oai(validator(max_length = 255))]
         filename: Query<Option<String>>,
@@ -165,14 +180,14 @@ impl MediaApi {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "upload".into());
         let rx = upload::receive_raw(body, dir, name, s.config.max_upload_bytes).await?;
-        self.store(rx).await
+        self.store(&auth, rx).await
     }
 
     /// Media items with their processing status, newest first
     #[oai(path = "/status", method = "get", operation_id = "listMediaStatus")]
     async fn status(
         &self,
-        _auth: Authed,
+        auth: Authed,
         /// Rows per page (default 100; more than 1000 is capped to 1000).
         #[oai(
             default = "default_limit",
@@ -186,7 +201,12 @@ impl MediaApi {
         offset: Query<u32>,
     ) -> Result<Json<MediaStatusList>, ApiError> {
         let (limit, offset) = (limit.0.min(MAX_LIMIT) as usize, offset.0 as usize);
-        let rows = self.state.catalog.media_page(limit, offset).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        let rows = self
+            .state
+            .catalog
+            .media_page(limit, offset, &viewer)
+            .await?;
         let dirs = self.state.catalog.dirs();
         let media: Vec<MediaStatusRow> = rows
             .into_iter()
@@ -213,8 +233,8 @@ impl MediaApi {
 
     /// One media item
     #[oai(path = "/:id", method = "get", operation_id = "getMedia")]
-    async fn get(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
-        let mut row = self.state.catalog.media(id.0).await?;
+    async fn get(&self, auth: Authed, id: Path<Uuid>) -> Result<Json<MediaRow>, ApiError> {
+        let mut row = self.visible(&auth, id.0).await?;
         row.file_path = self.state.catalog.dirs().shown(&row);
         Ok(Json(row))
     }
@@ -223,22 +243,18 @@ impl MediaApi {
     #[oai(path = "/:id/file", method = "get", operation_id = "getMediaFile")]
     async fn file(
         &self,
-        _auth: Authed,
+        auth: Authed,
         id: Path<Uuid>,
         req: StaticFileRequest,
         raw: &poem::Request,
     ) -> Result<FileBody, ApiError> {
-        let m = self.state.catalog.media(id.0).await?;
+        let m = self.visible(&auth, id.0).await?;
         if m.is_referenced() {
-            // Kept in Immich: passed on from there.
-            let client = self
-                .state
-                .immich
-                .as_ref()
-                .ok_or(crate::immich::ImmichError::NotConfigured)?;
+            // Kept in Immich: passed on from there, with the caller's key.
+            let client = self.state.immich_for(&auth.0)?;
             let asset = m.immich_asset_id.as_deref().unwrap_or_default();
             let path = crate::immich::ImmichClient::original_path(asset);
-            return crate::immich::routes::proxy(client, &path, raw).await;
+            return crate::immich::routes::proxy(&client, &path, raw).await;
         }
         FileBody::serve(req, &self.state.catalog.dirs().original(&m), &m.mime_type)
     }
@@ -247,10 +263,11 @@ impl MediaApi {
     #[oai(path = "/:id/depth", method = "get", operation_id = "getMediaDepth")]
     async fn depth(
         &self,
-        _auth: Authed,
+        auth: Authed,
         id: Path<Uuid>,
         req: StaticFileRequest,
     ) -> Result<FileBody, ApiError> {
+        self.visible(&auth, id.0).await?;
         let depth = self.state.catalog.depth_for_download(id.0).await?;
         let mime = if depth.format == "zip" {
             "application/zip"
@@ -262,7 +279,15 @@ impl MediaApi {
 
     /// Delete a media item, its queue entry, its files and its depth map
     #[oai(path = "/:id", method = "delete", operation_id = "deleteMedia")]
-    async fn delete(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
+    async fn delete(&self, auth: Authed, id: Path<Uuid>) -> Result<Json<Deleted>, ApiError> {
+        let m = self.visible(&auth, id.0).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        if !viewer.owns(&m) {
+            return Err(ApiError::new(
+                E::Forbidden,
+                "Only the item's owner (or an operator) may delete it",
+            ));
+        }
         self.state.catalog.delete_media(id.0).await?;
         Ok(Json(Deleted {
             success: true,
@@ -330,6 +355,11 @@ pub const ERRORS: &[OpErrors] = &[
     op(
         "deleteMedia",
         Storage::Writes,
-        &[E::MediaNotFound, E::ItemProcessing, E::FileSystemError],
+        &[
+            E::MediaNotFound,
+            E::Forbidden,
+            E::ItemProcessing,
+            E::FileSystemError,
+        ],
     ),
 ];

@@ -126,6 +126,14 @@ pub fn insert(
     Ok(row)
 }
 
+/// Rewrites a stored row whose indexed fields (checksum, file, Immich id,
+/// order) are unchanged: what is known of its owner, say.
+pub fn update(txn: &WriteTransaction, row: &MediaRow) -> Result<(), StorageError> {
+    txn.open_table(MEDIA)?
+        .insert(row.id.as_u128(), encode(row).as_slice())?;
+    Ok(())
+}
+
 /// Removes the rows of a media item; returns it so the caller can delete
 /// its file after the commit.
 pub fn delete(txn: &WriteTransaction, id: Uuid) -> Result<Option<MediaRow>, StorageError> {

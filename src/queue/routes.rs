@@ -19,13 +19,41 @@ use super::{
     ListQuery, QueueRow, Status, DEFAULT_MAX_ATTEMPTS,
 };
 use crate::{
-    auth::Authed,
+    auth::{Authed, Operator},
     http::{body::OptionalJson, error::ApiError},
     state::{ApiTags, AppState},
 };
 
 pub struct QueueApi {
     pub state: Arc<AppState>,
+}
+
+impl QueueApi {
+    /// The item, if the caller may see its photo (else as if there were
+    /// none); `mine`: only if it is theirs (to cancel or retry).
+    async fn visible(
+        &self,
+        auth: &Authed,
+        id: Uuid,
+        mine: bool,
+    ) -> Result<crate::catalog::ItemDetail, ApiError> {
+        let detail = self.state.catalog.queue_item(id).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        let seen = match &detail.media {
+            Some(m) => self.state.sharing.may_see(&viewer, m).await,
+            None => viewer.sees_all(),
+        };
+        if !seen {
+            return Err(super::QueueError::NotFound(id).into());
+        }
+        if mine && !detail.media.as_ref().is_some_and(|m| viewer.owns(m)) && !viewer.sees_all() {
+            return Err(ApiError::new(
+                E::Forbidden,
+                "Only the owner of this item's photo (or an operator) may change it",
+            ));
+        }
+        Ok(detail)
+    }
 }
 
 #[derive(Debug, Object)]
@@ -129,7 +157,7 @@ impl QueueApi {
     #[allow(clippy::too_many_arguments)]
     async fn items(
         &self,
-        _auth: Authed,
+        auth: Authed,
         status: Query<Option<Status>>,
         /// Rows per page (default 50; more than 1000 is capped to 1000).
         #[oai(
@@ -153,7 +181,8 @@ impl QueueApi {
             offset: offset.0 as usize,
         };
         let (limit, offset) = (limit.0.min(1000), offset.0);
-        let (items, total) = self.state.catalog.queue_page(q).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        let (items, total) = self.state.catalog.queue_page_for(q, &viewer).await?;
         Ok(Json(ItemList {
             count: items.len() as u64,
             total,
@@ -164,9 +193,8 @@ impl QueueApi {
 
     /// One queue item with its file path and error history
     #[oai(path = "/items/:id", method = "get", operation_id = "getQueueItem")]
-    async fn item(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
-        let crate::catalog::ItemDetail { item, media } =
-            self.state.catalog.queue_item(id.0).await?;
+    async fn item(&self, auth: Authed, id: Path<Uuid>) -> Result<Json<ItemDetail>, ApiError> {
+        let crate::catalog::ItemDetail { item, media } = self.visible(&auth, id.0, false).await?;
         let dirs = self.state.catalog.dirs();
         Ok(Json(ItemDetail {
             file_path: media.map(|m| dirs.shown(&m)),
@@ -187,11 +215,16 @@ impl QueueApi {
     )]
     async fn enqueue(
         &self,
-        _auth: Authed,
+        auth: Authed,
         #[oai(name = "mediaItemId")] media_item_id: Path<Uuid>,
         #[oai(default)] force: Query<bool>,
         body: OptionalJson<EnqueueBody>,
     ) -> Result<EnqueueResponse, ApiError> {
+        let m = self.state.catalog.media(media_item_id.0).await?;
+        let viewer = self.state.viewer(&auth.0).await?;
+        if !(viewer.owns(&m) || viewer.sees_all()) {
+            return Err(crate::media::MediaError::NotFound(m.id).into());
+        }
         let max = body
             .0
             .and_then(|b| b.max_attempts)
@@ -215,7 +248,8 @@ impl QueueApi {
         method = "post",
         operation_id = "cancelQueueItem"
     )]
-    async fn cancel(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+    async fn cancel(&self, auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+        self.visible(&auth, id.0, true).await?;
         let row = self.state.catalog.cancel(id.0).await?;
         Ok(Json(ActionResult {
             success: true,
@@ -230,7 +264,7 @@ impl QueueApi {
         method = "post",
         operation_id = "retryFailedItems"
     )]
-    async fn retry_failed(&self, _auth: Authed) -> Result<Json<RetryAllResult>, ApiError> {
+    async fn retry_failed(&self, _op: Operator) -> Result<Json<RetryAllResult>, ApiError> {
         let rows = self.state.catalog.retry_all_failed().await?;
         Ok(Json(RetryAllResult {
             success: true,
@@ -245,7 +279,8 @@ impl QueueApi {
         method = "post",
         operation_id = "retryQueueItem"
     )]
-    async fn retry(&self, _auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+    async fn retry(&self, auth: Authed, id: Path<Uuid>) -> Result<Json<ActionResult>, ApiError> {
+        self.visible(&auth, id.0, true).await?;
         let row = self.state.catalog.retry(id.0).await?;
         Ok(Json(ActionResult {
             success: true,
@@ -281,12 +316,12 @@ pub const ERRORS: &[OpErrors] = &[
     op(
         "cancelQueueItem",
         Storage::Writes,
-        &[E::QueueItemNotFound, E::InvalidState],
+        &[E::QueueItemNotFound, E::InvalidState, E::Forbidden],
     ),
-    op("retryFailedItems", Storage::Writes, &[]),
+    op("retryFailedItems", Storage::Writes, &[E::OperatorOnly]),
     op(
         "retryQueueItem",
         Storage::Writes,
-        &[E::QueueItemNotFound, E::InvalidState],
+        &[E::QueueItemNotFound, E::InvalidState, E::Forbidden],
     ),
 ];

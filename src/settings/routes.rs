@@ -8,7 +8,7 @@ use poem_openapi::{param::Path, payload::Json, Enum, Object, OpenApi};
 use super::{manager::Trigger, store, ModelStatus, Settings, SettingsError};
 use crate::{
     ai::routes::Answer,
-    auth::Authed,
+    auth::{Authed, Operator},
     catalog::Durability,
     http::{
         body::{JsonBody, OptionalJson, Text},
@@ -154,12 +154,13 @@ pub struct ModelChanged {
 impl SettingsApi {
     /// The VR app's settings (created on first read)
     #[oai(path = "/", method = "get", operation_id = "getSettings")]
-    async fn get(&self, _auth: Authed) -> Result<Json<Settings>, ApiError> {
+    async fn get(&self, auth: Authed) -> Result<Json<Settings>, ApiError> {
+        let user = auth.0.user_id().map(str::to_string);
         let s = self
             .state
             .catalog
-            .commit(Durability::Durable, |txn, _| {
-                if let Some(s) = store::settings(txn)? {
+            .commit(Durability::Durable, move |txn, _| {
+                if let Some(s) = store::settings_of(txn, user.as_deref())? {
                     return Ok::<_, SettingsError>(s);
                 }
                 let s = Settings::default();
@@ -171,12 +172,17 @@ impl SettingsApi {
     }
 
     /// Change settings: any of the three keys; a model that is not a depth model is a 400
+    ///
+    /// A signed-in person changes their own (starting from the global
+    /// ones); the operator's token changes the global ones, which everyone
+    /// who has not changed theirs has.
     #[oai(path = "/", method = "put", operation_id = "updateSettings")]
     async fn put(
         &self,
-        _auth: Authed,
+        auth: Authed,
         body: JsonBody<SettingsPatch>,
     ) -> Result<Json<SettingsSaved>, ApiError> {
+        let user = auth.0.user_id().map(str::to_string);
         let p = body.0;
         let model = p.default_depth_model.map(|t| t.0);
         if model.is_none() && p.auto_generate_on_enter.is_none() && p.disable_auto_quality.is_none()
@@ -188,7 +194,7 @@ impl SettingsApi {
             .state
             .catalog
             .commit(Durability::Durable, move |txn, _| {
-                let mut s = store::settings(txn)?.unwrap_or_default();
+                let mut s = store::settings_of(txn, user.as_deref())?.unwrap_or_default();
                 if let Some(m) = &model {
                     let depth = store::depth_models(txn)?;
                     if !depth.contains(m) {
@@ -203,7 +209,7 @@ impl SettingsApi {
                     s.disable_auto_quality = q;
                 }
                 s.updated_at = Timestamp::now();
-                store::put_settings(txn, &s)?;
+                store::put_settings_of(txn, user.as_deref(), &s)?;
                 Ok(s)
             })
             .await?;
@@ -265,7 +271,7 @@ impl SettingsApi {
 
     /// Reconcile the catalogue with the AI service now
     #[oai(path = "/models/sync", method = "post", operation_id = "syncModels")]
-    async fn sync(&self, _auth: Authed) -> Result<Json<Synced>, ApiError> {
+    async fn sync(&self, _op: Operator) -> Result<Json<Synced>, ApiError> {
         let synced = self.state.models.sync().await?;
         Ok(Json(Synced {
             success: true,
@@ -283,7 +289,7 @@ impl SettingsApi {
     )]
     async fn load(
         &self,
-        _auth: Authed,
+        _op: Operator,
         key: Path<String>,
         body: OptionalJson<LoadBody>,
     ) -> Result<Json<ModelAction>, ApiError> {
@@ -311,7 +317,7 @@ impl SettingsApi {
     )]
     async fn unload(
         &self,
-        _auth: Authed,
+        _op: Operator,
         key: Path<String>,
     ) -> Result<Json<ModelAction>, ApiError> {
         self.state.models.record(&key.0).await?;
@@ -331,7 +337,7 @@ impl SettingsApi {
     )]
     async fn download(
         &self,
-        _auth: Authed,
+        _op: Operator,
         key: Path<String>,
     ) -> Result<Json<ModelChanged>, ApiError> {
         let m = self.state.models.download(&key.0).await?;
@@ -342,7 +348,7 @@ impl SettingsApi {
     #[oai(path = "/models/:key", method = "delete", operation_id = "deleteModel")]
     async fn delete(
         &self,
-        _auth: Authed,
+        _op: Operator,
         key: Path<String>,
     ) -> Result<Json<ModelChanged>, ApiError> {
         let m = self.state.models.delete(&key.0).await?;
@@ -378,6 +384,8 @@ pub const ERRORS: &[OpErrors] = &[
         "loadModel",
         Storage::Reads,
         &[
+            E::OperatorOnly,
+            E::OperatorOnly,
             E::ModelNotFound,
             E::ModelNotDownloaded,
             E::AiRefused,
@@ -389,6 +397,7 @@ pub const ERRORS: &[OpErrors] = &[
         "unloadModel",
         Storage::Reads,
         &[
+            E::OperatorOnly,
             E::ModelNotFound,
             E::AiRefused,
             E::AiUnreachable,
@@ -399,11 +408,16 @@ pub const ERRORS: &[OpErrors] = &[
         "downloadModel",
         Storage::Writes,
         &[
+            E::OperatorOnly,
             E::ModelNotFound,
             E::AiRefused,
             E::AiUnreachable,
             E::AiNoCatalogue,
         ],
     ),
-    op("deleteModel", Storage::Writes, &[E::ModelNotFound]),
+    op(
+        "deleteModel",
+        Storage::Writes,
+        &[E::OperatorOnly, E::ModelNotFound],
+    ),
 ];

@@ -10,7 +10,9 @@ use crate::{
 };
 
 /// `"global"` -> the settings row (JSON); one row, so there is never a
-/// second "global" settings row to disagree with the first
+/// second "global" settings row to disagree with the first. `"user:<id>"`
+/// -> a signed-in person's own row, once they change anything (until then
+/// they have the global one, which an operator sets).
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 /// model key -> model record (JSON)
 pub const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
@@ -23,9 +25,42 @@ const GLOBAL: &str = "global";
 /// (`sharp` was accepted before, and bulk jobs then failed at the AI with
 /// "Unknown model") reads as the default one.
 pub fn settings(txn: &impl Reader) -> Result<Option<Settings>, StorageError> {
+    row(txn, GLOBAL)
+}
+
+fn user_key(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// The settings a person has: their own row, else the global one.
+pub fn settings_of(
+    txn: &impl Reader,
+    user: Option<&str>,
+) -> Result<Option<Settings>, StorageError> {
+    if let Some(u) = user {
+        if let Some(s) = row(txn, &user_key(u))? {
+            return Ok(Some(s));
+        }
+    }
+    settings(txn)
+}
+
+/// Stores a person's own row (`None`: the global one).
+pub fn put_settings_of(
+    txn: &WriteTransaction,
+    user: Option<&str>,
+    s: &Settings,
+) -> Result<(), StorageError> {
+    let key = user.map(user_key).unwrap_or_else(|| GLOBAL.into());
+    txn.open_table(SETTINGS)?
+        .insert(key.as_str(), encode(s).as_slice())?;
+    Ok(())
+}
+
+fn row(txn: &impl Reader, key: &str) -> Result<Option<Settings>, StorageError> {
     let Some(mut s) = txn
         .table(SETTINGS)?
-        .get(GLOBAL)?
+        .get(key)?
         .map(|v| decode::<Settings>(v.value()))
         .transpose()?
     else {
@@ -55,7 +90,14 @@ pub fn put_settings(txn: &WriteTransaction, s: &Settings) -> Result<(), StorageE
 
 /// The default depth model, for new uploads and imports.
 pub fn default_model(txn: &impl Reader) -> Result<String, StorageError> {
-    Ok(settings(txn)?.unwrap_or_default().default_depth_model)
+    default_model_of(txn, None)
+}
+
+/// A person's default depth model (their own upload, their library).
+pub fn default_model_of(txn: &impl Reader, user: Option<&str>) -> Result<String, StorageError> {
+    Ok(settings_of(txn, user)?
+        .unwrap_or_default()
+        .default_depth_model)
 }
 
 pub fn model(txn: &impl Reader, key: &str) -> Result<Option<ModelRecord>, StorageError> {

@@ -107,7 +107,7 @@ impl ModelManager {
                         // Marked downloaded after the list was asked for
                         // (a download or a job that just ended): newer
                         // than the list, which the next reading confirms.
-                        && !rec.downloaded_at.is_some_and(|t| t >= asked)
+                        && rec.downloaded_at.is_none_or(|t| t < asked)
                     {
                         rec.status = ModelStatus::NotDownloaded;
                         rec.downloaded_at = None;

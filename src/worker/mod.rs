@@ -127,6 +127,8 @@ pub struct Shared {
     pub paused: std::sync::Mutex<Option<String>>,
     /// Where the inputs of items that live in Immich come from.
     pub immich: Option<crate::immich::ImmichClient>,
+    /// Signed-in people's keys: a job reads a person's asset with theirs.
+    pub auth: Arc<crate::auth::Auth>,
     /// Told which model each depth job used (it holds it now).
     pub models: Arc<crate::settings::manager::ModelManager>,
     /// Largest input fetched from Immich for one job.
@@ -244,6 +246,7 @@ impl Worker {
         catalog: Catalog,
         ai: AiClient,
         immich: Option<crate::immich::ImmichClient>,
+        auth: Arc<crate::auth::Auth>,
         models: Arc<crate::settings::manager::ModelManager>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -260,6 +263,7 @@ impl Worker {
             shared: Arc::new(Shared {
                 catalog,
                 ai,
+                auth,
                 slots: Slots::new(endpoints.clone(), concurrency),
                 endpoints,
                 gate: Gate::new(config.background.background_hours),

@@ -52,10 +52,25 @@ enum From {
     Preview,
 }
 
-fn immich(shared: &Shared) -> Result<&ImmichClient, Outcome> {
-    shared.immich.as_ref().ok_or_else(|| {
+/// The key a job reads an Immich asset with: its owner's, else that of
+/// the last person who asked for it, while they are signed in; else the
+/// service's own (`IMMICH_API_KEY`).
+fn immich(shared: &Shared, media: &MediaRow) -> Result<ImmichClient, Outcome> {
+    for id in [media.owner.as_deref(), media.via.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = shared
+            .auth
+            .user(id)
+            .and_then(|u| shared.auth.client_for(&u))
+        {
+            return Ok(c);
+        }
+    }
+    shared.immich.clone().ok_or_else(|| {
         Outcome::Refused(
-            "the original of this item is in Immich, and Immich is not configured (IMMICH_URL, IMMICH_API_KEY)"
+            "the original of this item is in Immich, and no key here can read it: its owner is not signed in and IMMICH_API_KEY is not set"
                 .into(),
         )
     })
@@ -71,7 +86,7 @@ async fn input(shared: &Shared, media: &MediaRow, from: &From) -> Result<Input, 
         )),
         From::Original => {
             let path = ImmichClient::original_path(asset);
-            let bytes = immich(shared)?
+            let bytes = immich(shared, media)?
                 .fetch_bytes(&path, shared.max_input_bytes)
                 .await
                 .map_err(|e| {
@@ -85,7 +100,7 @@ async fn input(shared: &Shared, media: &MediaRow, from: &From) -> Result<Input, 
         }
         From::Preview => {
             let path = ImmichClient::thumbnail_path(asset, "preview");
-            let bytes = immich(shared)?
+            let bytes = immich(shared, media)?
                 .fetch_bytes(&path, shared.max_input_bytes)
                 .await
                 .map_err(|e| {

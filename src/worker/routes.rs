@@ -9,7 +9,7 @@ use std::sync::Arc;
 use poem_openapi::{payload::Json, Object, OpenApi};
 
 use crate::{
-    auth::Authed,
+    auth::Operator,
     http::error::ApiError,
     state::{ApiTags, AppState},
 };
@@ -41,7 +41,7 @@ pub struct WorkerAction {
 impl WorkerApi {
     /// Worker state, in-flight items and AI endpoints
     #[oai(path = "/status", method = "get", operation_id = "getWorkerStatus")]
-    async fn status(&self, _auth: Authed) -> Result<Json<WorkerStatus>, ApiError> {
+    async fn status(&self, _op: Operator) -> Result<Json<WorkerStatus>, ApiError> {
         let worker = self.state.worker.status().await;
         Ok(Json(WorkerStatus {
             processing: !worker.in_flight.is_empty(),
@@ -53,7 +53,7 @@ impl WorkerApi {
 
     /// Start processing
     #[oai(path = "/start", method = "post", operation_id = "startWorker")]
-    async fn start(&self, _auth: Authed) -> Result<Json<WorkerAction>, ApiError> {
+    async fn start(&self, _op: Operator) -> Result<Json<WorkerAction>, ApiError> {
         self.state.worker.start().await?;
         Ok(Json(WorkerAction {
             success: true,
@@ -66,7 +66,7 @@ impl WorkerApi {
     /// In-flight items get `SHUTDOWN_GRACE_SECS` to finish; what is left
     /// goes back to `queued`. Answers once nothing is processing.
     #[oai(path = "/stop", method = "post", operation_id = "stopWorker")]
-    async fn stop(&self, _auth: Authed) -> Result<Json<WorkerAction>, ApiError> {
+    async fn stop(&self, _op: Operator) -> Result<Json<WorkerAction>, ApiError> {
         self.state.worker.stop().await?;
         Ok(Json(WorkerAction {
             success: true,
@@ -77,7 +77,15 @@ impl WorkerApi {
 
 /// What each operation answers besides the errors every one can (`http::spec`).
 pub const ERRORS: &[OpErrors] = &[
-    op("getWorkerStatus", Storage::None, &[]),
-    op("startWorker", Storage::None, &[E::WorkerRunning]),
-    op("stopWorker", Storage::None, &[E::WorkerStopped]),
+    op("getWorkerStatus", Storage::None, &[E::OperatorOnly]),
+    op(
+        "startWorker",
+        Storage::None,
+        &[E::OperatorOnly, E::WorkerRunning],
+    ),
+    op(
+        "stopWorker",
+        Storage::None,
+        &[E::OperatorOnly, E::WorkerStopped],
+    ),
 ];

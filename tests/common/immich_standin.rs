@@ -182,6 +182,33 @@ pub fn new_photos(
         .collect()
 }
 
+/// `n` JPEG photos of one person (ids `<prefix>000000-0000-4000-8000-00000000000k`),
+/// a day apart from 2025-03-10 back.
+pub fn owned_photos(owner: &str, prefix: &str, n: usize) -> Vec<StandinAsset> {
+    (0..n)
+        .map(|k| {
+            let id = format!("{prefix}000000-0000-4000-8000-{:012}", k + 1);
+            let mut json = asset_json(
+                &id,
+                "IMAGE",
+                &format!("{prefix}_{k}.jpg"),
+                "image/jpeg",
+                false,
+                Value::Null,
+            );
+            json["ownerId"] = json!(owner);
+            let when = format!("2025-03-{:02}T10:00:00.000Z", 10 - k);
+            json["fileCreatedAt"] = json!(when);
+            json["localDateTime"] = json!(when);
+            StandinAsset {
+                json,
+                original: Some(jpeg(64, 48, 100 + k as u8 + prefix.len() as u8 * 17)),
+                big_len: 0,
+            }
+        })
+        .collect()
+}
+
 /// The default library: `photos` JPEG photos (ids ...0001, ...0002, ...),
 /// one HEIC photo, two videos (new and old `duration`), one 50 MiB photo.
 pub fn library(photos: usize) -> Vec<StandinAsset> {
