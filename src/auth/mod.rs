@@ -202,8 +202,6 @@ pub enum AuthError {
     NoImmich,
     #[error("This Immich API key lacks permissions this service needs: {}; make one with at least these (or `all`)", .0.join(", "))]
     KeyPermissions(Vec<&'static str>),
-    #[error("Send exactly one of: email and password, apiKey, or token")]
-    Shape,
     #[error("No session {0} of yours")]
     SessionNotFound(String),
     #[error(transparent)]
@@ -222,7 +220,6 @@ impl crate::storage::Fault for AuthError {
             | AuthError::Throttled(_)
             | AuthError::NoImmich
             | AuthError::KeyPermissions(_)
-            | AuthError::Shape
             | AuthError::SessionNotFound(_)
             | AuthError::Immich(_) => None,
         }

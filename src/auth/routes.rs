@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use poem::Request;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, Union};
 
 use super::{
     signin::{self, Credentials},
-    AuthError, Authed, Caller, COOKIE,
+    Authed, Caller, COOKIE,
 };
 use crate::{
     access::Checked,
@@ -28,19 +28,55 @@ pub struct AuthApi {
     pub state: Arc<AppState>,
 }
 
-/// One of three ways in: `email` and `password` of an Immich account, an
-/// Immich API key of the user's own (`apiKey`, for accounts that sign in
-/// to Immich with OAuth only), or the operator's `token` (`AUTH_TOKEN`).
-#[derive(Debug, Object)]
+/// An Immich account's email and password.
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
-pub struct LoginBody {
-    pub email: Option<Text>,
-    pub password: Option<Text>,
-    pub api_key: Option<Text>,
-    pub token: Option<Text>,
+pub struct PasswordLogin {
+    pub email: Text,
+    pub password: Text,
     /// "Remember this device": 30 days instead of `SESSION_TTL_SECS`.
     #[oai(default)]
     pub remember: bool,
+}
+
+/// An Immich API key of the user's own (accounts that sign in to Immich
+/// with OAuth only).
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct KeyLogin {
+    pub api_key: Text,
+    #[oai(default)]
+    pub remember: bool,
+}
+
+/// The operator's `AUTH_TOKEN`.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TokenLogin {
+    pub token: Text,
+    #[oai(default)]
+    pub remember: bool,
+}
+
+/// One of three ways in, exactly one.
+#[derive(Union)]
+#[oai(one_of)]
+pub enum LoginBody {
+    Password(PasswordLogin),
+    ApiKey(KeyLogin),
+    Token(TokenLogin),
+}
+
+/// Which way in, never the values: a password, a key or the token must
+/// not reach a log line through a `{:?}`.
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginBody::Password(p) => write!(f, "Password({:?}, <redacted>)", p.email.0),
+            LoginBody::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            LoginBody::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
 }
 
 /// A signed-in Immich user.
@@ -144,27 +180,22 @@ fn checked(req: &Request) -> Option<&Checked> {
     req.extensions().get::<Checked>()
 }
 
-fn secret(t: Option<Text>) -> Option<Secret> {
-    t.map(|t| t.0.parse().unwrap_or_default())
+fn secret(t: Text) -> Secret {
+    t.0.parse().unwrap_or_default()
 }
 
-/// Exactly one way in.
-fn credentials(b: LoginBody) -> Result<Credentials, AuthError> {
-    let nonempty = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.is_empty());
-    match (
-        nonempty(&b.email) || nonempty(&b.password),
-        nonempty(&b.api_key),
-        nonempty(&b.token),
-    ) {
-        (true, false, false) if nonempty(&b.email) && nonempty(&b.password) => {
-            Ok(Credentials::Password {
-                email: b.email.map(|t| t.0).unwrap_or_default(),
-                password: secret(b.password).unwrap_or_default(),
-            })
-        }
-        (false, true, false) => Ok(Credentials::ApiKey(secret(b.api_key).unwrap_or_default())),
-        (false, false, true) => Ok(Credentials::Token(secret(b.token).unwrap_or_default())),
-        _ => Err(AuthError::Shape),
+/// The credentials, and whether to remember the device.
+fn credentials(b: LoginBody) -> (Credentials, bool) {
+    match b {
+        LoginBody::Password(p) => (
+            Credentials::Password {
+                email: p.email.0,
+                password: secret(p.password),
+            },
+            p.remember,
+        ),
+        LoginBody::ApiKey(k) => (Credentials::ApiKey(secret(k.api_key)), k.remember),
+        LoginBody::Token(t) => (Credentials::Token(secret(t.token)), t.remember),
     }
 }
 
@@ -219,8 +250,7 @@ impl AuthApi {
         let address = seen
             .map(|s| s.client)
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        let remember = body.0.remember;
-        let creds = credentials(body.0)?;
+        let (creds, remember) = credentials(body.0);
         let from = signin::From {
             address,
             device: signin::device(crate::http::header(req, poem::http::header::USER_AGENT)),

@@ -253,7 +253,6 @@ impl From<AuthError> for ApiError {
             }
             AuthError::NoImmich => ErrorCode::ImmichNotConfigured,
             AuthError::KeyPermissions(_) => ErrorCode::KeyPermissions,
-            AuthError::Shape => ErrorCode::InvalidBody,
             AuthError::SessionNotFound(_) => ErrorCode::SessionNotFound,
             AuthError::Immich(i) => return i.into(),
             AuthError::Storage(s) => return s.into(),
