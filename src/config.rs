@@ -210,6 +210,14 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
     pub max_connections_per_ip: usize,
 
+    /// Live channel (Socket.IO) sessions at most, WebSocket and polling alike; more are answered 503.
+    #[arg(long, env = "MAX_LIVE_SESSIONS", default_value_t = 1024)]
+    pub max_live_sessions: usize,
+
+    /// Live channel sessions at most from one client address (more are answered 503). Behind a reverse proxy every client has the proxy's address.
+    #[arg(long, env = "MAX_LIVE_SESSIONS_PER_IP", default_value_t = 64)]
+    pub max_live_sessions_per_ip: usize,
+
     /// Dotted host names the API answers while AUTH_TOKEN is unset, comma-separated (`*.example.org` for a zone); IP addresses, localhost, this machine's name and single-label names always work (DNS rebinding guard).
     #[arg(long, env = "ALLOWED_HOSTS")]
     pub allowed_hosts: Option<String>,

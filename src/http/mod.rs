@@ -11,6 +11,8 @@ pub mod docs;
 pub mod error;
 pub mod guard;
 pub mod https;
+pub mod idle;
+pub mod per_ip;
 pub mod server;
 pub mod spec;
 

@@ -8,6 +8,7 @@
 //! guard while `AUTH_TOKEN` is unset, a same-origin (or `CORS_ORIGINS`)
 //! `Origin`, and with `AUTH_TOKEN` the session cookie or the token.
 
+mod caps;
 mod handlers;
 mod relay;
 mod wire;
@@ -31,6 +32,10 @@ use crate::{
 /// The largest message a client may send; the app's are under 200 bytes.
 const MAX_PAYLOAD: u64 = 16 * 1024;
 
+/// How long a session may stay without joining a namespace (the app joins
+/// at once; socketioxide's default kept a bare handshake 45 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the Socket.IO server, starts its relay from the event bus, and
 /// gives the route the accept loop serves it on.
 pub fn side_route(state: &Arc<AppState>) -> SideRoute {
@@ -43,16 +48,26 @@ pub fn side_route(state: &Arc<AppState>) -> SideRoute {
         .ws_read_buffer_size(256)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
+        .connect_timeout(CONNECT_TIMEOUT)
         .build_svc();
     handlers::register(&io, state.clone());
     relay::spawn(io, state.clone());
     let rules = Arc::new(Checks::new(state));
-    let serve = move |req: http::Request<hyper::body::Incoming>, _remote: SocketAddr| {
+    let c = &state.config;
+    let caps = Arc::new(caps::Caps::new(
+        c.max_live_sessions,
+        c.max_live_sessions_per_ip,
+    ));
+    let serve = move |req: http::Request<hyper::body::Incoming>, remote: SocketAddr| {
         let svc = svc.clone();
         let rules = rules.clone();
+        let caps = caps.clone();
         async move {
             let (mut parts, body) = req.into_parts();
-            if let Err(e) = rules.check(&parts) {
+            if let Err(e) = rules
+                .check(&parts)
+                .and_then(|()| caps.admit(&mut parts, remote.ip()))
+            {
                 return http::Response::<ResponseBody>::from(e.response());
             }
             detach(&mut parts);
