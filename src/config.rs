@@ -198,7 +198,7 @@ pub struct Config {
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
-    /// Seconds a client may take to send a request's line and headers; also how long an idle keep-alive connection stays open.
+    /// Seconds a client may take to send a request's line and headers (or a TLS handshake); also how long a connection with no request in progress stays open (an idle keep-alive, HTTP/2 without an open stream) and the HTTP/2 ping interval and timeout.
     #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 20)]
     pub header_timeout_secs: u64,
 
