@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q
-BIN=target/debug/immichvr
+BIN=${CARGO_TARGET_DIR:-target}/debug/immichvr
 "$BIN" openapi > openapi.yaml
 python3 - "$BIN" <<'PY'
 import subprocess, sys
