@@ -175,6 +175,8 @@ async fn websocket_sessions_are_capped_and_a_closed_one_frees_its_seat() {
     let b = Launch::new(&tmp.path().join("data"))
         .env("MAX_LIVE_SESSIONS_PER_IP", 4)
         .env("MAX_LIVE_SESSIONS", 8)
+        // An upgraded connection is not an idle one: it outlives this.
+        .env("HEADER_TIMEOUT_SECS", 1)
         .start()
         .await;
     let mut open = Vec::new();
@@ -196,6 +198,15 @@ async fn websocket_sessions_are_capped_and_a_closed_one_frees_its_seat() {
     // Another address is still seated.
     let (_other, head) = websocket(&b.url, 2).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // Past the header deadline the sockets still work.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s = open.last_mut().unwrap();
+    let ask = b"42[\"queue:get-status\"]";
+    let mut frame = vec![0x81, 0x80 | ask.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(ask);
+    s.write_all(&frame).await.unwrap();
+    read_until(s, &mut Vec::new(), b"queue:update").await;
 
     // One socket closes: its seat is back within a second.
     drop(open.pop());
