@@ -230,7 +230,7 @@ pub struct Config {
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
-    /// Seconds a client may take to send a request's line and headers; also how long an idle keep-alive connection stays open.
+    /// Seconds a client may take to send a request's line and headers (or a TLS handshake); also how long a connection with no request in progress stays open (an idle keep-alive, HTTP/2 without an open stream) and the HTTP/2 ping interval and timeout.
     #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 20)]
     pub header_timeout_secs: u64,
 
@@ -241,6 +241,14 @@ pub struct Config {
     /// Open connections at most from one client address (more are answered 503); at most half of MAX_CONNECTIONS. Behind a reverse proxy every client has the proxy's address.
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
     pub max_connections_per_ip: usize,
+
+    /// Live channel (Socket.IO) sessions at most, WebSocket and polling alike; more are answered 503.
+    #[arg(long, env = "MAX_LIVE_SESSIONS", default_value_t = 1024)]
+    pub max_live_sessions: usize,
+
+    /// Live channel sessions at most from one client address (more are answered 503). Behind a reverse proxy every client has the proxy's address.
+    #[arg(long, env = "MAX_LIVE_SESSIONS_PER_IP", default_value_t = 64)]
+    pub max_live_sessions_per_ip: usize,
 
     /// Dotted host names the API answers while AUTH_TOKEN is unset, comma-separated (`*.example.org` for a zone); IP addresses, localhost, this machine's name and single-label names always work (DNS rebinding guard).
     #[arg(long, env = "ALLOWED_HOSTS")]

@@ -91,6 +91,7 @@ const ELSEWHERE: &[(ErrorCode, &str)] = &[
     (ErrorCode::ImmichAssetNotFound, "immich.rs"),
     (ErrorCode::ImportRunning, "immich.rs"),
     (ErrorCode::TooManyConnections, "connections.rs"),
+    (ErrorCode::TooManyLiveSessions, "live_caps.rs"),
     (ErrorCode::TooManyUploads, "limits.rs"),
     (ErrorCode::RequestTimeout, "connections.rs"),
     (ErrorCode::HostNotAllowed, "guards.rs"),

@@ -6,7 +6,7 @@
 
 use poem::{
     handler,
-    http::{header, Method, StatusCode},
+    http::{header, HeaderValue, Method, StatusCode},
     web::{Path, Redirect},
     Endpoint, EndpointExt, IntoResponse, Request, Response,
 };
@@ -115,10 +115,32 @@ fn serve_from<E: RustEmbed>(req: &Request, path: &str) -> Response {
     builder.body(file.data.into_owned())
 }
 
-/// Gzip/brotli for the page's text files only: API bodies are either small
-/// or streams (SSE, Range downloads) that compression would buffer.
-pub fn compressed<E: Endpoint>(ep: E) -> impl Endpoint {
-    ep.with(poem::middleware::Compression::new())
+/// Gzip for the page's text files only (API bodies are either small or
+/// streams, SSE and Range downloads, that compression would buffer): they
+/// are a few KiB each and already in memory.
+pub fn compressed<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
+    ep.around(|ep, req| async move {
+        let gzip = crate::http::accepts_gzip(&req);
+        let resp = ep.call(req).await?.into_response();
+        let text = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/") || t.starts_with("image/svg"));
+        if !gzip || !text || resp.status() != StatusCode::OK {
+            return Ok(resp);
+        }
+        let (mut parts, body) = resp.into_parts();
+        let packed = crate::http::gzip(&body.into_vec().await?, 6);
+        parts
+            .headers
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        parts
+            .headers
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Ok(Response::from_parts(parts, packed.into()))
+    })
 }
 
 /// Browsers asking for `/` get the admin page; API clients (no `text/html`

@@ -106,8 +106,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .and_then(admin::frontend::Frontend::new);
     Route::new()
         .at("/metrics", get(metrics.data(state.clone())))
-        .at("/api/openapi.json", get(StaticText::json(spec_json)))
-        .at("/api/openapi.yaml", get(StaticText::yaml(spec_yaml)))
+        .at("/api/openapi.json", get(docs::Packed::json(&spec_json)))
+        .at("/api/openapi.yaml", get(docs::Packed::yaml(&spec_yaml)))
         .at("/api/docs", get(docs::docs_redirect))
         .at("/api/docs/", get(docs::docs_index))
         .at("/api/docs/*path", get(docs::docs_file))
@@ -231,35 +231,5 @@ fn cors(policy: &access::Policy) -> poem::middleware::Cors {
         cors.allow_origin("null-origin.invalid")
     } else {
         cors.allow_origins(origins)
-    }
-}
-
-/// A fixed body served with its content type.
-struct StaticText {
-    body: String,
-    content_type: &'static str,
-}
-
-impl StaticText {
-    fn json(body: String) -> Self {
-        StaticText {
-            body,
-            content_type: "application/json; charset=utf-8",
-        }
-    }
-    fn yaml(body: String) -> Self {
-        StaticText {
-            body,
-            content_type: "application/yaml; charset=utf-8",
-        }
-    }
-}
-
-impl Endpoint for StaticText {
-    type Output = poem::Response;
-    async fn call(&self, _req: poem::Request) -> poem::Result<Self::Output> {
-        Ok(poem::Response::builder()
-            .content_type(self.content_type)
-            .body(self.body.clone()))
     }
 }

@@ -104,6 +104,7 @@ catalogue! {
     AiUnreachable => "ai-unreachable", SERVICE_UNAVAILABLE, "AI service unreachable";
     StorageUnavailable => "storage-unavailable", SERVICE_UNAVAILABLE, "Storage unavailable";
     TooManyConnections => "too-many-connections", SERVICE_UNAVAILABLE, "Too many connections";
+    TooManyLiveSessions => "too-many-live-sessions", SERVICE_UNAVAILABLE, "Too many live sessions";
     DiskFull => "disk-full", INSUFFICIENT_STORAGE, "Disk full";
 }
 

@@ -92,6 +92,18 @@ impl<T: Send + Unpin + 'static> ConnIo<T> {
         }
     }
 
+    /// The client's first byte, left unread (0 once it closed).
+    pub async fn first_byte(&self) -> io::Result<u8> {
+        let mut b = [0u8; 1];
+        let n = self
+            .stream
+            .as_ref()
+            .expect("open until dropped")
+            .peek(&mut b)
+            .await?;
+        Ok(if n == 0 { 0 } else { b[0] })
+    }
+
     fn stream(&mut self) -> Pin<&mut TcpStream> {
         Pin::new(self.stream.as_mut().expect("open until dropped"))
     }

@@ -68,6 +68,25 @@ impl ApiError {
         poem::error::ResponseError::as_response(self)
     }
 
+    /// The JSON answer as HTTP/1.1 bytes, for a socket hyper does not
+    /// have (yet); the connection closes after it.
+    pub fn raw_answer(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.body.to_json_string();
+        let retry = match self.retry_after {
+            Some(secs) => format!("retry-after: {secs}\r\n"),
+            None => String::new(),
+        };
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json; charset=utf-8\r\n\
+             {retry}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }

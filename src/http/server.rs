@@ -2,18 +2,19 @@
 //!
 //! poem's server sets no deadline on a request's headers, so one address
 //! could hold every connection with requests it never finishes. Here each
-//! connection gets hyper's header deadline, the connection count is capped
-//! in total (beyond it new connections wait in the kernel's backlog) and
-//! per client address (beyond it they are answered 503 and closed), and
-//! running out of file descriptors backs off instead of spinning. Owning
-//! the loop also lets a later protocol (Socket.IO's upgrade) be routed
-//! beside poem on the same port.
+//! connection gets hyper's header deadline, and whatever its protocol
+//! (HTTP/1.1, HTTP/2 over TLS or prior knowledge, or nothing said yet) is
+//! closed once it has had no request in progress for that long (`idle`);
+//! the connection count is capped in total (beyond it new connections
+//! wait in the kernel's backlog) and per client address (beyond it they
+//! are answered 503 and closed), and running out of file descriptors
+//! backs off instead of spinning. Owning the loop also lets a later
+//! protocol (Socket.IO's upgrade) be routed beside poem on the same port.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
-    net::{IpAddr, SocketAddr},
-    sync::{atomic::Ordering, Arc, Mutex},
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
@@ -28,7 +29,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use poem::http::uri::Scheme;
 
-use super::conn::{BodyFlags, ConnIo, GuardedBody};
+use super::{
+    conn::{BodyFlags, ConnIo, GuardedBody},
+    idle::{Activity, Tracked},
+    per_ip::{canonical, IpShare, PerIp},
+};
 use crate::http::error::{ApiError, ErrorCode};
 
 /// The body type hyper gets from poem's answers.
@@ -70,6 +75,10 @@ pub struct Limits {
     pub side: Option<SideRoute>,
 }
 
+/// Streams one HTTP/2 connection may have open at once (RFC 9113 advises
+/// no fewer than 100; a browser loading a page of thumbnails opens dozens).
+const MAX_STREAMS: u32 = 100;
+
 /// File descriptors kept for everything that is not a connection: the
 /// database, files being received or served, the AI and Immich clients.
 const FD_RESERVE: u64 = 128;
@@ -105,50 +114,21 @@ impl Limits {
     }
 }
 
-/// Open connections per client address.
-#[derive(Default)]
-struct PerIp(Mutex<HashMap<IpAddr, usize>>);
-
 /// One connection's share of the limits, given back when its socket closes.
 struct Slot {
     _total: tokio::sync::OwnedSemaphorePermit,
-    per_ip: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut m = self.per_ip.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl PerIp {
-    fn try_take(&self, ip: IpAddr, max: usize) -> bool {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_default();
-        if *n >= max {
-            return false;
-        }
-        *n += 1;
-        true
-    }
+    _ip: IpShare,
 }
 
 /// A log line at most every 10 s per kind, with how often it happened.
-struct Throttled {
+pub struct Throttled {
     what: &'static str,
     last: Option<Instant>,
     since: u64,
 }
 
 impl Throttled {
-    fn new(what: &'static str) -> Self {
+    pub fn new(what: &'static str) -> Self {
         Throttled {
             what,
             last: None,
@@ -156,7 +136,7 @@ impl Throttled {
         }
     }
 
-    fn hit(&mut self, detail: impl std::fmt::Display) {
+    pub fn hit(&mut self, detail: impl std::fmt::Display) {
         self.since += 1;
         if self
             .last
@@ -173,21 +153,14 @@ impl Throttled {
 /// The answer to a connection over its address's cap: written without
 /// waiting, then the socket closes.
 fn refusal(max: usize) -> Vec<u8> {
-    let body = poem_openapi::types::ToJSON::to_json_string(
-        &ApiError::new(
-            ErrorCode::TooManyConnections,
-            format!(
-                "This address already has {max} open connections (MAX_CONNECTIONS_PER_IP); close some and try again"
-            ),
-        )
-        .body,
-    );
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\n\
-         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    ApiError::new(
+        ErrorCode::TooManyConnections,
+        format!(
+            "This address already has {max} open connections (MAX_CONNECTIONS_PER_IP); close some and try again"
+        ),
     )
-    .into_bytes()
+    .retry_after(5)
+    .raw_answer()
 }
 
 /// Whether an accept error means the process (or system) is out of
@@ -251,17 +224,15 @@ where
             // A connection that went away before it was accepted.
             Err(_) => continue,
         };
-        let ip = canonical(remote.ip());
-        if !per_ip.try_take(ip, limits.max_per_ip) {
-            ip_log.hit(ip);
+        let Some(share) = per_ip.take(remote.ip(), limits.max_per_ip) else {
+            ip_log.hit(canonical(remote.ip()));
             let _ = stream.try_write(&refusal(limits.max_per_ip));
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         let slot = Slot {
             _total: permit,
-            per_ip: per_ip.clone(),
-            ip,
+            _ip: share,
         };
         let io = ConnIo::new(stream, limits.idle_timeout, slot);
         let (ep, limits2, stop) = (ep.clone(), limits.clone(), shutdown.clone());
@@ -279,11 +250,22 @@ where
                 ));
             }
             Some(tls) => {
-                // The handshake has the header deadline: a client that
-                // opens a connection and says nothing holds no slot for long.
+                // The first byte and the handshake have the header deadline:
+                // a client that opens a connection and says nothing holds no
+                // slot for long.
                 let deadline = limits.header_timeout;
                 tracker.spawn(async move {
-                    if let Ok(Ok(io)) = tokio::time::timeout(deadline, tls.accept(io)).await {
+                    let secured = tokio::time::timeout(deadline, async {
+                        if io.first_byte().await.ok()?.is_ascii_alphabetic() {
+                            // Plain HTTP on the HTTPS port: a browser that
+                            // was typed `http://` is sent to `https://`.
+                            super::https::answer_plain_http(io).await;
+                            return None;
+                        }
+                        tls.accept(io).await.ok()
+                    })
+                    .await;
+                    if let Ok(Some(io)) = secured {
                         connection(io, local, remote, ep, limits2, stop, drain, Scheme::HTTPS)
                             .await;
                     }
@@ -349,14 +331,6 @@ async fn handle(
     resp
 }
 
-/// `::ffff:1.2.3.4` counts as `1.2.3.4`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn connection<I>(
     io: I,
@@ -373,7 +347,10 @@ async fn connection<I>(
     let idle = limits.idle_timeout;
     let body_limit = limits.body_limit.clone();
     let side = limits.side.clone();
+    let activity = Activity::new();
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req: poem::http::Request<Incoming>| {
+        let busy = requests.busy();
         let ep = ep.clone();
         let scheme = scheme.clone();
         let limit = body_limit(req.uri().path());
@@ -382,14 +359,12 @@ async fn connection<I>(
             .filter(|s| req.uri().path().starts_with(s.prefix))
             .map(|s| s.serve.clone());
         async move {
-            if let Some(serve) = side {
-                let tls = scheme == Scheme::HTTPS;
-                return Ok::<_, Infallible>(serve(req, remote, tls).await);
-            }
-            let resp = match declared_length(&req) {
-                Err(e) => e.response(),
-                Ok(Some(n)) if n > limit => too_large(limit).response(),
-                Ok(_) => {
+            let tls = scheme == Scheme::HTTPS;
+            let resp = match (side, declared_length(&req)) {
+                (Some(serve), _) => serve(req, remote, tls).await,
+                (None, Err(e)) => e.response().into(),
+                (None, Ok(Some(n))) if n > limit => too_large(limit).response().into(),
+                (None, Ok(_)) => {
                     let req = (
                         req,
                         poem::web::LocalAddr(Addr::SocketAddr(local)),
@@ -397,10 +372,10 @@ async fn connection<I>(
                         scheme,
                     )
                         .into();
-                    handle(&ep, req, idle, limit).await
+                    handle(&ep, req, idle, limit).await.into()
                 }
             };
-            Ok::<_, Infallible>(poem::http::Response::<ResponseBody>::from(resp))
+            Ok::<_, Infallible>(resp.map(|body| ResponseBody::new(Tracked::new(body, busy))))
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -408,12 +383,25 @@ async fn connection<I>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 has no header deadline in hyper: the watchdog below closes a
+    // connection without an open stream, pings find a peer that vanished
+    // while a stream was open, and one connection opens a bounded number of
+    // streams at once.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
         _ = shutdown.cancelled() => {}
+        // No request in progress for the header deadline: an idle
+        // keep-alive, an HTTP/2 connection without a stream, or a client
+        // that never sent its first byte.
+        _ = activity.idle_for(limits.header_timeout) => {}
     }
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(drain, conn).await;

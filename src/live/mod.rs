@@ -8,6 +8,7 @@
 //! (`access::Policy::check`); the caller it found rides with the session,
 //! and a socket whose sign-in ended is closed (`sessions`).
 
+mod caps;
 mod handlers;
 mod relay;
 mod sessions;
@@ -32,6 +33,10 @@ use crate::{
 /// The largest message a client may send; the app's are under 200 bytes.
 const MAX_PAYLOAD: u64 = 16 * 1024;
 
+/// How long a session may stay without joining a namespace (the app joins
+/// at once; socketioxide's default kept a bare handshake 45 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the Socket.IO server, starts its relay from the event bus, and
 /// gives the route the accept loop serves it on.
 pub fn side_route(state: &Arc<AppState>) -> SideRoute {
@@ -44,14 +49,21 @@ pub fn side_route(state: &Arc<AppState>) -> SideRoute {
         .ws_read_buffer_size(256)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
+        .connect_timeout(CONNECT_TIMEOUT)
         .build_svc();
     handlers::register(&io, state.clone());
     sessions::spawn(io.clone(), state.clone());
     relay::spawn(io, state.clone());
     let policy = state.access.clone();
+    let c = &state.config;
+    let caps = Arc::new(caps::Caps::new(
+        c.max_live_sessions,
+        c.max_live_sessions_per_ip,
+    ));
     let serve = move |req: http::Request<hyper::body::Incoming>, remote: SocketAddr, tls: bool| {
         let svc = svc.clone();
         let policy = policy.clone();
+        let caps = caps.clone();
         async move {
             let (mut parts, body) = req.into_parts();
             let facts = Facts {
@@ -60,7 +72,12 @@ pub fn side_route(state: &Arc<AppState>) -> SideRoute {
                 tls,
                 peer: remote.ip(),
             };
-            let checked = match policy.check(&facts, parts.uri.path(), Entry::Socket) {
+            // The rule first, then the session caps, counted per client
+            // as the rule saw it (behind a trusted proxy, the forwarded one).
+            let checked = match policy
+                .check(&facts, parts.uri.path(), Entry::Socket)
+                .and_then(|c| caps.admit(&mut parts, c.seen.client).map(|()| c))
+            {
                 Ok(c) => c,
                 Err(e) => return http::Response::<ResponseBody>::from(e.response()),
             };

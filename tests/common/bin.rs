@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{client, free_port};
+use super::free_port;
 
 pub struct Binary {
     pub url: String,
@@ -28,9 +28,14 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// The binary of this build, or `IMMICHVR_TEST_BIN` (to show that a
+    /// test fails on an older build).
     pub fn new(data: &Path) -> Self {
+        let exe = std::env::var_os("IMMICHVR_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_immichvr")));
         Launch {
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_immichvr")),
+            exe,
             data: data.to_path_buf(),
             env: Vec::new(),
             nofile: None,
@@ -132,8 +137,17 @@ impl Binary {
 
     async fn wait_answering(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        // Any answer will do, over HTTP or HTTPS (self-signed).
+        let probe = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let https = self.at("/health").replacen("http:", "https:", 1);
         loop {
-            if client().get(self.at("/health")).send().await.is_ok() {
+            if probe.get(self.at("/health")).send().await.is_ok()
+                || probe.get(&https).send().await.is_ok()
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {

@@ -25,7 +25,8 @@ const port = await freePort();
 const data = mkdtempSync(join(tmpdir(), 'immichvr-live-bench-'));
 const server = spawn(bin, [], {
   env: { PATH: process.env.PATH, DATA_DIR: data, BACKEND_PORT: String(port), BIND_ADDR: '127.0.0.1', RUST_LOG: 'warn,immichvr::live=debug',
-    AUTO_START_WORKER: 'false', MAX_CONNECTIONS: '4000', MAX_CONNECTIONS_PER_IP: '4000', AI_SERVICE_URL: 'http://127.0.0.1:9' },
+    AUTO_START_WORKER: 'false', MAX_CONNECTIONS: '4000', MAX_CONNECTIONS_PER_IP: '4000',
+    MAX_LIVE_SESSIONS: '4000', MAX_LIVE_SESSIONS_PER_IP: '4000', AI_SERVICE_URL: 'http://127.0.0.1:9' },
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 // The server's own time to hand one broadcast to every socket.
