@@ -1,5 +1,5 @@
-// Entry point: tabs bound to the URL hash, sign-in when the server wants a
-// token, then the live stream.
+// Entry point: tabs bound to the URL hash, who is signed in (the sign-in
+// page when nobody is), then the live stream.
 
 import { api, onUnauthorized } from './js/api.js';
 import { $, $$, sayError } from './js/ui.js';
@@ -10,8 +10,10 @@ import * as worker from './js/worker.js';
 import * as immich from './js/immich.js';
 import * as library from './js/library.js';
 import * as models from './js/models.js';
+import * as account from './js/account.js';
 
-const VIEWS = ['queue', 'upload', 'worker', 'immich', 'models'];
+// `account` has no tab: the name in the top bar opens it.
+const VIEWS = ['queue', 'upload', 'worker', 'immich', 'models', 'account'];
 const tabs = () => $$('[role="tab"]');
 
 function show(view, focus = false) {
@@ -27,8 +29,10 @@ function show(view, focus = false) {
   immich.visible(view === 'immich');
   if (view === 'immich') library.load();
   models.visible(view === 'models');
+  account.visible(view === 'account');
   if (view === 'queue') queue.load();
-  document.title = `${$(`#tab-${view}`).textContent} · ImmichVR admin`;
+  const title = view === 'account' ? 'Account' : $(`#tab-${view}`).textContent;
+  document.title = `${title} · ImmichVR admin`;
 }
 
 const current = () => location.hash.slice(1) || 'queue';
@@ -55,49 +59,26 @@ function initTabs() {
   window.addEventListener('hashchange', () => show(current()));
 }
 
-let loginOpen = false;
-function askLogin() {
-  if (loginOpen) return;
-  loginOpen = true;
-  live.disconnect();
-  const dlg = $('#login');
-  dlg.showModal();
-  $('#login-token').focus();
-}
-
 async function start() {
   try {
-    const [root, auth] = await Promise.all([
-      api('/'),
-      api('/api/auth/status').catch(() => ({ required: false, authenticated: true })),
-    ]);
+    const [root, signedIn] = await Promise.all([api('/'), account.load()]);
     $('#version').textContent = `v${root.version}`;
-    if (auth.required && !auth.authenticated) return askLogin();
+    if (!signedIn) return;
   } catch (e) {
+    // A 401 is on its way to the sign-in page already.
+    if (e.status === 401) return;
     sayError(e, 'Connecting');
   }
   live.connect();
   show(current());
 }
 
-function initLogin() {
-  onUnauthorized(askLogin);
-  $('#login-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    try {
-      await api('/api/auth/login', { method: 'POST', body: { token: $('#login-token').value } });
-      loginOpen = false;
-      $('#login').close();
-      $('#login-error').textContent = '';
-      live.connect();
-      show(current());
-    } catch (err) {
-      $('#login-error').textContent = err.message;
-    }
-  });
-  // The sign-in cannot be dismissed: nothing works without it.
-  $('#login').addEventListener('cancel', (e) => e.preventDefault());
-}
+// Nothing works without a sign-in: any 401 (a session signed out from
+// another device, or expired) goes to the sign-in page and back here.
+onUnauthorized(() => {
+  live.disconnect();
+  account.toSignIn();
+});
 
 queue.init();
 upload.init();
@@ -105,6 +86,6 @@ worker.init();
 immich.init();
 library.init();
 models.init();
+account.init();
 initTabs();
-initLogin();
 start();

@@ -1,8 +1,8 @@
 //! The ImmichVR web app, when `FRONTEND_DIR` names its build: served at
 //! `/` like the app's own nginx does (files, else `index.html` for the
 //! app's routes), with the cross-origin isolation headers it needs on
-//! every answer. The API, `/admin/`, `/health`, `/metrics` and
-//! `/socket.io/` keep precedence.
+//! every answer. The API, `/admin/`, the sign-in page (`/signin/`),
+//! `/health`, `/metrics` and `/socket.io/` keep precedence.
 
 use std::{
     path::{Component, Path, PathBuf},
@@ -17,7 +17,9 @@ use poem::{
 
 /// First path segments that are never the app's (`/healthz` and
 /// `/administrator` are the app's: a segment, not a prefix, decides).
-const OURS: &[&str] = &["api", "admin", "health", "metrics", "socket.io"];
+/// `signin`: a stranger sent to the sign-in page from the app must get
+/// it, not the app's index (the app's fallback for its own routes).
+const OURS: &[&str] = &["api", "admin", "signin", "health", "metrics", "socket.io"];
 
 /// Whether the path belongs to this service rather than the app.
 fn ours(path: &str) -> bool {
@@ -118,6 +120,9 @@ mod tests {
             "/api",
             "/admin",
             "/admin/",
+            "/signin/",
+            "/signin/signin.js",
+            "/signin",
             "/health",
             "/metrics",
             "/socket.io/",
@@ -131,6 +136,7 @@ mod tests {
             "/apis",
             "/assets/index.js",
             "/metrics2",
+            "/signing",
         ] {
             assert!(!ours(p), "{p}");
         }

@@ -5,7 +5,11 @@
 // socket.io-client — in Chromium, over HTTPS with the self-signed
 // certificate (the browser speaks HTTP/2 there), over plain HTTP, and
 // behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto.
-// Every request must answer 2xx and the live channel must talk.
+// As a person, not the operator: the headset opens the app with nothing,
+// is sent to the sign-in page, signs in as Alice (a user of the Immich
+// stand-in with photos of her own) and comes back to the app, which then
+// runs on her session cookie alone. Every request but that first redirect
+// must answer 2xx and the live channel must talk.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +25,8 @@ let standins;
 let app;
 
 before(async () => {
-  standins = await startStandins(['--immich']);
+  // Alice has four photos of her own: the app's first bucket is hers.
+  standins = await startStandins(['--immich', '--people', '--people-photos', '4']);
   app = mkdtempSync(join(tmpdir(), 'immichvr-headset-app-'));
   cpSync(join(ROOT, 'tests/browser/headset'), app, { recursive: true });
   copyFileSync(join(ROOT, 'tests/live/node_modules/socket.io-client/dist/socket.io.min.js'), join(app, 'socket.io.min.js'));
@@ -36,9 +41,10 @@ function env(extra = {}) {
   return { IMMICH_URL: standins.IMMICH_URL, IMMICH_API_KEY: standins.IMMICH_API_KEY, AI_SERVICE_URL: standins.AI_URL, FRONTEND_DIR: app, ...extra };
 }
 
-// Opens `url` in Chromium, lets the page run, and checks every request.
+// Opens `url` in Chromium with no credentials, signs in as Alice on the
+// sign-in page it is sent to, lets the app run, and checks every request.
 async function runApp(url, label) {
-  const browser = await launch({ ignoreHTTPSErrors: true });
+  const browser = await launch({ ignoreHTTPSErrors: true, anonymous: true });
   try {
     const page = await browser.context.newPage();
     const problems = watch(page);
@@ -52,16 +58,28 @@ async function runApp(url, label) {
       sockets.push(s);
     });
     await page.goto(url);
+    await page.waitForURL((u) => u.pathname === '/signin/');
+    await page.fill('#email', 'alice@example.org');
+    await page.fill('#password', 'alice-password');
+    await page.click('#submit');
+    await page.waitForURL((u) => u.pathname === '/');
     const result = await page.evaluate(() => window.result);
     assert.equal(result.ok, true, `${label}: ${result.error}`);
     assert.equal(result.textures.length, 4, label);
     assert.ok(result.textures.every((t) => t.w > 0 && t.h > 0), label);
     assert.equal(result.isolated, true, `${label}: the page is cross-origin isolated (COOP/COEP)`);
-    for (const a of answers) {
+    // The first answer sends the stranger to sign in; all the others are 2xx.
+    const [first, ...rest] = answers;
+    assert.equal(first.status, 303, `${label}: ${first.status} ${first.url}`);
+    for (const a of rest) {
       assert.ok(a.status >= 200 && a.status < 300, `${label}: ${a.status} ${a.url}`);
     }
+    assert.ok(rest.some((a) => a.url.endsWith('/api/auth/login') && a.status === 200), `${label}: signed in`);
     // The page, its two scripts, settings x2, timeline x2, 4 thumbnails, the map.
-    assert.ok(answers.length >= 12, `${label}: only ${answers.length} answers`);
+    const inApp = rest.slice(rest.findIndex((a) => a.url.endsWith('/api/auth/login')) + 1);
+    assert.ok(inApp.length >= 12, `${label}: only ${inApp.length} answers`);
+    // Alice's own photos, on her own key: none of the admin's library.
+    assert.ok(result.ids.every((id) => id.startsWith('a1000000-')), `${label}: ${result.ids}`);
     assert.ok(sockets.length >= 1 && sockets.every((s) => s.error === null && s.frames > 0), `${label}: ${JSON.stringify(sockets)}`);
     assert.deepEqual(problems.failed, [], label);
     assert.deepEqual(problems.console, [], label);

@@ -65,20 +65,31 @@ test('the Immich panel explains how to configure Immich when it is not', async (
   await page.close();
 });
 
-test('a server with AUTH_TOKEN: the page asks for the token, refuses a wrong one, then works', async () => {
-  const page = await browser.context.newPage();
-  await page.goto(`${secured.url}/admin/`);
-  const dialog = page.locator('#login');
-  await dialog.waitFor();
-  assert.equal(await page.evaluate(() => document.activeElement.id), 'login-token');
-  await page.fill('#login-token', 'wrong');
-  await page.keyboard.press('Enter');
-  await page.locator('#login-error', { hasText: /token/i }).waitFor();
-  await page.screenshot({ path: join(SHOTS, '12-sign-in.png') });
-  await page.fill('#login-token', 'let-me-in-please');
-  await page.keyboard.press('Enter');
-  await page.locator('#live[data-state="live"]').waitFor();
-  await page.waitForFunction(() => document.querySelector('#count-queued .n').textContent === '0');
-  assert.equal(await dialog.isVisible(), false);
-  await page.close();
+test('a server with AUTH_TOKEN: the admin page sends a stranger to sign in, a wrong token is refused, then it works', async () => {
+  // A browser of its own, without the harness's operator header.
+  const stranger = await launch({ anonymous: true });
+  try {
+    const page = await stranger.context.newPage();
+    await page.goto(`${secured.url}/admin/`);
+    await page.waitForURL((u) => u.pathname === '/signin/');
+    assert.equal(new URL(page.url()).searchParams.get('next'), '/admin/');
+    // Without IMMICH_URL the token is the only way in, and the page says so.
+    await page.locator('#way-token[aria-selected="true"]').waitFor();
+    assert.equal(await page.locator('#way-password').isVisible(), false);
+    assert.match(await page.locator('#note').textContent(), /IMMICH_URL/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'token');
+    await page.fill('#token', 'wrong');
+    await page.keyboard.press('Enter');
+    await page.locator('#error', { hasText: /token/i }).waitFor();
+    await page.screenshot({ path: join(SHOTS, '12-sign-in.png') });
+    await page.fill('#token', 'let-me-in-please');
+    await page.keyboard.press('Enter');
+    await page.waitForURL((u) => u.pathname === '/admin/');
+    await page.locator('#live[data-state="live"]').waitFor();
+    await page.waitForFunction(() => document.querySelector('#count-queued .n').textContent === '0');
+    assert.equal(await page.locator('#me-name').textContent(), 'Operator token');
+    await page.close();
+  } finally {
+    await stranger.close();
+  }
 });

@@ -183,8 +183,10 @@ pub fn new_photos(
 }
 
 /// `n` JPEG photos of one person (ids `<prefix>000000-0000-4000-8000-00000000000k`),
-/// a day apart from 2025-03-10 back.
+/// a minute apart from 2025-03-10 10:00 back (thousands of them stay in
+/// March, one timeline bucket).
 pub fn owned_photos(owner: &str, prefix: &str, n: usize) -> Vec<StandinAsset> {
+    let newest = chrono::DateTime::parse_from_rfc3339("2025-03-10T10:00:00Z").unwrap();
     (0..n)
         .map(|k| {
             let id = format!("{prefix}000000-0000-4000-8000-{:012}", k + 1);
@@ -197,12 +199,17 @@ pub fn owned_photos(owner: &str, prefix: &str, n: usize) -> Vec<StandinAsset> {
                 Value::Null,
             );
             json["ownerId"] = json!(owner);
-            let when = format!("2025-03-{:02}T10:00:00.000Z", 10 - k);
+            let when = (newest - chrono::Duration::minutes(k as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             json["fileCreatedAt"] = json!(when);
             json["localDateTime"] = json!(when);
             StandinAsset {
                 json,
-                original: Some(jpeg(64, 48, 100 + k as u8 + prefix.len() as u8 * 17)),
+                original: Some(jpeg(
+                    64,
+                    48,
+                    (k as u8).wrapping_add(100 + prefix.len() as u8 * 17),
+                )),
                 big_len: 0,
             }
         })

@@ -13,9 +13,13 @@ import { startStandins, startServer, setAiMode, freePort, TOKEN } from '../brows
 const PHOTO = '00000000-0000-4000-8000-000000000001';
 const PHOTO2 = '00000000-0000-4000-8000-000000000002';
 const PHOTO3 = '00000000-0000-4000-8000-000000000003';
+// Photos of Alice's and Bob's own (the stand-in's `--people`).
+const A1 = 'a1000000-0000-4000-8000-000000000001';
+const B1 = 'b0000000-0000-4000-8000-000000000001';
+const B2 = 'b0000000-0000-4000-8000-000000000002';
 let standins;
 
-before(async () => { standins = await startStandins(['--immich', '--immich-photos', '6']); });
+before(async () => { standins = await startStandins(['--immich', '--immich-photos', '6', '--people']); });
 after(() => standins.child.kill());
 
 function env(extra = {}) {
@@ -378,4 +382,138 @@ test('a job pending when the service stops completes after it starts again', asy
     assert.equal(files.count, 1);
     again.socket.close();
   } finally { s.stop(); await setAiMode(standins.CONTROL_URL, 'ok'); }
+});
+
+// A person's session cookie: signed in with their Immich account.
+async function personCookie(url, email, password) {
+  const r = await fetch(`${url}/api/auth/login`, { method: 'POST', anonymous: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.headers.get('set-cookie').split(';')[0];
+}
+
+const alice = (url) => personCookie(url, 'alice@example.org', 'alice-password');
+const bob = (url) => personCookie(url, 'bob@example.org', 'bob-password');
+// A socket as a signed-in person: their cookie, no token.
+const as = (url, cookie) => connect(url, { extraHeaders: { Cookie: cookie } });
+
+async function control(path, body) {
+  const r = await fetch(`${standins.CONTROL_URL}/__control/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200, `${path}: ${await r.text()}`);
+}
+
+// Every photo id an event of this socket named.
+const named = (c) => c.seen.map((e) => JSON.stringify(e.data));
+const running = (c, id) => c.seen.some((e) => e.name === 'queue:update' && (e.data.running || []).some((j) => j.id === id));
+
+test('each person hears only of their own photos, and of a partner\'s once they are shared', async () => {
+  // Jobs long enough that queue:update shows them running.
+  await setAiMode(standins.CONTROL_URL, 'delay:600');
+  const s = await startServer(env({ SHARING_CACHE_SECS: '1' }));
+  try {
+    await sync(s.url);
+    const a = as(s.url, await alice(s.url));
+    const b = as(s.url, await bob(s.url));
+    const op = connect(s.url);
+    await Promise.all([a.next('queue:update'), b.next('queue:update'), op.next('queue:update')]);
+    a.socket.emit('model:generate', { id: A1, type: 'depth', modelKey: 'small' });
+    b.socket.emit('model:generate', { id: B1, type: 'depth', modelKey: 'small' });
+    const [da, db] = await Promise.all([
+      a.next('model:generation-complete', (d) => d.id === A1),
+      b.next('model:generation-complete', (d) => d.id === B1),
+    ]);
+    assert.equal(da.success, true, JSON.stringify(da));
+    assert.equal(db.success, true, JSON.stringify(db));
+    // The operator hears of both.
+    await op.next('model:generation-complete', (d) => d.id === A1);
+    await op.next('model:generation-complete', (d) => d.id === B1);
+    // Wait out the last queue:update of the two jobs.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.ok(running(a, A1), 'her queue:update shows her job running');
+    assert.ok(running(b, B1), 'his queue:update shows his');
+    assert.ok(running(op, A1) && running(op, B1), "the operator's shows both");
+    assert.deepEqual(named(a).filter((t) => t.includes(B1)), [], "Alice was told of Bob's photo");
+    assert.deepEqual(named(b).filter((t) => t.includes(A1)), [], "Bob was told of Alice's photo");
+    // Bob shares his library with Alice in Immich: once what she sees is
+    // asked again (SHARING_CACHE_SECS), his jobs reach her too.
+    await control('share', { sharer: 'bob', receiver: 'alice' });
+    await new Promise((r) => setTimeout(r, 1100));
+    b.socket.emit('model:generate', { id: B2, type: 'depth', modelKey: 'small' });
+    const shared = await a.next('model:generation-complete', (d) => d.id === B2);
+    assert.equal(shared.success, true);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.ok(running(a, B2), "his shared photo's job is in her queue:update");
+    a.socket.close(); b.socket.close(); op.socket.close();
+  } finally {
+    await control('unshare', { sharer: 'bob', receiver: 'alice' });
+    s.stop();
+    await setAiMode(standins.CONTROL_URL, 'ok');
+  }
+});
+
+test("a person's sign-out closes the sockets of that sign-in within a second; their other device and other people stay", async () => {
+  const s = await startServer(env());
+  try {
+    const phone = await alice(s.url);
+    const headset = await alice(s.url);
+    const mine = [as(s.url, phone), as(s.url, phone)];
+    const other = as(s.url, headset);
+    const his = as(s.url, await bob(s.url));
+    await Promise.all([...mine, other, his].map((c) => c.next('model:status')));
+    const gone = mine.map((c) => disconnected(c, 1000));
+    const out = await fetch(`${s.url}/api/auth/logout`, { method: 'POST', headers: { Cookie: phone } });
+    assert.equal(out.status, 200);
+    for (const { reason, after } of await Promise.all(gone)) {
+      assert.equal(reason, 'io server disconnect');
+      assert.ok(after < 1000, `closed after ${after} ms`);
+    }
+    for (const c of [other, his]) {
+      c.socket.emit('queue:get-status');
+      await c.next('queue:update', () => true, 3000);
+      assert.equal(c.socket.connected, true);
+    }
+    // The ended sign-in opens no new socket.
+    const again = as(s.url, phone);
+    await new Promise((r) => again.socket.on('connect_error', r));
+    again.socket.close(); other.socket.close(); his.socket.close();
+  } finally { s.stop(); }
+});
+
+test("a key revoked in Immich closes its person's sockets (within the key check's period)", async () => {
+  const s = await startServer(env({ KEY_CHECK_SECS: '1' }));
+  try {
+    const cookie = await alice(s.url);
+    const a = as(s.url, cookie);
+    const b = as(s.url, await bob(s.url));
+    await Promise.all([a.next('model:status'), b.next('model:status')]);
+    const gone = disconnected(a, 3000);
+    // Alice deletes her keys in Immich's account settings.
+    await control('revoke', { user: 'alice' });
+    const { reason, after } = await gone;
+    assert.equal(reason, 'io server disconnect');
+    assert.ok(after < 3000, `closed after ${after} ms`);
+    const r = await fetch(`${s.url}/api/settings`, { headers: { Cookie: cookie } });
+    assert.equal(r.status, 401);
+    b.socket.emit('queue:get-status');
+    await b.next('queue:update', () => true, 3000);
+    b.socket.close();
+  } finally { s.stop(); }
+});
+
+test('model:load, model:unload and model:download from a person who is not an operator: model:error, nothing changes', async () => {
+  const s = await startServer(env());
+  try {
+    await sync(s.url);
+    const a = as(s.url, await alice(s.url));
+    const watcher = connect(s.url);
+    await Promise.all([a.next('model:status'), watcher.next('model:status')]);
+    for (const [name, payload] of [['model:download', { modelKey: 'base' }], ['model:load', { modelKey: 'small', options: { device: 'gpu' } }], ['model:unload', undefined]]) {
+      if (payload === undefined) a.socket.emit(name); else a.socket.emit(name, payload);
+      const e = await a.next('model:error');
+      assert.match(e.message, /only an operator/, name);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const changes = watcher.seen.filter((e) => e.name === 'model:status').slice(1);
+    assert.deepEqual(changes, [], 'no model changed');
+    a.socket.close(); watcher.socket.close();
+  } finally { s.stop(); }
 });

@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { $, $$, h, say, sayError, busy } from './ui.js';
 import { on } from './live.js';
+import { isOperator } from './account.js';
 
 const PAGE_SIZE = 24;
 const st = { type: 'photos', page: 1, nextPage: null, total: null, loaded: false, configured: false };
@@ -29,7 +30,9 @@ async function checkConnection() {
     st.configured = true;
     const parts = [`${(test.message || 'Connected to Immich').replace(/\.$/, '')}.`];
     if (test.data?.version) parts.push(`Immich version ${test.data.version} at ${test.data.url}.`);
-    const [stats, running] = await Promise.allSettled([api('/api/immich/statistics'), api('/api/immich/import')]);
+    // An import is the operators' (its state too: 403 for others).
+    const [stats, running] = await Promise.allSettled([api('/api/immich/statistics'),
+      isOperator() ? api('/api/immich/import') : Promise.resolve(null)]);
     if (running.status === 'fulfilled' && (running.value?.running || running.value?.finishedAt)) showImport(running.value);
     if (stats.status === 'fulfilled' && stats.value?.data) {
       const s = stats.value.data;
@@ -88,15 +91,16 @@ async function enqueue(asset, tile) {
 function tile(asset) {
   const name = asset.originalFileName || asset.id;
   const check = h('input', { type: 'checkbox', 'aria-label': `Select ${name}`, onchange: updateSelection });
+  const op = isOperator();
   const el = h('li.tile', { dataset: { id: asset.id } },
     h('img', { src: `/api/immich/assets/${asset.id}/thumbnail?size=thumbnail`, alt: name, loading: 'lazy' }),
-    h('label.pick', {}, check),
+    op ? h('label.pick', {}, check) : null,
     asset.type === 'VIDEO' ? h('span.kind', {}, '▶ video') : null,
     h('div.meta', {},
       h('span', { title: name }, name),
       h('span.meta-note', {})),
-    h('div.meta', {}, h('button.btn.small', { type: 'button', 'aria-label': `Queue ${name}`,
-      onclick: (e) => busy(e.currentTarget, () => enqueue(asset, el)) }, 'Queue for depth')));
+    op ? h('div.meta', {}, h('button.btn.small', { type: 'button', 'aria-label': `Queue ${name}`,
+      onclick: (e) => busy(e.currentTarget, () => enqueue(asset, el)) }, 'Queue for depth')) : null);
   el.asset = asset;
   return el;
 }

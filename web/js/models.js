@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { $, h, busy, sayError, say } from './ui.js';
 import * as live from './live.js';
+import { isOperator } from './account.js';
 
 let visibleNow = false;
 let loaded = null;          // the key the AI holds, from `model` events
@@ -33,7 +34,9 @@ function row(m) {
   const isLoaded = m.is_loaded || loaded === key;
   const base = `/api/settings/models/${encodeURIComponent(key)}`;
   const buttons = [];
-  if (m.status === 'downloaded') {
+  if (!isOperator()) {
+    // Operators' actions (403 for others): nothing to press.
+  } else if (m.status === 'downloaded') {
     if (isLoaded) buttons.push(h('button.btn.small', { type: 'button', onclick: (e) => action(e.currentTarget, key, 'unloaded', `${base}/unload`) }, 'Unload'));
     else {
       buttons.push(h('button.btn.primary.small', { type: 'button', onclick: (e) => action(e.currentTarget, key, 'loaded on GPU', `${base}/load`, 'POST', { device: 'gpu' }) }, 'Load (GPU)'));

@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { $, h, say, sayError, busy, fillKv } from './ui.js';
 import { on } from './live.js';
+import { isOperator } from './account.js';
 
 let last = null;
 
@@ -43,10 +44,15 @@ function render(w) {
 }
 
 export async function load() {
-  try {
-    render(await api('/api/queue/worker/status'));
-  } catch (e) {
-    sayError(e, 'Worker status');
+  if (!isOperator()) {
+    // The worker's state and endpoints are the operators' (403 for others).
+    $('#w-endpoints').replaceChildren(h('li.muted', {}, 'The AI endpoints and their errors are shown to operators.'));
+  } else {
+    try {
+      render(await api('/api/queue/worker/status'));
+    } catch (e) {
+      sayError(e, 'Worker status');
+    }
   }
   const ai = async (path, dl, what) => {
     try {

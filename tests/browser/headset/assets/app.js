@@ -63,6 +63,7 @@ async function main() {
   const first = buckets.json.data[0].timeBucket;
   const bucket = await xhr('GET', `/api/immich/timeline/${encodeURIComponent(first)}`);
   const ids = bucket.json.data.map((a) => a.id).slice(0, 4);
+  out.ids = ids;
   out.textures = await Promise.all(ids.map((id) => texture(`/api/immich/assets/${id}/thumbnail?size=thumbnail`)));
   const map = await fetch('/api/assets/map', { mode: 'cors', credentials: 'same-origin' });
   if (!map.ok) throw new Error(`map ${map.status}`);
