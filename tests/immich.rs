@@ -443,21 +443,7 @@ async fn the_stand_ins_timeline_has_immichs_shapes() {
     .unwrap();
     let schemas = &spec["components"]["schemas"];
     let im = ImmichStandin::start(library(5)).await;
-    let get = |path: String| {
-        let url = format!("{}/api{path}", im.url());
-        async move {
-            common::client()
-                .get(url)
-                .header("x-api-key", KEY)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
-    };
-    let buckets = get("/timeline/buckets?visibility=timeline".into()).await;
+    let buckets = im.get_json("/timeline/buckets?visibility=timeline").await;
     let bucket_schema = &schemas["TimeBucketsResponseDto"];
     for b in buckets.as_array().unwrap() {
         for req in bucket_schema["required"].as_array().unwrap() {
@@ -466,10 +452,11 @@ async fn the_stand_ins_timeline_has_immichs_shapes() {
         assert!(b["count"].is_u64() && b["timeBucket"].is_string());
     }
     let first = buckets[0]["timeBucket"].as_str().unwrap().to_string();
-    let cols = get(format!(
-        "/timeline/bucket?timeBucket={first}&visibility=timeline"
-    ))
-    .await;
+    let cols = im
+        .get_json(&format!(
+            "/timeline/bucket?timeBucket={first}&visibility=timeline"
+        ))
+        .await;
     let dto = &schemas["TimeBucketAssetResponseDto"];
     let n = cols["id"].as_array().unwrap().len();
     assert!(n > 0);

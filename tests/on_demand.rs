@@ -17,23 +17,6 @@ use common::{
 };
 use serde_json::{json, Value};
 
-async fn follower(
-    ai: &AiStandin,
-    im: &ImmichStandin,
-    tweak: impl FnOnce(&mut immichvr::Config),
-) -> TestServer {
-    let url = im.url();
-    let s = common::start_with_ai(&ai.url(), move |c| {
-        c.immich_url = Some(url);
-        c.immich_api_key = Some(KEY.parse().unwrap());
-        c.background.immich_sync_secs = 3600;
-        tweak(c);
-    })
-    .await;
-    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
-    s
-}
-
 fn photo(k: usize) -> String {
     format!("00000000-0000-4000-8000-f{:011}", k + 1)
 }
@@ -65,7 +48,7 @@ async fn with_1000_background_jobs_the_app_waits_only_for_the_job_at_the_ai() {
     let t = Duration::from_millis(400);
     let ai = AiStandin::start(Mode::Serial(t)).await;
     let im = ImmichStandin::start(new_photos(0, 1000, chrono::Utc::now())).await;
-    let s = follower(&ai, &im, |_| {}).await;
+    let s = common::follower(&ai, &im, |_| {}).await;
     common::wait_for(60.0, "1,000 background jobs", || async {
         (queued(&s).await >= 990).then_some(())
     })
@@ -114,7 +97,7 @@ async fn worker_stop_pauses_background_work_only() {
     let t = Duration::from_millis(100);
     let ai = AiStandin::start(Mode::Serial(t)).await;
     let im = ImmichStandin::start(new_photos(0, 30, chrono::Utc::now())).await;
-    let s = follower(&ai, &im, |_| {}).await;
+    let s = common::follower(&ai, &im, |_| {}).await;
     common::wait_for(30.0, "background jobs", || async {
         (queued(&s).await >= 20).then_some(())
     })
@@ -165,7 +148,7 @@ async fn outside_background_hours_only_the_apps_requests_run() {
     let im = ImmichStandin::start(new_photos(0, 5, chrono::Utc::now())).await;
     let h = chrono::Local::now().hour();
     let hours = format!("{}-{}", (h + 2) % 24, (h + 3) % 24);
-    let s = follower(&ai, &im, |c| {
+    let s = common::follower(&ai, &im, |c| {
         c.background.background_hours = Some(hours.parse().unwrap())
     })
     .await;

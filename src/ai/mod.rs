@@ -87,7 +87,8 @@ struct Work {
 }
 
 /// A file the service made, received and checked, under a temporary name
-/// in the directory it belongs in.
+/// in the directory it belongs in; not yet synced to the disk
+/// (`TempFile::sync` before it is recorded).
 pub struct Produced {
     pub file: TempFile,
     pub size: u64,
@@ -312,7 +313,9 @@ impl AiClient {
                 "expected {what}, got {size} bytes of something else"
             )));
         }
-        let sha256 = out.finish().await?;
+        // Synced by whoever keeps it (the worker, after the AI's slot is
+        // given back): an fsync here would keep the AI waiting.
+        let sha256 = out.finish_unsynced().await?;
         let (format, width, height) = match expect {
             PNG_SIG => {
                 let dims = imagesize::blob_size(&head)

@@ -121,6 +121,12 @@ mod tests {
         .unwrap()
     }
 
+    /// Wanted again, nothing to redo.
+    const REVIVE: Action = Action::Want {
+        redo: false,
+        revive: true,
+    };
+
     fn now() -> Timestamp {
         Timestamp::now()
     }
@@ -130,13 +136,7 @@ mod tests {
         let a = asset("a", Some("t1"));
         let (row, act) = plan(None, &a, None, now());
         assert_eq!(row.state, AssetState::Wanted);
-        assert_eq!(
-            act,
-            Action::Want {
-                redo: false,
-                revive: true
-            }
-        );
+        assert_eq!(act, REVIVE);
         let mut known = row.clone();
         known.media_id = Some(uuid::Uuid::nil());
         let (again, act) = plan(Some(&known), &a, None, now());
@@ -167,13 +167,7 @@ mod tests {
         );
         let (row, act) = plan(Some(&row), &asset("a", Some("t")), None, now());
         assert_eq!(row.state, AssetState::Wanted);
-        assert_eq!(
-            act,
-            Action::Want {
-                redo: false,
-                revive: true
-            }
-        );
+        assert_eq!(act, REVIVE);
     }
 
     #[test]
@@ -188,13 +182,7 @@ mod tests {
         assert_eq!(row2.state, AssetState::Trashed { since: t0 });
         let (back, act) = plan(Some(&row2), &asset("a", Some("t")), None, now());
         assert_eq!(back.state, AssetState::Wanted);
-        assert_eq!(
-            act,
-            Action::Want {
-                redo: false,
-                revive: true
-            }
-        );
+        assert_eq!(act, REVIVE);
     }
 
     #[test]

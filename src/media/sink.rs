@@ -29,6 +29,13 @@ impl TempFile {
         &self.path
     }
 
+    /// Flushes the file's bytes to the disk (before it is renamed into
+    /// place, when it was written without: an AI's answer is synced after
+    /// the AI slot is given back).
+    pub fn sync(&self) -> std::io::Result<()> {
+        std::fs::File::open(&self.path)?.sync_data()
+    }
+
     /// Renames into place. The new name is durable only once the
     /// directory is fsynced: the commit that records the file does that
     /// (`Store::write_after`), once for every file of its batch.
@@ -124,7 +131,17 @@ impl HashingWriter {
     }
 
     /// Waits for the last chunk, fsyncs the file and returns its SHA-256.
-    pub async fn finish(mut self) -> std::io::Result<[u8; 32]> {
+    pub async fn finish(self) -> std::io::Result<[u8; 32]> {
+        self.finish_with(true).await
+    }
+
+    /// [`HashingWriter::finish`] without the fsync: the caller syncs the
+    /// file later ([`TempFile::sync`]), before anything records it.
+    pub async fn finish_unsynced(self) -> std::io::Result<[u8; 32]> {
+        self.finish_with(false).await
+    }
+
+    async fn finish_with(mut self, sync: bool) -> std::io::Result<[u8; 32]> {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
             let len = rest.len();
@@ -133,7 +150,9 @@ impl HashingWriter {
         self.settle().await?;
         let (file, hasher) = self.idle.take().expect("settled");
         tokio::task::spawn_blocking(move || {
-            file.sync_data()?;
+            if sync {
+                file.sync_data()?;
+            }
             Ok(hasher.finalize().into())
         })
         .await

@@ -1,8 +1,9 @@
 //! The dispatcher: claims jobs and starts one task for each, so that the
 //! AI never waits for Immich, for the disk or for the database. It keeps
-//! as many background jobs prepared ahead (input fetched, waiting for a
-//! slot) as the reachable endpoints have slots, so that the next image is
-//! ready the moment the AI finishes one; the app's own jobs are claimed
+//! two background jobs prepared ahead (input fetched, waiting for a slot)
+//! per slot of the reachable endpoints, so that the next image is ready
+//! the moment the AI finishes one even when a claim waits behind a commit
+//! and Immich is as slow as the AI; the app's own jobs are claimed
 //! whenever they come, however many background jobs are prepared.
 
 use std::{
@@ -20,6 +21,9 @@ use super::{
     Shared,
 };
 use crate::queue::INTERACTIVE_PRIORITY;
+
+/// Background jobs prepared ahead per slot of the reachable endpoints.
+const AHEAD_PER_SLOT: usize = 2;
 
 /// Longest wait between two looks at the queue when nothing wakes it.
 const BACKSTOP: Duration = Duration::from_secs(5);
@@ -84,7 +88,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         tokio::pin!(notified, kicked);
         notified.as_mut().enable();
         kicked.as_mut().enable();
-        let capacity = shared.slots.reachable_capacity(shared.concurrency);
+        let capacity = shared.slots.reachable_capacity(shared.concurrency) * AHEAD_PER_SLOT;
         let now = Local::now();
         let bound = shared.gate.bound(now);
         let want_bg =

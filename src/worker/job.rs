@@ -142,12 +142,15 @@ async fn body(
     // background job prepared earlier must not take the AI first.
     let (prepared, slot) = if on_demand {
         let mut prep = std::pin::pin!(process::prepare(&shared, &item));
-        let mut acq = std::pin::pin!(shared.slots.acquire(item.id, item.priority, item.seq));
+        let mut acq = std::pin::pin!(shared.slots.acquire_early(item.id, item.priority, item.seq));
         let (mut p, mut s) = (None, None);
         while p.is_none() || s.is_none() {
             tokio::select! {
                 r = &mut prep, if p.is_none() => match r {
-                    Ok(r) => p = Some(r),
+                    Ok(r) => {
+                        p = Some(r);
+                        shared.slots.ready(item.id);
+                    }
                     Err(o) => return o,
                 },
                 r = &mut acq, if s.is_none() => s = Some(r),

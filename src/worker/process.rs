@@ -365,7 +365,11 @@ pub(super) async fn store(
         let to = dirs.path(m.row.kind.dir(), &m.row.file_name);
         let target = to.clone();
         let file = m.file;
-        match tokio::task::spawn_blocking(move || file.rename_into(&target)).await {
+        let keep = move || {
+            file.sync()?;
+            file.rename_into(&target)
+        };
+        match tokio::task::spawn_blocking(keep).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) if crate::storage::io_is_disk_full(&e) => {
                 return Outcome::Paused(format!("storing the result failed: {e}"))

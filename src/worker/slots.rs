@@ -1,11 +1,13 @@
 //! The AI's slots: `AI_CONCURRENCY` per endpoint, handed to waiting jobs
-//! best first (lowest priority number, then oldest), whichever endpoint
-//! frees one. A job waits here only once its input is ready (the app's
-//! own jobs wait from the moment they are claimed, so a background job
-//! prepared earlier never takes the AI before them). An endpoint that is
-//! down gets nothing; one that failed waits a little longer after each
-//! failure; among free ones the fastest is chosen, so a slow or failing
-//! endpoint gets less work and never holds the others back.
+//! best first (lowest priority number, then oldest) among those whose
+//! input is ready, whichever endpoint frees one. A background job waits
+//! here once its input is ready; the app's own jobs wait from the moment
+//! they are claimed, and a background job never takes a slot while one
+//! of them waits, ready or not (it then holds the slot until its input is
+//! there). An endpoint that is down gets nothing; one that failed waits a
+//! little longer after each failure; among free ones the fastest is
+//! chosen, so a slow or failing endpoint gets less work and never holds
+//! the others back.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -32,7 +34,8 @@ struct Ep {
 
 struct State {
     eps: Vec<Ep>,
-    waiting: BTreeMap<Key, (Uuid, oneshot::Sender<usize>)>,
+    /// Each waiter, and whether its input is ready.
+    waiting: BTreeMap<Key, (Uuid, oneshot::Sender<usize>, bool)>,
     keys: HashMap<Uuid, Key>,
     /// Jobs that became the app's own while they were held.
     promoted: HashSet<Uuid>,
@@ -140,8 +143,36 @@ impl Slots {
         self.endpoints.iter().filter(|e| e.reachable()).count() * per_endpoint
     }
 
-    /// Waits for a slot, in the order of `(priority, seq)` among waiters.
+    /// Waits for a slot, in the order of `(priority, seq)` among waiters
+    /// whose input is ready (see [`Slots::ready`]).
     pub async fn acquire(self: &Arc<Self>, id: Uuid, priority: u32, seq: u64) -> Slot {
+        self.acquire_when(id, priority, seq, true).await
+    }
+
+    /// [`Slots::acquire`] for a job whose input is still being fetched: it
+    /// says [`Slots::ready`] once it is.
+    pub async fn acquire_early(self: &Arc<Self>, id: Uuid, priority: u32, seq: u64) -> Slot {
+        self.acquire_when(id, priority, seq, false).await
+    }
+
+    /// A waiter's input is ready.
+    pub fn ready(self: &Arc<Self>, id: Uuid) {
+        let mut s = self.lock();
+        if let Some(k) = s.keys.get(&id).copied() {
+            if let Some(w) = s.waiting.get_mut(&k) {
+                w.2 = true;
+            }
+        }
+        self.hand_out(&mut s);
+    }
+
+    async fn acquire_when(
+        self: &Arc<Self>,
+        id: Uuid,
+        priority: u32,
+        seq: u64,
+        ready: bool,
+    ) -> Slot {
         let rx = {
             let mut s = self.lock();
             let priority = if s.promoted.contains(&id) {
@@ -152,7 +183,7 @@ impl Slots {
             s.ticket += 1;
             let key = (priority, seq, s.ticket);
             let (tx, rx) = oneshot::channel();
-            s.waiting.insert(key, (id, tx));
+            s.waiting.insert(key, (id, tx, ready));
             s.keys.insert(id, key);
             self.hand_out(&mut s);
             rx
@@ -232,10 +263,28 @@ impl Slots {
         self.hand_out(&mut s);
     }
 
+    /// Which waiter gets the next slot: the best ready one, unless that is
+    /// background work while one of the app's waits unready (then the
+    /// app's, which holds the slot until its input is there).
+    fn next(s: &State) -> Option<Key> {
+        let ready = s.waiting.iter().find(|(_, w)| w.2).map(|(k, _)| *k);
+        let app_unready = s
+            .waiting
+            .iter()
+            .take_while(|(k, _)| k.0 == crate::queue::INTERACTIVE_PRIORITY)
+            .find(|(_, w)| !w.2)
+            .map(|(k, _)| *k);
+        match (ready, app_unready) {
+            (Some(r), Some(u)) if r.0 != crate::queue::INTERACTIVE_PRIORITY => Some(u),
+            (Some(r), _) => Some(r),
+            (None, u) => u,
+        }
+    }
+
     /// Gives free slots to the best waiters.
     fn hand_out(&self, s: &mut State) {
         let now = Instant::now();
-        while let Some((&key, _)) = s.waiting.first_key_value() {
+        while let Some(key) = Self::next(s) {
             let pick = (0..s.eps.len())
                 .filter(|&i| {
                     let e = &s.eps[i];
@@ -252,7 +301,7 @@ impl Slots {
                         .then(s.eps[b].free.cmp(&s.eps[a].free))
                 });
             let Some(i) = pick else { return };
-            let (id, tx) = s.waiting.remove(&key).expect("first key exists");
+            let (id, tx, _) = s.waiting.remove(&key).expect("the key is a waiter's");
             s.keys.remove(&id);
             s.eps[i].free -= 1;
             self.endpoints[i].in_flight.fetch_add(1, Ordering::SeqCst);
@@ -290,6 +339,31 @@ mod tests {
         let got = on_demand.await.unwrap();
         assert!(!background.is_finished(), "the app's request went first");
         got.release(Used::Answered(Duration::from_millis(50)));
+        background.await.unwrap().release(Used::Unused);
+    }
+
+    #[tokio::test]
+    async fn a_ready_app_job_goes_before_one_still_fetching_and_background_never_before_either() {
+        let slots = Slots::new(eps(1), 1);
+        let held = slots.acquire(Uuid::new_v4(), 500, 1).await;
+        let (fetching, ready_app, bg) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let s = slots.clone();
+        let first = tokio::spawn(async move { s.acquire_early(fetching, 0, 2).await });
+        let s = slots.clone();
+        let second = tokio::spawn(async move { s.acquire(ready_app, 0, 3).await });
+        let s = slots.clone();
+        let background = tokio::spawn(async move { s.acquire(bg, 500, 4).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held.release(Used::Answered(Duration::from_millis(5)));
+        let got = second.await.unwrap();
+        assert!(!first.is_finished(), "the one still fetching waits");
+        got.release(Used::Answered(Duration::from_millis(5)));
+        // Now only the app's job still fetching and a ready background job
+        // wait: the app's gets the slot, and holds it until it is ready.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!background.is_finished(), "background went before the app");
+        slots.ready(fetching);
+        first.await.unwrap().release(Used::Unused);
         background.await.unwrap().release(Used::Unused);
     }
 

@@ -382,6 +382,21 @@ impl ImmichStandin {
         format!("http://{}", self.addr)
     }
 
+    /// `GET /api{path}` of the stand-in with the key, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        immichvr::tls::client_builder()
+            .build()
+            .unwrap()
+            .get(format!("{}/api{path}", self.url()))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Adds assets, as uploads to Immich would (changed now).
     pub fn add(&self, assets: Vec<StandinAsset>) {
         self.inner.assets.lock().unwrap().extend(assets);

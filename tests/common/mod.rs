@@ -246,6 +246,26 @@ pub async fn start_with_ai(ai_urls: &str, tweak: impl FnOnce(&mut Config)) -> Te
     TestServer::start_with(c, Some(tmp)).await
 }
 
+/// A server following the library of `im` (a round at start, then only
+/// when asked: the interval is an hour), worker on against `ai`, the
+/// model catalogue read from the AI.
+pub async fn follower(
+    ai: &ai_standin::AiStandin,
+    im: &immich_standin::ImmichStandin,
+    tweak: impl FnOnce(&mut Config),
+) -> TestServer {
+    let url = im.url();
+    let s = start_with_ai(&ai.url(), move |c| {
+        c.immich_url = Some(url);
+        c.immich_api_key = Some(immich_standin::KEY.parse().unwrap());
+        c.background.immich_sync_secs = 3600;
+        tweak(c);
+    })
+    .await;
+    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
+    s
+}
+
 /// `GET url`, answered (any status).
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Response {
     client().get(url).send().await.unwrap()

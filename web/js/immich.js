@@ -14,7 +14,7 @@ function setupHelp(reason) {
     h('p', {}, reason),
     h('p', {}, 'To browse and import your Immich library, start ImmichVR with these two settings (environment variables or the same names in your .env file) and restart it:'),
     h('pre', {}, h('code', {}, 'IMMICH_URL=http://your-immich-server:2283\nIMMICH_API_KEY=your-api-key')),
-    h('p.muted', {}, 'Create the API key in Immich under Account Settings → API Keys. It needs the asset.read, asset.view, asset.download and asset.statistics permissions.'));
+    h('p.muted', {}, 'Create the API key in Immich under Account Settings → API Keys. It needs the asset.read, asset.view, asset.download, asset.statistics and user.read permissions (user.read lets it follow the library).'));
 }
 
 function state(text, kind) {
