@@ -8,6 +8,7 @@ use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod background;
+pub mod engine;
 pub mod file;
 pub mod reference;
 pub mod vr;
@@ -145,8 +146,8 @@ pub struct Config {
     #[arg(long, env = "UPLOAD_QUEUE", default_value_t = 1024)]
     pub upload_queue: usize,
 
-    /// AI service base URL; several may be given, comma-separated.
-    #[arg(long, env = "AI_SERVICE_URL", default_value = "http://localhost:5000")]
+    /// Where depth maps are made: `builtin` (Depth Anything V2 in this binary, on the CPU) or an AI service base URL; several may be given, comma-separated (e.g. `builtin,http://gpu:5000`).
+    #[arg(long, env = "AI_SERVICE_URL", default_value = "builtin")]
     pub ai_service_url: String,
 
     /// Requests in flight at most per AI service URL.
@@ -287,6 +288,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub background: background::BackgroundConfig,
+
+    #[command(flatten)]
+    pub engine: engine::EngineConfig,
 }
 
 impl Config {
