@@ -90,6 +90,39 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: PathBuf,
     },
+    /// The built-in depth engine's models: list, download, or make one depth map.
+    Models {
+        #[command(subcommand)]
+        action: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsCommand {
+    /// The built-in models, their licence and whether they are on this machine.
+    List,
+    /// Download a built-in model from Hugging Face (through the running service when it is up).
+    Download {
+        /// small (Apache-2.0), base or large (CC-BY-NC-4.0: non-commercial use only).
+        key: String,
+    },
+    /// Make the depth map of one photo with the built-in engine, here, and say how long it took.
+    Depth {
+        /// The photo (JPEG, PNG, WebP, GIF, BMP, TIFF).
+        photo: PathBuf,
+        /// Where to write the depth map (8-bit grayscale PNG).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The model: small, base or large.
+        #[arg(long, default_value = "small")]
+        model: String,
+        /// Times to run it (the first includes loading the model).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// One JSON line per run (seconds per stage) instead of prose.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Whether requests need a sign-in.

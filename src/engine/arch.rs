@@ -167,7 +167,7 @@ impl Arch {
 
     fn check(&self) -> Result<(), EngineError> {
         let bad = |what: &str| Err(EngineError::BadModel(format!("config.json: {what}")));
-        if self.heads == 0 || self.hidden % self.heads != 0 {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return bad("hidden_size is not a multiple of num_attention_heads");
         }
         if self.out_indices.len() != 4 || self.neck.len() != 4 {

@@ -68,6 +68,7 @@ pub struct DepthMap {
     pub png: Vec<u8>,
     pub width: u32,
     pub height: u32,
+    pub timings: Timings,
 }
 
 /// How long a loaded model may sit unused.
@@ -493,13 +494,32 @@ impl Engine {
     }
 }
 
+/// Where one photo's time went, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: f64,
+    pub resize: f64,
+    pub model: f64,
+    pub post: f64,
+    pub png: f64,
+}
+
 /// Photo to depth map, on the engine's threads.
 fn infer(l: &Loaded, bytes: &[u8], stop: &AtomicBool) -> Result<DepthMap, EngineError> {
     let cancelled = || stop.load(Ordering::Relaxed);
+    let mut t = Timings::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = || {
+        let s = clock.elapsed().as_secs_f64();
+        clock = std::time::Instant::now();
+        s
+    };
     let photo = photo::decode(bytes)?;
+    t.decode = lap();
     let (h, w, rgb) = photo::resize(&l.proc, &photo);
     let px = photo::normalise(&l.proc, h, w, &rgb);
     drop(rgb);
+    t.resize = lap();
     let compute = |e: candle_core::Error| {
         if cancelled() {
             EngineError::Cancelled
@@ -515,20 +535,50 @@ fn infer(l: &Loaded, bytes: &[u8], stop: &AtomicBool) -> Result<DepthMap, Engine
         .flatten_all()
         .and_then(|t| t.to_vec1())
         .map_err(compute)?;
+    t.model = lap();
     if cancelled() {
         return Err(EngineError::Cancelled);
     }
     let gray = photo::depth_to_u8(&values, dh, dw, photo.height, photo.width);
+    t.post = lap();
     let png = photo::png(gray, photo.width, photo.height)?;
+    t.png = lap();
     Ok(DepthMap {
         png,
         width: photo.width as u32,
         height: photo.height as u32,
+        timings: t,
     })
 }
 
-/// For tests and benchmarks: the resized RGB the model saw, its raw
-/// output, and the 8-bit map at the photo's size.
+/// A model loaded outside the engine's pool, for benchmarks: runs on the
+/// caller's rayon pool.
+pub struct Session(Loaded);
+
+impl Session {
+    /// The model in `dir` (transformers layout: model.safetensors beside
+    /// config.json and preprocessor_config.json).
+    pub fn open(dir: &std::path::Path) -> Result<Session, EngineError> {
+        let found = Found {
+            weights: dir.join("model.safetensors"),
+            config_dir: Some(dir.to_path_buf()),
+            placed: true,
+        };
+        let (model, proc) = files::load("small", &found)?;
+        Ok(Session(Loaded {
+            key: "small".into(),
+            model,
+            proc,
+        }))
+    }
+
+    pub fn run(&self, photo: &[u8]) -> Result<DepthMap, EngineError> {
+        infer(&self.0, photo, &AtomicBool::new(false))
+    }
+}
+
+/// For tests: the resized RGB the model saw, its raw output, and the
+/// 8-bit map at the photo's size.
 pub struct Trace {
     pub resized: Vec<u8>,
     pub input_size: (usize, usize),
@@ -540,18 +590,14 @@ pub struct Trace {
 /// Loads the model in `dir` (transformers layout) and runs one photo
 /// through it, keeping the intermediate results (the parity test).
 pub fn trace(dir: &std::path::Path, photo_bytes: &[u8]) -> Result<Trace, EngineError> {
-    let found = Found {
-        weights: dir.join("model.safetensors"),
-        config_dir: Some(dir.to_path_buf()),
-        placed: true,
-    };
-    let (model, proc) = files::load("small", &found)?;
+    let Session(l) = Session::open(dir)?;
     let p = photo::decode(photo_bytes)?;
-    let (h, w, rgb) = photo::resize(&proc, &p);
-    let px = photo::normalise(&proc, h, w, &rgb);
+    let (h, w, rgb) = photo::resize(&l.proc, &p);
+    let px = photo::normalise(&l.proc, h, w, &rgb);
     let c = |e: candle_core::Error| EngineError::Compute(e.to_string());
     let input = Tensor::from_vec(px.data, (1, 3, h, w), &Device::Cpu).map_err(c)?;
-    let predicted: Vec<f32> = model
+    let predicted: Vec<f32> = l
+        .model
         .forward(&input, &|| false)
         .and_then(|t| t.flatten_all()?.to_vec1())
         .map_err(c)?;

@@ -65,6 +65,12 @@ pub struct ModelView {
     pub is_active: bool,
     #[oai(rename = "is_loaded")]
     pub is_loaded: bool,
+    /// The weights' licence (`Apache-2.0`, `CC-BY-NC-4.0`: non-commercial
+    /// use only); null when not known here.
+    #[oai(nullable)]
+    pub license: Option<String>,
+    /// The built-in depth engine (`AI_SERVICE_URL=builtin`) can run it.
+    pub builtin: bool,
 }
 
 #[derive(Debug, Object)]
@@ -240,6 +246,10 @@ impl SettingsApi {
             .into_iter()
             .map(|m| {
                 let is_loaded = loaded(&m.key);
+                // A download by the built-in engine says how far it is.
+                let progress = self.state.ai.engine().progress(&m.key);
+                let license = crate::engine::files::license(&m.key).map(str::to_string);
+                let builtin = crate::engine::files::repo(&m.key).is_some();
                 ModelView {
                     is_active: is_loaded,
                     is_loaded,
@@ -251,7 +261,9 @@ impl SettingsApi {
                     description: m.description,
                     huggingface_id: m.huggingface_id,
                     status: m.status,
-                    download_progress: m.download_progress,
+                    download_progress: progress.unwrap_or(m.download_progress),
+                    license,
+                    builtin,
                     file_size_bytes: m.file_size_bytes.map(|b| b.to_string()),
                     downloaded_at: m.downloaded_at,
                 }
