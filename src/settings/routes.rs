@@ -69,7 +69,8 @@ pub struct ModelView {
     /// use only); null when not known here.
     #[oai(nullable)]
     pub license: Option<String>,
-    /// The built-in depth engine (`AI_SERVICE_URL=builtin`) can run it.
+    /// The built-in depth engine runs it on this machine (`builtin` is
+    /// one of the `AI_SERVICE_URL` endpoints).
     pub builtin: bool,
 }
 
@@ -242,6 +243,12 @@ impl SettingsApi {
             });
             from_ai.unwrap_or_else(|| self.state.models.current().as_deref() == Some(key))
         };
+        let engine_on = self
+            .state
+            .config
+            .ai_urls()
+            .iter()
+            .any(|u| u == crate::engine::BUILTIN);
         let models = records
             .into_iter()
             .map(|m| {
@@ -249,7 +256,7 @@ impl SettingsApi {
                 // A download by the built-in engine says how far it is.
                 let progress = self.state.ai.engine().progress(&m.key);
                 let license = crate::engine::files::license(&m.key).map(str::to_string);
-                let builtin = crate::engine::files::repo(&m.key).is_some();
+                let builtin = engine_on && crate::engine::files::repo(&m.key).is_some();
                 ModelView {
                     is_active: is_loaded,
                     is_loaded,
