@@ -112,13 +112,18 @@ impl Layer {
         self.proj.forward(&o)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, clock: &mut Clock) -> Result<Tensor> {
         let a = self.attention(&self.norm1.forward(x)?)?;
         let x = (x + a.broadcast_mul(&self.ls1)?)?;
-        let m = self
-            .fc2
-            .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
-        x + m.broadcast_mul(&self.ls2)?
+        clock.lap("attention");
+        let h = self.fc1.forward(&self.norm2.forward(&x)?)?;
+        clock.lap("fc1");
+        let h = h.gelu_erf()?;
+        clock.lap("gelu");
+        let m = self.fc2.forward(&h)?;
+        let x = (x + m.broadcast_mul(&self.ls2)?)?;
+        clock.lap("fc2");
+        Ok(x)
     }
 }
 
@@ -191,7 +196,12 @@ impl Backbone {
     }
 
     /// The normalised outputs of the layers the neck reads, cls token included.
-    fn forward(&self, pixels: &Tensor, stop: &dyn Fn() -> bool) -> Result<Vec<Tensor>> {
+    fn forward(
+        &self,
+        pixels: &Tensor,
+        stop: &dyn Fn() -> bool,
+        clock: &mut Clock,
+    ) -> Result<Vec<Tensor>> {
         let (b, _, h, w) = pixels.dims4()?;
         let (ph, pw) = (h / self.patch_size, w / self.patch_size);
         let x = self
@@ -205,12 +215,13 @@ impl Backbone {
             pw,
             pixels.device(),
         )?)?;
+        clock.lap("embeddings");
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             if stop() {
                 candle_core::bail!("cancelled");
             }
-            x = layer.forward(&x)?;
+            x = layer.forward(&x, clock)?;
             if self.out.contains(&(i + 1)) {
                 out.push(self.norm.forward(&x)?);
             }
@@ -385,7 +396,8 @@ impl DepthAnything {
     pub fn forward(&self, pixels: &Tensor, stop: &dyn Fn() -> bool) -> Result<Tensor> {
         let (b, _, h, w) = pixels.dims4()?;
         let (ph, pw) = (h / self.patch, w / self.patch);
-        let hidden = self.backbone.forward(pixels, stop)?;
+        let mut clock = Clock::new();
+        let hidden = self.backbone.forward(pixels, stop, &mut clock)?;
         let mut features = Vec::with_capacity(4);
         for (i, x) in hidden.iter().enumerate() {
             let d = x.dim(D::Minus1)?;
@@ -402,6 +414,7 @@ impl DepthAnything {
             };
             features.push(self.convs[i].forward(&x)?);
         }
+        clock.lap("reassemble");
         if stop() {
             candle_core::bail!("cancelled");
         }
@@ -421,14 +434,61 @@ impl DepthAnything {
             });
         }
         let x = fused.expect("four fusion layers");
+        clock.lap("fusion");
         let x = self.head1.forward(&x)?;
+        clock.lap("head conv1");
         let x = x.upsample_bilinear2d(ph * self.patch, pw * self.patch, true)?;
+        clock.lap("head upsample");
         let x = self.head2.forward(&x)?.relu()?;
+        clock.lap("head conv2");
         let x = self.head3.forward(&x)?;
         let x = match self.metric_max_depth {
             None => x.relu()?,
             Some(m) => (candle_nn::ops::sigmoid(&x)? * m)?,
         };
+        clock.lap("head conv3");
+        clock.report(h, w);
         x.squeeze(1)
+    }
+}
+
+/// Where a forward pass spends its time, summed per stage, logged at debug
+/// level (`RUST_LOG=immichvr::engine=debug`); free when that is off.
+struct Clock {
+    on: bool,
+    at: std::time::Instant,
+    stages: Vec<(&'static str, f64)>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            on: tracing::enabled!(tracing::Level::DEBUG),
+            at: std::time::Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        if !self.on {
+            return;
+        }
+        let s = self.at.elapsed().as_secs_f64();
+        self.at = std::time::Instant::now();
+        match self.stages.iter_mut().find(|(n, _)| *n == stage) {
+            Some((_, t)) => *t += s,
+            None => self.stages.push((stage, s)),
+        }
+    }
+
+    fn report(&self, h: usize, w: usize) {
+        if self.on {
+            let stages: Vec<String> = self
+                .stages
+                .iter()
+                .map(|(n, t)| format!("{n} {:.0} ms", t * 1000.0))
+                .collect();
+            tracing::debug!(height = h, width = w, "forward pass: {}", stages.join(", "));
+        }
     }
 }

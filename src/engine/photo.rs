@@ -147,20 +147,14 @@ mod tests {
         // A 4x2 JPEG marked "rotate 90 CW" (orientation 6) decodes as 2x4.
         let img = image::RgbImage::from_pixel(4, 2, image::Rgb([10, 20, 30]));
         let mut jpeg = Vec::new();
-        let mut enc = image::codecs::jpeg::JpegEncoder::new(&mut jpeg);
+        let enc = image::codecs::jpeg::JpegEncoder::new(&mut jpeg);
         let exif: Vec<u8> = [
             b"Exif\0\0MM\0\x2a\0\0\0\x08".as_slice(),
             &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0],
         ]
         .concat();
-        image::ImageEncoder::write_image(
-            &mut enc,
-            img.as_raw(),
-            4,
-            2,
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+        image::ImageEncoder::write_image(enc, img.as_raw(), 4, 2, image::ExtendedColorType::Rgb8)
+            .unwrap();
         // APP1 right after SOI.
         let mut with = jpeg[..2].to_vec();
         with.extend_from_slice(&[0xFF, 0xE1]);
