@@ -101,7 +101,10 @@ pub fn depth_to_u8(depth: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> V
             (lo.min(v), hi.max(v))
         });
     let range = max - min;
-    if !(range.is_finite()) || range < 1e-10 {
+    // Flat (the AI service's test is < 1e-10 on its 8-bit map; a flat map
+    // resized in floats may wobble in its last bits, which must not become
+    // noise stretched to 0-255).
+    if !range.is_finite() || range < 1e-10 || range <= 1e-5 * min.abs().max(max.abs()) {
         return vec![128; oh * ow];
     }
     big.iter()
