@@ -13,6 +13,7 @@ pub mod arch;
 pub mod download;
 pub mod files;
 pub mod model;
+mod ops;
 pub mod photo;
 pub mod resample;
 

@@ -19,7 +19,7 @@
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::{arch::Arch, resample};
+use super::{arch::Arch, ops, resample};
 
 fn conv(
     vb: VarBuilder,
@@ -105,7 +105,7 @@ impl Layer {
         for h in 0..self.heads {
             let (q, k, v) = (q.narrow(1, h, 1)?, k.narrow(1, h, 1)?, v.narrow(1, h, 1)?);
             let scores = q.matmul(&k.t()?)?;
-            let p = candle_nn::ops::softmax_last_dim(&scores)?;
+            let p = ops::softmax_last_dim(&scores)?;
             out.push(p.matmul(&v)?);
         }
         let o = Tensor::cat(&out, 1)?.transpose(1, 2)?.reshape((b, n, d))?;
@@ -118,7 +118,7 @@ impl Layer {
         clock.lap("attention");
         let h = self.fc1.forward(&self.norm2.forward(&x)?)?;
         clock.lap("fc1");
-        let h = h.gelu_erf()?;
+        let h = ops::gelu(&h)?;
         clock.lap("gelu");
         let m = self.fc2.forward(&h)?;
         let x = (x + m.broadcast_mul(&self.ls2)?)?;
