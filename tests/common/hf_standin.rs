@@ -28,10 +28,12 @@ pub struct Behaviour {
     pub served: Option<Vec<u8>>,
 }
 
+/// (method, path, Range header) of a request.
+pub type Request = (String, String, Option<String>);
+
 pub struct HfStandin {
     pub addr: SocketAddr,
-    /// (method, path, Range header) of each request.
-    pub seen: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    pub seen: Arc<Mutex<Vec<Request>>>,
     pub behaviour: Arc<Mutex<Behaviour>>,
 }
 
@@ -90,7 +92,7 @@ async fn serve(
     sock: tokio::net::TcpStream,
     file: &[u8],
     sha: &str,
-    seen: &Mutex<Vec<(String, String, Option<String>)>>,
+    seen: &Mutex<Vec<Request>>,
     behaviour: &Mutex<Behaviour>,
     resolve: &str,
 ) -> std::io::Result<()> {
@@ -206,7 +208,7 @@ pub fn safetensors(tensors: &[(String, Vec<usize>)], fill: f32) -> Vec<u8> {
         offset += n;
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + offset);
