@@ -186,6 +186,13 @@ async fn download(b: &Binary, key: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The binary with the built-in engine, downloading from `hf`.
+fn downloader(data: &Path, hf: &HfStandin) -> Launch {
+    Launch::new(data)
+        .env("AI_SERVICE_URL", "builtin")
+        .env("HF_ENDPOINT", hf.url())
+}
+
 fn downloaded(data: &Path) -> std::path::PathBuf {
     data.join("models/depth-anything-v2-small.safetensors")
 }
@@ -204,11 +211,7 @@ async fn a_download_cut_midway_resumes_with_range_and_is_verified() {
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let b = Launch::new(&data)
-        .env("AI_SERVICE_URL", "builtin")
-        .env("HF_ENDPOINT", hf.url())
-        .start()
-        .await;
+    let b = downloader(&data, &hf).start().await;
     let mut events = client().get(b.at("/api/events")).send().await.unwrap();
     let r = download(&b, "small").await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -251,11 +254,7 @@ async fn a_download_cut_by_a_restart_resumes_at_the_next_start() {
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let launch = || {
-        Launch::new(&data)
-            .env("AI_SERVICE_URL", "builtin")
-            .env("HF_ENDPOINT", hf.url())
-    };
+    let launch = || downloader(&data, &hf);
     let b = launch().start().await;
     let url = b.at("/api/settings/models/small/download");
     tokio::spawn(async move {
@@ -314,11 +313,7 @@ async fn a_damaged_or_wrong_file_is_refused_and_deleted() {
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let b = Launch::new(&data)
-        .env("AI_SERVICE_URL", "builtin")
-        .env("HF_ENDPOINT", hf.url())
-        .start()
-        .await;
+    let b = downloader(&data, &hf).start().await;
     let r = download(&b, "small").await;
     assert!(r.status().is_server_error(), "{}", r.status());
     let body = json(r).await;
@@ -340,11 +335,7 @@ async fn a_damaged_or_wrong_file_is_refused_and_deleted() {
     )
     .unwrap();
     let hf2 = HfStandin::start(SMALL_REPO, tiny, Behaviour::default()).await;
-    let b2 = Launch::new(&tmp.path().join("data2"))
-        .env("AI_SERVICE_URL", "builtin")
-        .env("HF_ENDPOINT", hf2.url())
-        .start()
-        .await;
+    let b2 = downloader(&tmp.path().join("data2"), &hf2).start().await;
     let body = json(download(&b2, "small").await).await;
     assert!(
         body["message"].as_str().unwrap().contains("has shape"),
