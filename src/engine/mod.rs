@@ -552,32 +552,6 @@ fn infer(l: &Loaded, bytes: &[u8], stop: &AtomicBool) -> Result<DepthMap, Engine
     })
 }
 
-/// A model loaded outside the engine's pool, for benchmarks: runs on the
-/// caller's rayon pool.
-pub struct Session(Loaded);
-
-impl Session {
-    /// The model in `dir` (transformers layout: model.safetensors beside
-    /// config.json and preprocessor_config.json).
-    pub fn open(dir: &std::path::Path) -> Result<Session, EngineError> {
-        let found = Found {
-            weights: dir.join("model.safetensors"),
-            config_dir: Some(dir.to_path_buf()),
-            placed: true,
-        };
-        let (model, proc) = files::load("small", &found)?;
-        Ok(Session(Loaded {
-            key: "small".into(),
-            model,
-            proc,
-        }))
-    }
-
-    pub fn run(&self, photo: &[u8]) -> Result<DepthMap, EngineError> {
-        infer(&self.0, photo, &AtomicBool::new(false))
-    }
-}
-
 /// For tests: the resized RGB the model saw, its raw output, and the
 /// 8-bit map at the photo's size.
 pub struct Trace {
@@ -591,7 +565,17 @@ pub struct Trace {
 /// Loads the model in `dir` (transformers layout) and runs one photo
 /// through it, keeping the intermediate results (the parity test).
 pub fn trace(dir: &std::path::Path, photo_bytes: &[u8]) -> Result<Trace, EngineError> {
-    let Session(l) = Session::open(dir)?;
+    let found = Found {
+        weights: dir.join("model.safetensors"),
+        config_dir: Some(dir.to_path_buf()),
+        placed: true,
+    };
+    let (model, proc) = files::load("small", &found)?;
+    let l = Loaded {
+        key: "small".into(),
+        model,
+        proc,
+    };
     let p = photo::decode(photo_bytes)?;
     let (h, w, rgb) = photo::resize(&l.proc, &p);
     let px = photo::normalise(&l.proc, h, w, &rgb);
