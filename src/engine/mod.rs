@@ -107,7 +107,8 @@ pub struct Engine {
     auto: Duration,
     manual: Duration,
     epoch: AtomicU64,
-    http: reqwest::Client,
+    /// Made on the first download (idle memory stays as it was).
+    http: OnceLock<reqwest::Client>,
     hf_endpoint: String,
     bus: Option<EventBus>,
 }
@@ -119,11 +120,6 @@ fn file_id(p: &std::path::Path) -> (u64, Option<SystemTime>) {
 impl Engine {
     /// `bus` receives download progress as `model` events (none for the CLI).
     pub fn new(config: &Config, bus: Option<EventBus>) -> Arc<Self> {
-        let http = crate::tls::client_builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .expect("the TLS backend initialises");
         Arc::new(Engine {
             store: Store {
                 downloads: config.data_dir.join("models"),
@@ -138,7 +134,7 @@ impl Engine {
             auto: Duration::from_millis(config.vr.model_timeout_auto_ms.max(1)),
             manual: Duration::from_millis(config.vr.model_timeout_manual_ms.max(1)),
             epoch: AtomicU64::new(0),
-            http,
+            http: OnceLock::new(),
             hf_endpoint: config.engine.hf_endpoint.trim_end_matches('/').to_string(),
             bus,
         })
@@ -420,8 +416,15 @@ impl Engine {
             }
         };
         self.set_progress(key, Some(0));
+        let http = self.http.get_or_init(|| {
+            crate::tls::client_builder()
+                .connect_timeout(Duration::from_secs(15))
+                .read_timeout(Duration::from_secs(60))
+                .build()
+                .expect("the TLS backend initialises")
+        });
         let r = download::fetch(
-            &self.http,
+            http,
             &url,
             &self.store.partial_path(key),
             &self.store.download_path(key),
