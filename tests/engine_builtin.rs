@@ -343,3 +343,39 @@ async fn a_damaged_or_wrong_file_is_refused_and_deleted() {
     );
     assert!(!downloaded(&tmp.path().join("data2")).exists());
 }
+
+#[tokio::test]
+async fn builtin_works_beside_a_remote_ai_service() {
+    let ai = common::ai_standin::AiStandin::start(common::ai_standin::Mode::Delay(
+        Duration::from_millis(400),
+    ))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let models = model_dir(tmp.path());
+    let s = common::start_with_ai(&format!("builtin,{}", ai.url()), |c| {
+        c.engine.model_dir = Some(models.clone());
+        c.engine.builtin_threads = 1;
+    })
+    .await;
+    let mut queued = Vec::new();
+    for i in 0..6u8 {
+        let r = json(upload(&s.url, &format!("p{i}.png"), common::png(64, 48, i)).await).await;
+        queued.push(r["queueId"].as_str().unwrap().to_string());
+    }
+    for q in &queued {
+        wait_status(&s.url, q, "completed", 60.0).await;
+    }
+    let by_remote = ai.requests();
+    assert!(
+        (1..6).contains(&by_remote),
+        "both endpoints work: {by_remote} of 6 by the remote one"
+    );
+    let status = s.get_json("/api/queue/worker/status").await;
+    let urls: Vec<&str> = status["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["builtin", ai.url().as_str()]);
+}
