@@ -10,6 +10,7 @@
 //! computed on the async executor.
 
 pub mod arch;
+mod conv;
 pub mod download;
 pub mod files;
 pub mod model;

@@ -17,9 +17,9 @@
 //! Names are transformers', so the published `-hf` safetensors load as is.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
-use super::{arch::Arch, ops, resample};
+use super::{arch::Arch, conv::Conv, ops, resample};
 
 fn conv(
     vb: VarBuilder,
@@ -29,17 +29,8 @@ fn conv(
     pad: usize,
     stride: usize,
     bias: bool,
-) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: pad,
-        stride,
-        ..Default::default()
-    };
-    if bias {
-        candle_nn::conv2d(cin, cout, k, cfg, vb)
-    } else {
-        candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb)
-    }
+) -> Result<Conv> {
+    Conv::new(vb, cin, cout, k, pad, stride, bias)
 }
 
 fn layer_norm(vb: VarBuilder, d: usize, eps: f64) -> Result<LayerNorm> {
@@ -128,7 +119,7 @@ impl Layer {
 }
 
 struct Backbone {
-    patch: Conv2d,
+    patch: Conv,
     patch_size: usize,
     cls: Tensor,
     /// The patch position embeddings as `grid x grid` planes (`d` of them).
@@ -270,12 +261,12 @@ impl Unpatch {
 enum Resize {
     Up(Unpatch),
     Same,
-    Down(Conv2d),
+    Down(Conv),
 }
 
 struct ResidualUnit {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Conv,
+    conv2: Conv,
 }
 
 impl ResidualUnit {
@@ -296,7 +287,7 @@ impl ResidualUnit {
 struct Fusion {
     res1: Option<ResidualUnit>,
     res2: ResidualUnit,
-    projection: Conv2d,
+    projection: Conv,
 }
 
 impl Fusion {
@@ -327,13 +318,13 @@ impl Fusion {
 /// The whole model.
 pub struct DepthAnything {
     backbone: Backbone,
-    project: Vec<Conv2d>,
+    project: Vec<Conv>,
     resize: Vec<Resize>,
-    convs: Vec<Conv2d>,
+    convs: Vec<Conv>,
     fusion: Vec<Fusion>,
-    head1: Conv2d,
-    head2: Conv2d,
-    head3: Conv2d,
+    head1: Conv,
+    head2: Conv,
+    head3: Conv,
     metric_max_depth: Option<f64>,
     patch: usize,
 }

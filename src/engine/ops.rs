@@ -5,6 +5,8 @@
 //! photo. The same formulas as PyTorch's vectorised CPU kernels: erf is
 //! Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7), exp a
 //! degree-6 polynomial after range reduction (relative error ~1e-7).
+//! The loops run under `pulp`'s dispatch, so they are compiled for AVX2
+//! and FMA as well and the best the CPU has is chosen at run time.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -64,9 +66,11 @@ impl CustomOp1 for Gelu {
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
+                pulp::Arch::new().dispatch(|| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -92,21 +96,34 @@ impl CustomOp1 for Softmax {
         out.par_chunks_mut(rows * n)
             .zip(x.par_chunks(rows * n))
             .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
-                    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                    let mut sum = 0f32;
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        let e = exp(v - max);
-                        *o = e;
-                        sum += e;
+                pulp::Arch::new().dispatch(|| {
+                    for (o, x) in o.chunks_mut(n).zip(x.chunks(n)) {
+                        softmax_row(o, x)
                     }
-                    let inv = 1.0 / sum;
-                    for o in o.iter_mut() {
-                        *o *= inv;
-                    }
-                }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+#[inline(always)]
+fn softmax_row(o: &mut [f32], x: &[f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for (o, &v) in o.iter_mut().zip(x) {
+        *o = exp(v - max);
+    }
+    // Eight partial sums, so that the sum vectorises too.
+    let mut acc = [0f32; 8];
+    let mut chunks = o.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let sum = acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+    let inv = 1.0 / sum;
+    for o in o.iter_mut() {
+        *o *= inv;
     }
 }
 
