@@ -54,7 +54,7 @@ echo "chroot-test: the chroot holds:"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AI_PORT="$(free_port)" PORT="$(free_port)"
-target/debug/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)" > "$WORK/ai.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}"/debug/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)" > "$WORK/ai.log" 2>&1 &
 PIDS+=($!)
 
 in_image() { env -i "${IMAGE_ENV[@]}" BACKEND_PORT="$PORT" AI_SERVICE_URL="http://127.0.0.1:$AI_PORT" \
