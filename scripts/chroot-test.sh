@@ -54,7 +54,7 @@ echo "chroot-test: the chroot holds:"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AI_PORT="$(free_port)" PORT="$(free_port)"
-target/debug/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)" > "$WORK/ai.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}"/debug/examples/standins --ai-port "$AI_PORT" --control-port "$(free_port)" > "$WORK/ai.log" 2>&1 &
 PIDS+=($!)
 
 in_image() { env -i "${IMAGE_ENV[@]}" BACKEND_PORT="$PORT" AI_SERVICE_URL="http://127.0.0.1:$AI_PORT" \
@@ -97,5 +97,22 @@ grep -q '^immichvr_items_processed_total 1$' <<<"$metrics" || fail "/metrics"
 BACKUP="$(curl -fsS -X POST "$URL/api/admin/backup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')"
 [ -s "$ROOT$BACKUP" ] || fail "backup $BACKUP not written inside the chroot"
 
+# The built-in depth engine in the static binary, no AI service: a model
+# placed by hand (the tiny fixture, as MODEL_DIR would be mounted), one photo.
+mkdir -p "$ROOT/models/Depth-Anything-V2-Small-hf"
+cp tests/fixtures/depth-anything-tiny/{config.json,preprocessor_config.json,model.safetensors} \
+  "$ROOT/models/Depth-Anything-V2-Small-hf/"
+cp "$WORK/p.png" "$ROOT/data/engine-in.png" && chmod 644 "$ROOT/data/engine-in.png"
+env -i "${IMAGE_ENV[@]}" MODEL_DIR=/models BUILTIN_THREADS=1 "$CHROOT" --userspec="$USERSPEC" "$ROOT" \
+  "$ENTRY" models depth /data/engine-in.png --out /data/engine-out.png > "$WORK/engine.log" 2>&1 \
+  || fail "the built-in engine in the chroot: $(cat "$WORK/engine.log")"
+python3 - "$ROOT/data/engine-out.png" <<'PY' || fail "the built-in engine's depth map is not an 8x8 8-bit grayscale PNG"
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR"
+w, h, depth, color = struct.unpack(">IIBB", b[16:26])
+assert (w, h, depth, color) == (8, 8, 8, 0), (w, h, depth, color)
+PY
+
 SIZE="$(stat -c %s "$BINARY")"
-echo "chroot-test: ok (chroot, user $USERSPEC): /health, healthcheck, upload -> AI -> depth map, /metrics, backup; binary $SIZE bytes"
+echo "chroot-test: ok (chroot, user $USERSPEC): /health, healthcheck, upload -> AI -> depth map, /metrics, backup, built-in engine depth map; binary $SIZE bytes"

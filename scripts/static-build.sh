@@ -15,7 +15,7 @@ fi
 CC_x86_64_unknown_linux_musl=musl-gcc \
   cargo build --release --locked --target "$TARGET" --bin immichvr >&2
 
-BIN="target/$TARGET/release/immichvr"
+BIN="${CARGO_TARGET_DIR:-target}/$TARGET/release/immichvr"
 if ! file "$BIN" | grep -Eq 'statically linked|static-pie linked'; then
   echo "static-build: $BIN is not static: $(file "$BIN")" >&2
   exit 1

@@ -8,6 +8,7 @@ use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod background;
+pub mod engine;
 pub mod file;
 pub mod reference;
 pub mod vr;
@@ -89,6 +90,39 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: PathBuf,
     },
+    /// The built-in depth engine's models: list, download, or make one depth map.
+    Models {
+        #[command(subcommand)]
+        action: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsCommand {
+    /// The built-in models, their licence and whether they are on this machine.
+    List,
+    /// Download a built-in model from Hugging Face (through the running service when it is up).
+    Download {
+        /// small (Apache-2.0), base or large (CC-BY-NC-4.0: non-commercial use only).
+        key: String,
+    },
+    /// Make the depth map of one photo with the built-in engine, here, and say how long it took.
+    Depth {
+        /// The photo (JPEG, PNG, WebP, GIF, BMP, TIFF).
+        photo: PathBuf,
+        /// Where to write the depth map (8-bit grayscale PNG).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The model: small, base or large.
+        #[arg(long, default_value = "small")]
+        model: String,
+        /// Times to run it (the first includes loading the model).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// One JSON line per run (seconds per stage) instead of prose.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Whether requests need a sign-in.
@@ -145,8 +179,8 @@ pub struct Config {
     #[arg(long, env = "UPLOAD_QUEUE", default_value_t = 1024)]
     pub upload_queue: usize,
 
-    /// AI service base URL; several may be given, comma-separated.
-    #[arg(long, env = "AI_SERVICE_URL", default_value = "http://localhost:5000")]
+    /// Where depth maps are made: `builtin` (Depth Anything V2 in this binary, on the CPU) or an AI service base URL; several may be given, comma-separated (e.g. `builtin,http://gpu:5000`).
+    #[arg(long, env = "AI_SERVICE_URL", default_value = "builtin")]
     pub ai_service_url: String,
 
     /// Requests in flight at most per AI service URL.
@@ -287,6 +321,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub background: background::BackgroundConfig,
+
+    #[command(flatten)]
+    pub engine: engine::EngineConfig,
 }
 
 impl Config {

@@ -1,5 +1,6 @@
 //! ImmichVR backend: uploads and Immich imports are queued by priority,
-//! turned into depth maps by the AI service, stored and served.
+//! turned into depth maps by the built-in engine or an AI service, stored
+//! and served.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -12,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod echo;
+pub mod engine;
 pub mod events;
 pub mod follow;
 pub mod http;

@@ -29,6 +29,9 @@ pub enum AiError {
     Timeout(u64),
     #[error("cannot read the original or write the depth map: {0}")]
     Disk(#[from] std::io::Error),
+    /// The built-in engine could not do it (the photo, the model asked for).
+    #[error("built-in depth engine: {0}")]
+    Engine(String),
 }
 
 impl AiError {
@@ -43,6 +46,7 @@ impl AiError {
             AiError::TooLarge(_) => "too_large",
             AiError::Timeout(_) => "timeout",
             AiError::Disk(_) => "disk",
+            AiError::Engine(_) => "engine",
         }
     }
 
@@ -55,7 +59,8 @@ impl AiError {
             | AiError::BadAnswer(_)
             | AiError::TooLarge(_)
             | AiError::Timeout(_)
-            | AiError::Disk(_) => true,
+            | AiError::Disk(_)
+            | AiError::Engine(_) => true,
         }
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{error::classify, error_message, AiClient, AiError};
+use super::{builtin::Action, error::classify, error_message, AiClient, AiError};
+use crate::engine::BUILTIN;
 
 /// What a catalogue call came back with.
 #[derive(Debug)]
@@ -47,6 +48,9 @@ impl AiClient {
 
     /// `GET /api/models`: `{models, current_model, current_device, default_model}`.
     pub async fn models(&self, base: &str) -> Result<Catalogue, AiError> {
+        if base == BUILTIN {
+            return self.builtin_catalogue(Action::List).await;
+        }
         let url = format!("{base}/api/models");
         self.call(reqwest::Method::GET, url, None, Duration::from_secs(10))
             .await
@@ -54,6 +58,10 @@ impl AiClient {
 
     /// `POST /api/models/<key>/load` with `{device}` (`auto`, `cpu`, `gpu`).
     pub async fn load(&self, base: &str, key: &str, device: &str) -> Result<Catalogue, AiError> {
+        if base == BUILTIN {
+            // The CPU, whatever the device asked.
+            return self.builtin_catalogue(Action::Load(key)).await;
+        }
         let url = format!("{base}/api/models/{key}/load");
         let body = serde_json::json!({ "device": device });
         // Loading reads the weights (and may fetch them): minutes at worst.
@@ -67,6 +75,9 @@ impl AiClient {
     }
 
     pub async fn unload(&self, base: &str, key: &str) -> Result<Catalogue, AiError> {
+        if base == BUILTIN {
+            return self.builtin_catalogue(Action::Unload(key)).await;
+        }
         let url = format!("{base}/api/models/{key}/unload");
         self.call(reqwest::Method::POST, url, None, Duration::from_secs(60))
             .await
@@ -75,6 +86,9 @@ impl AiClient {
     /// Depth models through `/api/models/<key>/download`, SHARP through
     /// `/api/splat/download`; large models take minutes.
     pub async fn download(&self, base: &str, key: &str, splat: bool) -> Result<Catalogue, AiError> {
+        if base == BUILTIN {
+            return self.builtin_catalogue(Action::Download(key, splat)).await;
+        }
         let url = if splat {
             format!("{base}/api/splat/download")
         } else {
@@ -87,6 +101,9 @@ impl AiClient {
     /// `DELETE /api/models/<key>`: unloads a depth model; the service
     /// deletes nothing on disk, and refuses `sharp` with a 400.
     pub async fn delete(&self, base: &str, key: &str) -> Result<Catalogue, AiError> {
+        if base == BUILTIN {
+            return self.builtin_catalogue(Action::Delete(key)).await;
+        }
         let url = format!("{base}/api/models/{key}");
         self.call(reqwest::Method::DELETE, url, None, Duration::from_secs(60))
             .await

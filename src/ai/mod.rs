@@ -2,7 +2,9 @@
 //! `/api/depth?model=`, videos to `/api/video/depth`, photos for splats to
 //! `/api/splat`, the input streamed and the answer streamed to a temporary
 //! file while it is checked; and the model catalogue routes (`gateway`).
+//! The endpoint `builtin` is the depth engine in this process (`builtin`).
 
+mod builtin;
 mod error;
 pub mod gateway;
 pub mod routes;
@@ -12,6 +14,7 @@ use error::{classify, error_message, field_kind};
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,6 +24,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::{
     config::Config,
+    engine::{Engine, BUILTIN},
     media::{
         sink::{HashingWriter, TempFile},
         MediaType,
@@ -108,6 +112,7 @@ pub struct AiClient {
     max_bytes: u64,
     fps: u32,
     max_frames: u32,
+    engine: Arc<Engine>,
 }
 
 const PLY_SIG: &[u8] = b"ply";
@@ -115,7 +120,8 @@ const PNG_SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
 const ZIP_SIG: &[u8] = b"PK\x03\x04";
 
 impl AiClient {
-    pub fn new(config: &Config) -> Self {
+    /// `engine` answers for the endpoint `builtin`.
+    pub fn new(config: &Config, engine: Arc<Engine>) -> Self {
         let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -128,11 +134,17 @@ impl AiClient {
             max_bytes: config.ai_max_response_bytes,
             fps: config.video_fps,
             max_frames: config.video_max_frames,
+            engine,
         }
     }
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The built-in depth engine (`AI_SERVICE_URL=builtin`).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// A depth map of `input` by `model` (`None`: the service's default),
@@ -146,6 +158,9 @@ impl AiClient {
         model: Option<&str>,
         out_dir: &Path,
     ) -> Result<Produced, AiError> {
+        if base == BUILTIN {
+            return self.builtin_depth(input, media_type, model, out_dir).await;
+        }
         let work = match media_type {
             MediaType::Photo => Work {
                 path: "/api/depth",
@@ -173,6 +188,9 @@ impl AiClient {
         input: Input,
         out_dir: &Path,
     ) -> Result<Produced, AiError> {
+        if base == BUILTIN {
+            return Err(self.builtin_splat());
+        }
         let work = Work {
             path: "/api/splat",
             query: String::new(),
@@ -338,6 +356,9 @@ impl AiClient {
 
     /// `GET {base}{path}` as JSON, for health checks and the proxy routes.
     pub async fn get_json(&self, base: &str, path: &str) -> Result<serde_json::Value, AiError> {
+        if base == BUILTIN {
+            return self.builtin_json(path);
+        }
         let resp = self
             .http
             .get(format!("{base}{path}"))
@@ -360,6 +381,9 @@ impl AiClient {
 
     /// Whether the endpoint is up with its model loaded.
     pub async fn ready(&self, base: &str) -> Result<(), AiError> {
+        if base == BUILTIN {
+            return self.engine.ready().map_err(builtin::ai_error);
+        }
         let v = self.get_json(base, "/health").await?;
         match v.get("model_status").and_then(|s| s.as_str()) {
             Some(s @ "not_loaded") => Err(AiError::NotReady(format!("model_status: {s}"))),

@@ -43,6 +43,7 @@ pub async fn serve(
         Duration::from_secs(state.config.vr.model_sync_secs.max(1)),
         shutdown.clone(),
     );
+    spawn_named("builtin-downloads", builtin_downloads(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, "listening");
     if let Some(client) = state.immich.clone() {
         spawn_named("immich-version-check", async move {
@@ -102,6 +103,63 @@ pub async fn serve(
     state.worker.finished().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The built-in engine's downloads at start: `AUTO_DOWNLOAD_MODEL` when it
+/// is not here yet, and any download a stop cut short (its `.partial`
+/// is resumed). Through the catalogue when the engine is its endpoint.
+async fn builtin_downloads(state: Arc<AppState>) {
+    use crate::engine::{files, BUILTIN};
+    let urls = state.config.ai_urls();
+    if !urls.iter().any(|u| u == BUILTIN) {
+        return;
+    }
+    let engine = state.ai.engine().clone();
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(k) = state
+        .config
+        .engine
+        .auto_download_model
+        .as_deref()
+        .map(str::trim)
+    {
+        if files::repo(k).is_none() {
+            tracing::warn!(
+                key = k,
+                "AUTO_DOWNLOAD_MODEL is not a built-in model (small, base, large): ignored"
+            );
+        } else if engine.store().find(k).is_none() {
+            keys.push(k.to_string());
+        }
+    }
+    for &(k, ..) in files::MODELS {
+        if engine.store().partial_path(k).exists()
+            && engine.store().find(k).is_none()
+            && !keys.iter().any(|x| x == k)
+        {
+            keys.push(k.to_string());
+        }
+    }
+    for key in keys {
+        tracing::info!(model = %key, "downloading the built-in depth model");
+        let r = if urls.first().map(String::as_str) == Some(BUILTIN) {
+            state
+                .models
+                .download(&key)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        } else {
+            engine
+                .download(&key, None)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = r {
+            tracing::warn!(model = %key, error = %e, "the built-in depth model was not downloaded");
+        }
+    }
 }
 
 /// The start-up clean-up of files no row names (see `media::cleanup`).

@@ -99,7 +99,8 @@ pub async fn open_state_with(
             );
         }
     }
-    let ai = AiClient::new(&config);
+    let engine = crate::engine::Engine::new(&config, Some(catalog.events().clone()));
+    let ai = AiClient::new(&config, engine);
     let immich = match (&config.immich_url, &config.immich_api_key) {
         (Some(url), Some(key)) if !url.trim().is_empty() && !key.expose().is_empty() => {
             Some(ImmichClient::new(url, key.clone()))

@@ -1,6 +1,7 @@
 //! The binary's commands: serving (the default) and the operator
 //! subcommands, with the logging set-up they share.
 
+mod models;
 mod ops;
 
 use std::{net::SocketAddr, time::Duration};
@@ -36,6 +37,7 @@ pub async fn run(loaded: &Loaded) -> Result<(), String> {
             println!("{msg}");
             Ok(())
         }
+        Command::Models { action } => models::run(&config, action).await,
     }
 }
 

@@ -139,6 +139,10 @@ pub struct ModelEvent {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Percent done, while `downloading` (the built-in engine's downloads).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u32>,
 }
 
 /// The VR app's `model:generation-progress` and, when `status` is

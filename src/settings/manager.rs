@@ -73,6 +73,7 @@ pub(super) fn event(status: &str, key: Option<&str>) -> ModelEvent {
         model_key: key.map(str::to_string),
         loaded_at: None,
         message: None,
+        progress: None,
     }
 }
 

@@ -65,6 +65,13 @@ pub struct ModelView {
     pub is_active: bool,
     #[oai(rename = "is_loaded")]
     pub is_loaded: bool,
+    /// The weights' licence (`Apache-2.0`, `CC-BY-NC-4.0`: non-commercial
+    /// use only); null when not known here.
+    #[oai(nullable)]
+    pub license: Option<String>,
+    /// The built-in depth engine runs it on this machine (`builtin` is
+    /// one of the `AI_SERVICE_URL` endpoints).
+    pub builtin: bool,
 }
 
 #[derive(Debug, Object)]
@@ -236,10 +243,20 @@ impl SettingsApi {
             });
             from_ai.unwrap_or_else(|| self.state.models.current().as_deref() == Some(key))
         };
+        let engine_on = self
+            .state
+            .config
+            .ai_urls()
+            .iter()
+            .any(|u| u == crate::engine::BUILTIN);
         let models = records
             .into_iter()
             .map(|m| {
                 let is_loaded = loaded(&m.key);
+                // A download by the built-in engine says how far it is.
+                let progress = self.state.ai.engine().progress(&m.key);
+                let license = crate::engine::files::license(&m.key).map(str::to_string);
+                let builtin = engine_on && crate::engine::files::repo(&m.key).is_some();
                 ModelView {
                     is_active: is_loaded,
                     is_loaded,
@@ -251,7 +268,9 @@ impl SettingsApi {
                     description: m.description,
                     huggingface_id: m.huggingface_id,
                     status: m.status,
-                    download_progress: m.download_progress,
+                    download_progress: progress.unwrap_or(m.download_progress),
+                    license,
+                    builtin,
                     file_size_bytes: m.file_size_bytes.map(|b| b.to_string()),
                     downloaded_at: m.downloaded_at,
                 }

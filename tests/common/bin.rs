@@ -23,6 +23,8 @@ pub struct Launch {
     pub exe: PathBuf,
     pub data: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Variables left out of the child's environment (a default included).
+    pub unset: Vec<String>,
     /// `ulimit -n` for the child (through `prlimit`), if set.
     pub nofile: Option<u64>,
 }
@@ -38,8 +40,15 @@ impl Launch {
             exe,
             data: data.to_path_buf(),
             env: Vec::new(),
+            unset: Vec::new(),
             nofile: None,
         }
+    }
+
+    /// Starts the child without `key` (e.g. no `AI_SERVICE_URL`: the default).
+    pub fn without(mut self, key: &str) -> Self {
+        self.unset.push(key.to_string());
+        self
     }
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
@@ -96,6 +105,9 @@ impl Launch {
             .env_remove("IMMICHVR_CONFIG");
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        for k in &self.unset {
+            cmd.env_remove(k);
         }
         cmd
     }

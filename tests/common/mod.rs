@@ -6,6 +6,7 @@ pub mod ai_models;
 pub mod ai_standin;
 pub mod bin;
 pub mod fs;
+pub mod hf_standin;
 pub mod immich_standin;
 pub mod immich_timeline;
 pub mod immich_users;

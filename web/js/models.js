@@ -9,6 +9,7 @@ import { isOperator } from './account.js';
 let visibleNow = false;
 let loaded = null;          // the key the AI holds, from `model` events
 const pending = new Map();  // key -> 'downloading' | 'loading'
+const percent = new Map();  // key -> download percent (built-in engine)
 
 export function visible(on) {
   visibleNow = on;
@@ -46,11 +47,15 @@ function row(m) {
   } else if (!busyWith) {
     buttons.push(h('button.btn.primary.small', { type: 'button', onclick: (e) => { pending.set(key, 'downloading'); render(); action(e.currentTarget, key, 'downloaded', `${base}/download`); } }, 'Download'));
   }
-  const progress = busyWith ? h('progress', { 'aria-label': `${key} ${busyWith}` }) : null;
+  const pct = busyWith === 'downloading' ? (percent.get(key) ?? (m.download_progress || null)) : null;
+  const progress = busyWith
+    ? h('progress', pct != null ? { 'aria-label': `${key} ${busyWith}`, max: 100, value: pct } : { 'aria-label': `${key} ${busyWith}` })
+    : null;
   return h('tr', { dataset: { key } },
     h('td', {}, h('strong', {}, m.name), h('div.muted', {}, m.description)),
-    h('td', {}, m.type),
+    h('td', {}, m.builtin ? `${m.type} · built-in` : m.type),
     h('td', {}, `${m.params} · ${m.memory}`),
+    h('td', {}, m.license || '—'),
     h('td', {}, h(`span.pill.${status}`, { 'data-status': status }, status.replace('_', ' ')), isLoaded ? h('span.pill.loaded', {}, 'loaded') : null, progress),
     h('td.actions', {}, buttons));
 }
@@ -77,7 +82,13 @@ export async function load() {
 export function init() {
   live.on('model', (e) => {
     if (e.status === 'downloading' || e.status === 'loading') pending.set(e.modelKey, e.status);
-    else if (e.modelKey) pending.delete(e.modelKey);
+    else if (e.modelKey) { pending.delete(e.modelKey); percent.delete(e.modelKey); }
+    if (e.status === 'downloading' && e.progress != null) {
+      percent.set(e.modelKey, e.progress);
+      // Progress alone: redraw the bar, no need to ask the server again.
+      if (visibleNow) render();
+      return;
+    }
     if (e.status === 'loaded') loaded = e.modelKey;
     if (e.status === 'unloaded' && (e.modelKey === loaded || e.modelKey == null)) loaded = null;
     if (e.status === 'error') say(e.message || 'failed', 'error', `Models — ${e.modelKey || ''}`);
