@@ -119,10 +119,32 @@ fn no_request_body_field_is_nullable() {
                 if !ty.starts_with("application/json") {
                     continue;
                 }
-                let name = name.rsplit('/').next().unwrap();
-                for (field, p) in schemas[name]["properties"].as_object().unwrap() {
-                    assert_ne!(p["nullable"], true, "{method} {path}: {name}.{field}");
-                    checked += 1;
+                // A union (the sign-in body) is checked in each of its shapes.
+                let mut names = vec![name.rsplit('/').next().unwrap()];
+                while let Some(name) = names.pop() {
+                    let schema = &schemas[name];
+                    for part in ["oneOf", "anyOf", "allOf"] {
+                        for shape in schema[part].as_array().into_iter().flatten() {
+                            names.extend(
+                                shape["$ref"]
+                                    .as_str()
+                                    .map(|r| r.rsplit('/').next().unwrap()),
+                            );
+                        }
+                    }
+                    let Some(props) = schema["properties"].as_object() else {
+                        assert!(
+                            schema["oneOf"].is_array()
+                                || schema["anyOf"].is_array()
+                                || schema["allOf"].is_array(),
+                            "{method} {path}: {name} has neither properties nor shapes"
+                        );
+                        continue;
+                    };
+                    for (field, p) in props {
+                        assert_ne!(p["nullable"], true, "{method} {path}: {name}.{field}");
+                        checked += 1;
+                    }
                 }
             }
         }
