@@ -132,6 +132,15 @@ async fn server(
     s
 }
 
+/// Waits until Immich was searched `n` more times (rounds went on).
+async fn more_searches(im: &ImmichStandin, n: usize) {
+    let asked = im.inner.search_bodies.lock().unwrap().len();
+    common::wait_for(20.0, "more rounds", || async {
+        (im.inner.search_bodies.lock().unwrap().len() >= asked + n).then_some(())
+    })
+    .await;
+}
+
 /// The `library` events a person's stream brings within `secs`.
 async fn library_events(p: &Person, secs: u64) -> Vec<Value> {
     let r = p
@@ -207,11 +216,7 @@ async fn a_person_who_turns_following_on_gets_their_photos_made_in_their_model_o
 
     // Rounds go on (one a second); Bob, who did not turn it on, gets
     // nothing made, and neither sees the other's figures.
-    let asked = im.inner.search_bodies.lock().unwrap().len();
-    common::wait_for(20.0, "more rounds", || async {
-        (im.inner.search_bodies.lock().unwrap().len() >= asked + 6).then_some(())
-    })
-    .await;
+    more_searches(&im, 6).await;
     let map = s.get_json("/api/assets/map").await;
     assert!(
         map["map"].get(B1).is_none() && map["map"].get(B2).is_none(),
@@ -249,11 +254,7 @@ async fn a_person_who_turns_following_on_gets_their_photos_made_in_their_model_o
     let saved = alice.settings(json!({"followLibrary": false})).await;
     assert_eq!(saved["followLibrary"], false);
     im.add(backed_up(ALICE, "a2", 1));
-    let asked = im.inner.search_bodies.lock().unwrap().len();
-    common::wait_for(20.0, "more rounds", || async {
-        (im.inner.search_bodies.lock().unwrap().len() >= asked + 6).then_some(())
-    })
-    .await;
+    more_searches(&im, 6).await;
     let map = s.get_json("/api/assets/map").await;
     assert!(
         map["map"]
@@ -294,6 +295,13 @@ async fn a_partners_photo_followed_by_two_is_made_once_and_kept_while_either_has
         .await;
     assert_eq!(lib["photos"], 4);
     assert_eq!(ai.requests(), 4, "Bob's two photos made once, not twice");
+    // Each sees their own library's figures only, partners or not.
+    let mine = alice.json("/api/library").await["libraries"].clone();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["ownerId"], ALICE);
+    let his = bob.json("/api/library").await["libraries"].clone();
+    assert_eq!(his.as_array().unwrap().len(), 1);
+    assert_eq!(his[0]["ownerId"], BOB);
 
     // Bob stops sharing: for Alice his photos are gone (a full read
     // notices at once); after the grace period her rows go, and his 3D
@@ -326,6 +334,31 @@ async fn a_partners_photo_followed_by_two_is_made_once_and_kept_while_either_has
     let map = s.get_json("/api/assets/map").await;
     assert!(map["map"].get(B1).is_none(), "{map}");
     assert_eq!(depth(&map, B2), json!(["small"]));
+    assert_eq!(ai.requests(), 4);
+
+    // Bob signs out of his only session (the key made for him is
+    // deleted): his library is no longer followed, what was made stays.
+    let r = bob.req(reqwest::Method::POST, "/api/auth/logout");
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    im.add(backed_up(BOB, "b3", 1));
+    let before = alice.json("/api/library").await["libraries"][0]["lastSyncAt"].clone();
+    assert_eq!(s.post("/api/library/sync").await.status(), 202);
+    alice
+        .wait_library("a round", |l| l["lastSyncAt"] != before)
+        .await;
+    let owners = s.get_json("/api/library").await["libraries"].clone();
+    let owners: Vec<&Value> = owners
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["ownerId"])
+        .collect();
+    assert_eq!(owners, [ALICE], "Bob's library is no longer shown");
+    let map = s.get_json("/api/assets/map").await;
+    assert_eq!(depth(&map, B2), json!(["small"]), "made for him, kept");
+    assert!(map["map"]
+        .get("b3000000-0000-4000-8000-000000000001")
+        .is_none());
     assert_eq!(ai.requests(), 4);
     s.stop().await;
 }
