@@ -175,6 +175,44 @@ async fn every_connector_request_is_valid_for_immichs_spec() {
             ));
         }
     }
+    // Signing in through Prism: an Immich account (login, a key of the
+    // user's own, logout of the Immich session, who it is), what a
+    // person's view asks with that key (partners, albums), signing out
+    // (the key deleted); then a pasted key (who, the key's permissions).
+    for body in [
+        serde_json::json!({"email": "alice@example.org", "password": "alice-password"}),
+        serde_json::json!({"apiKey": "prism-user-key"}),
+    ] {
+        let r = common::anonymous()
+            .post(s.at("/api/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let text = r.text().await.unwrap_or_default();
+        let Some(cookie) = cookie.filter(|_| status.is_success()) else {
+            failures.push(format!("sign-in {body}: {status} {text}"));
+            continue;
+        };
+        for (method, path) in [("GET", "/api/assets/map"), ("POST", "/api/auth/logout")] {
+            let r = common::anonymous()
+                .request(method.parse().unwrap(), s.at(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            if !r.status().is_success() {
+                failures.push(format!("signed in, {method} {path}: {}", r.status()));
+            }
+        }
+    }
     // Two rounds of following (the one at start, then "sync now"): each
     // ends without an error, so Prism took every request.
     let mut last = serde_json::Value::Null;

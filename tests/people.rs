@@ -237,6 +237,15 @@ async fn an_oauth_only_user_pastes_a_key_of_their_own() {
     let r = login(&w.s, json!({"apiKey": "not-a-key"})).await;
     assert_eq!(r.status(), 401);
     assert_eq!(code(r).await, "invalid-credentials");
+    // A "key" that could not even be a header (the fuzzer's find: it was
+    // a 503 "Immich unreachable") is a wrong key, counted as one.
+    let before = w.im.inner.people.keys_of(CAROL).len();
+    for odd in ["two words", "l\u{00e9}", "line\nbreak"] {
+        let r = login(&w.s, json!({"apiKey": odd})).await;
+        assert_eq!(r.status(), 401, "{odd:?}");
+        assert_eq!(code(r).await, "invalid-credentials", "{odd:?}");
+    }
+    assert_eq!(w.im.inner.people.keys_of(CAROL).len(), before);
     w.s.stop().await;
 }
 
@@ -804,4 +813,117 @@ async fn an_admin_of_immich_is_an_operator_and_sees_only_what_immich_shows_them(
         0
     );
     w.s.stop().await;
+}
+
+/// The stand-in's people answer in Immich's own shapes (its spec in
+/// `tests/fixtures`): what the sign-in and the sharing checks read is what
+/// a real Immich sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standins_people_answer_in_immichs_shapes() {
+    let im = ImmichStandin::start(owned_photos(BOB, "b0", 2)).await;
+    im.inner.people.share(BOB, ALICE);
+    let album = im.inner.people.album(BOB, &[ALICE], &[B2]);
+    let spec = common::spec_shape::immich_spec();
+    let c = anonymous();
+    let at = |p: &str| format!("{}/api{p}", im.url());
+    let mut wrong = Vec::new();
+    let mut check = |what: &str, schema: &str, v: &Value| {
+        for m in common::spec_shape::mismatches(&spec, schema, v) {
+            wrong.push(format!("{what}: {m}"));
+        }
+    };
+
+    let r = c
+        .post(at("/auth/login"))
+        .json(&json!({"email": "alice@example.org", "password": "alice-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let login: Value = r.json().await.unwrap();
+    check("POST /auth/login", "LoginResponseDto", &login);
+    let token = login["accessToken"].as_str().unwrap().to_string();
+    let r = c
+        .post(at("/api-keys"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "immichvr test", "permissions": ["all"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key: Value = r.json().await.unwrap();
+    check("POST /api-keys", "ApiKeyCreateResponseDto", &key);
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let r = c
+        .post(at("/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    check(
+        "POST /auth/logout",
+        "LogoutResponseDto",
+        &r.json().await.unwrap(),
+    );
+
+    let get = |p: String| {
+        let req = c.get(at(&p)).header("x-api-key", &secret);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{p}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    check(
+        "GET /users/me",
+        "UserAdminResponseDto",
+        &get("/users/me".into()).await,
+    );
+    check(
+        "GET /api-keys/me",
+        "ApiKeyResponseDto",
+        &get("/api-keys/me".into()).await,
+    );
+    let partners = get("/partners?direction=shared-with".into()).await;
+    assert_eq!(partners.as_array().unwrap().len(), 1);
+    for p in partners.as_array().unwrap() {
+        check("GET /partners", "PartnerResponseDto", p);
+    }
+    let albums = get("/albums".into()).await;
+    assert_eq!(albums.as_array().unwrap().len(), 1);
+    for a in albums.as_array().unwrap() {
+        check("GET /albums", "AlbumResponseDto", a);
+    }
+    check(
+        "GET /albums/{id}",
+        "AlbumResponseDto",
+        &get(format!("/albums/{album}")).await,
+    );
+    let r = c
+        .delete(at(&format!(
+            "/api-keys/{}",
+            key["apiKey"]["id"].as_str().unwrap()
+        )))
+        .header("x-api-key", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Immich's refusals: a wrong password, a deleted key.
+    let r = c
+        .post(at("/auth/login"))
+        .json(&json!({"email": "alice@example.org", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(at("/users/me"))
+        .header("x-api-key", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

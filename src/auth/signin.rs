@@ -167,6 +167,15 @@ impl Auth {
 
     async fn with_key(&self, key: Secret) -> Result<User, AuthError> {
         let server = self.server()?;
+        // A key Immich made is printable ASCII; anything else could not
+        // even be sent as a header, and is a wrong key, not Immich down.
+        let printable = |c: char| c.is_ascii_graphic();
+        if key.expose().is_empty() || !key.expose().chars().all(printable) {
+            return Err(AuthError::InvalidCredentials(
+                "This is not an Immich API key (they are letters, digits and signs, no spaces)"
+                    .into(),
+            ));
+        }
         let client = server.with_key(key.clone(), None);
         // The key's permissions first (asking needs none): a key too
         // narrow is told what it lacks, not that it is wrong.

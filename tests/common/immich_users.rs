@@ -457,14 +457,19 @@ fn album_json(inner: &Inner, a: &Album, with_assets: bool) -> Value {
         Vec::new()
     };
     let owner = user_json(&a.owner);
-    json!({
+    let mut v = json!({
         "id": a.id, "albumName": "Shared", "description": "", "albumThumbnailAssetId": null,
         "createdAt": "2025-01-01T00:00:00.000Z", "updatedAt": "2025-01-01T00:00:00.000Z",
         "ownerId": a.owner, "owner": owner, "shared": !a.members.is_empty(),
         "albumUsers": a.members.iter().map(|m| json!({"user": user_json(m), "role": "viewer"})).collect::<Vec<_>>(),
         "hasSharedLink": false, "isActivityEnabled": true, "assetCount": a.assets.len(),
-        "assets": assets, "order": "desc", "lastModifiedAssetTimestamp": null
-    })
+        "assets": assets, "order": "desc"
+    });
+    // Immich leaves it out of an empty album (the spec has it a date, never null).
+    if !a.assets.is_empty() {
+        v["lastModifiedAssetTimestamp"] = json!("2025-03-10T10:00:00.000Z");
+    }
+    v
 }
 
 #[handler]
