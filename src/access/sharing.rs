@@ -47,6 +47,14 @@ pub fn sees_library(user: Option<&str>, owner: &str) -> bool {
     user.is_none_or(|u| u == owner)
 }
 
+/// Whose followed library a caller's "sync now" reads: `None`, every
+/// one (operators run the service: the token, whoever the mode lets in,
+/// Immich admins; reading a library shows nobody anything); else the
+/// signed-in person's own.
+pub fn library_scope(caller: &Caller) -> Option<&str> {
+    caller.user_id().filter(|_| !caller.is_operator())
+}
+
 /// Who is looking.
 #[derive(Clone)]
 pub enum Viewer {

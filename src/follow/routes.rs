@@ -7,7 +7,7 @@ use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi};
 
 use super::{figures::Disk, Figures, FollowError};
 use crate::{
-    access::sharing::sees_library,
+    access::sharing::{library_scope, sees_library},
     auth::Authed,
     http::{
         codes::ErrorCode as E,
@@ -99,9 +99,9 @@ impl LibraryApi {
     async fn sync(&self, auth: Authed, full: Query<Option<bool>>) -> Result<SyncStarted, ApiError> {
         let follower = &self.state.follower;
         let full = full.0.unwrap_or(false);
-        match auth.0.user().filter(|_| !auth.0.is_operator()) {
-            Some(u) => {
-                if !follower.follows(&u.id).await? {
+        match library_scope(&auth.0) {
+            Some(owner) => {
+                if !follower.follows(owner).await? {
                     let off = if follower.on() {
                         FollowError::NotFollowed
                     } else {
@@ -109,7 +109,7 @@ impl LibraryApi {
                     };
                     return Err(off.into());
                 }
-                follower.sync_now(Some(&u.id), full)?;
+                follower.sync_now(Some(owner), full)?;
             }
             None => follower.sync_now(None, full)?,
         }
