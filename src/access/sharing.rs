@@ -38,6 +38,23 @@ pub struct View {
     pub generation: u64,
 }
 
+/// Whose followed library's figures a caller may see: `user`, the
+/// signed-in person asking (`None`: the operator's token, or whoever the
+/// mode lets in, who see every library). A person sees their own only,
+/// an Immich admin included: the figures name photos, and Immich shows
+/// an admin no one else's photos either.
+pub fn sees_library(user: Option<&str>, owner: &str) -> bool {
+    user.is_none_or(|u| u == owner)
+}
+
+/// Whose followed library a caller's "sync now" reads: `None`, every
+/// one (operators run the service: the token, whoever the mode lets in,
+/// Immich admins; reading a library shows nobody anything); else the
+/// signed-in person's own.
+pub fn library_scope(caller: &Caller) -> Option<&str> {
+    caller.user_id().filter(|_| !caller.is_operator())
+}
+
 /// Who is looking.
 #[derive(Clone)]
 pub enum Viewer {
@@ -54,6 +71,11 @@ pub enum Viewer {
 impl Viewer {
     pub fn sees_all(&self) -> bool {
         matches!(self, Viewer::All)
+    }
+
+    /// Whether the figures of `owner`'s followed library are theirs to see.
+    pub fn sees_library(&self, owner: &str) -> bool {
+        sees_library(self.user_id(), owner)
     }
 
     pub fn user_id(&self) -> Option<&str> {
@@ -306,5 +328,11 @@ mod tests {
         assert!(!v.sees(Some("carol"), Some("c-1")));
         assert!(!v.sees(None, None), "unknown owner: operators only");
         assert!(Viewer::All.sees(None, None));
+        assert!(v.sees_library("alice"));
+        assert!(
+            !v.sees_library("bob"),
+            "a partner's library figures are theirs"
+        );
+        assert!(Viewer::All.sees_library("bob"));
     }
 }

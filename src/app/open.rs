@@ -121,8 +121,13 @@ pub async fn open_state_with(
         models.clone(),
         shutdown.clone(),
     );
-    let follower =
-        crate::follow::Follower::new(&config, catalog.clone(), immich.clone(), worker.clone());
+    let follower = crate::follow::Follower::new(
+        &config,
+        catalog.clone(),
+        immich.clone(),
+        auth.clone(),
+        worker.clone(),
+    );
     let access = Arc::new(crate::access::Policy::new(&config, auth.clone())?);
     let sharing = Arc::new(crate::access::sharing::Sharing::new(Duration::from_secs(
         config.sharing_cache_secs.max(1),

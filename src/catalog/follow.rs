@@ -45,17 +45,46 @@ fn reference(a: &Asset) -> ImmichRef {
     }
 }
 
-fn media_for(txn: &WriteTransaction, a: &Asset) -> Result<MediaRow, CatalogError> {
+/// The media item of an asset, made on first sight. `library`: whose
+/// library it was found in; a partner's photo remembers it (`via`), so the
+/// worker reads it with that person's key when its owner has none here.
+fn media_for(txn: &WriteTransaction, a: &Asset, library: &str) -> Result<MediaRow, CatalogError> {
     Ok(match media::store::find_immich(txn, &a.id)? {
         Some(m) => m,
-        None => media::store::insert(txn, referenced_row(&reference(a)), &[])?,
+        None => {
+            let mut row = referenced_row(&reference(a));
+            if row.owner.as_deref() != Some(library) {
+                row.via = Some(library.to_string());
+            }
+            media::store::insert(txn, row, &[])?
+        }
     })
+}
+
+/// Whether another library still followed holds the asset (a partner's
+/// photo in two libraries is made once, and stays while either has it).
+/// A library no longer followed holds nothing: its rows are not kept
+/// current.
+fn held_elsewhere(txn: &WriteTransaction, owner: &str, asset: &str) -> Result<bool, CatalogError> {
+    for o in follow::store::owners(txn)? {
+        if o.owner_id == owner || o.stopped_at.is_some() {
+            continue;
+        }
+        if follow::store::get(txn, &o.owner_id, asset)?
+            .is_some_and(|r| !matches!(r.state, AssetState::Gone { .. }))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One transaction's work on a library's jobs.
 struct Jobs<'a> {
     txn: &'a WriteTransaction,
     ch: &'a mut Changes,
+    /// Whose library.
+    owner: &'a str,
     model: &'a str,
     /// 3D assets made from what a photo was before an edit.
     stale: Vec<AssetRow>,
@@ -71,7 +100,7 @@ impl Jobs<'_> {
         revive: bool,
     ) -> Result<bool, CatalogError> {
         let txn = self.txn;
-        let m = media_for(txn, a)?;
+        let m = media_for(txn, a, self.owner)?;
         row.media_id = Some(m.id);
         if redo {
             // Made from the photo as it was: gone now; the depth map
@@ -105,9 +134,13 @@ impl Jobs<'_> {
         }
     }
 
-    /// A job still waiting for an asset not wanted any more is cancelled.
-    fn cancel(&mut self, media: Option<Uuid>) -> Result<bool, CatalogError> {
+    /// A job still waiting for an asset not wanted any more is cancelled,
+    /// unless another library still wants it.
+    fn cancel(&mut self, asset: &str, media: Option<Uuid>) -> Result<bool, CatalogError> {
         let Some(m) = media else { return Ok(false) };
+        if held_elsewhere(self.txn, self.owner, asset)? {
+            return Ok(false);
+        }
         let Some(job) = queue::store::get_job(self.txn, m, Kind::Depth, self.model)? else {
             return Ok(false);
         };
@@ -139,6 +172,7 @@ impl Catalog {
                 let mut jobs = Jobs {
                     txn,
                     ch,
+                    owner: id,
                     model: &model,
                     stale: Vec::new(),
                 };
@@ -152,7 +186,7 @@ impl Catalog {
                             }
                         }
                         Action::Cancel => {
-                            if jobs.cancel(row.media_id)? {
+                            if jobs.cancel(&a.id, row.media_id)? {
                                 result.cancelled += 1;
                             }
                         }
@@ -167,6 +201,23 @@ impl Catalog {
             .await?;
         self.remove_files(&stale).await;
         Ok(result)
+    }
+
+    /// Libraries no longer followed: marked so, their rows kept (a return
+    /// resumes at the cursor), holding nothing against a deletion.
+    pub async fn follow_stopped(&self, owners: Vec<String>) -> Result<(), CatalogError> {
+        self.commit(Durability::Durable, move |txn, _| {
+            let now = Timestamp::now();
+            for id in &owners {
+                if let Some(mut o) = follow::store::owner(txn, id)? {
+                    o.stopped_at = Some(now);
+                    o.sweep = None;
+                    follow::store::put_owner(txn, &o)?;
+                }
+            }
+            Ok::<_, CatalogError>(())
+        })
+        .await
     }
 
     /// Writes a library's state alone (a sweep starting or ending).
@@ -201,10 +252,11 @@ impl Catalog {
                 let mut jobs = Jobs {
                     txn,
                     ch: &mut *ch,
+                    owner: &owner,
                     model: &model,
                     stale: Vec::new(),
                 };
-                jobs.cancel(row.media_id)?;
+                jobs.cancel(asset, row.media_id)?;
                 follow::store::put(txn, &owner, &row)?;
                 n += 1;
             }
@@ -215,7 +267,9 @@ impl Catalog {
 
     /// Assets gone longer than the grace period: their media items, jobs,
     /// 3D assets and rows go in one transaction, then their files. One
-    /// being processed now waits for the next round.
+    /// being processed now waits for the next round; one another followed
+    /// library still holds keeps its 3D assets (only this library's row
+    /// goes).
     pub async fn follow_remove(
         &self,
         owner: String,
@@ -231,9 +285,11 @@ impl Catalog {
                     };
                     // An imported copy is a file someone asked for: it
                     // stays; what following made refers to Immich.
-                    if let Some(m) =
-                        media::store::find_immich(txn, asset)?.filter(|m| m.is_referenced())
-                    {
+                    let media = match held_elsewhere(txn, &owner, asset)? {
+                        true => None,
+                        false => media::store::find_immich(txn, asset)?,
+                    };
+                    if let Some(m) = media.filter(|m| m.is_referenced()) {
                         match queue::store::remove_for_media(txn, m.id) {
                             Err(QueueError::InvalidTransition { .. }) => continue,
                             other => other?,

@@ -138,7 +138,7 @@ impl Filter {
     }
 
     fn library(&self, f: &crate::follow::Figures) -> bool {
-        self.viewer.user_id().is_none_or(|u| f.owner_id == u)
+        self.viewer.sees_library(&f.owner_id)
     }
 
     async fn item(&mut self, state: &AppState, media: uuid::Uuid) -> bool {

@@ -12,12 +12,18 @@
 //! (`GET /assets/{id}`) until they come back or are gone; once a day a
 //! full sweep finds what was deleted without passing through the trash.
 //!
-//! A library is keyed by its owner's Immich user id. Today there is one:
-//! the service key's (`IMMICH_API_KEY`); [`settings_for`] is the one place
-//! that says what a library's owner wants.
+//! A library is keyed by its owner's Immich user id: the service key's
+//! (`IMMICH_API_KEY`), and each signed-in person's who turned
+//! `followLibrary` on in their settings, read with that person's own key.
+//! [`settings_for`] is the one place that says what a library's owner
+//! wants. A person who signs out of every session (their key is gone)
+//! or turns it off is no longer followed: what was made stays, nothing
+//! new is made, and their rows no longer hold a photo another library
+//! deleted.
 
 pub mod budget;
 pub mod figures;
+mod libraries;
 pub mod plan;
 pub mod routes;
 pub mod service;
@@ -47,6 +53,11 @@ pub struct OwnerState {
     pub last_full_at: Option<Timestamp>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Not followed any more since then (signed out, or turned it off):
+    /// its rows stay (a return resumes at the cursor) but hold nothing
+    /// another library deleted.
+    #[serde(default)]
+    pub stopped_at: Option<Timestamp>,
 }
 
 /// One pass over (part of) a library, page by page; each page is
@@ -145,25 +156,31 @@ pub struct OwnerSettings {
     pub depth_model: String,
 }
 
-/// The one place that says what `owner` wants made. Today the settings
-/// are global and the only library is the service key's, followed while
-/// `IMMICH_SYNC_SECS` is above 0; with per-user settings, this reads the
-/// owner's own (and their choice to be followed).
+/// The one place that says what `owner` wants made: their library is
+/// followed while `sync_on` (`IMMICH_SYNC_SECS` above 0) if it is the
+/// service key's (`service`, the key's user) or they turned
+/// `followLibrary` on; new photos get their own `defaultDepthModel`
+/// (their settings row over the global one). Whether their key is held
+/// (signed in) is the follower's to check.
 pub fn settings_for(
     txn: &impl crate::storage::Reader,
-    _owner: &str,
+    owner: &str,
     sync_on: bool,
+    service: Option<&str>,
 ) -> Result<OwnerSettings, StorageError> {
+    let s = crate::settings::store::settings_of(txn, Some(owner))?.unwrap_or_default();
     Ok(OwnerSettings {
-        follow: sync_on,
-        depth_model: crate::settings::store::default_model(txn)?,
+        follow: sync_on && (service == Some(owner) || s.follow_library),
+        depth_model: s.default_depth_model,
     })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
-    #[error("Following Immich needs IMMICH_URL and IMMICH_API_KEY, and IMMICH_SYNC_SECS above 0")]
+    #[error("Following Immich needs IMMICH_URL (with IMMICH_API_KEY, or people who sign in), and IMMICH_SYNC_SECS above 0")]
     Off,
+    #[error("Your Immich library is not followed: turn followLibrary on in your settings (PUT /api/settings)")]
+    NotFollowed,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -174,7 +191,7 @@ impl crate::storage::Fault for FollowError {
     fn storage(&self) -> Option<&StorageError> {
         match self {
             FollowError::Storage(s) => Some(s),
-            FollowError::Off => None,
+            FollowError::Off | FollowError::NotFollowed => None,
         }
     }
 }

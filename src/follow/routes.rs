@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi};
 
-use super::{figures::Disk, Figures};
+use super::{figures::Disk, Figures, FollowError};
 use crate::{
-    auth::{Authed, Operator},
+    access::sharing::{library_scope, sees_library},
+    auth::Authed,
     http::{
         codes::ErrorCode as E,
         error::ApiError,
@@ -23,14 +24,18 @@ pub struct LibraryApi {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct LibraryStatus {
-    /// Whether the Immich library is followed (`IMMICH_URL`,
-    /// `IMMICH_API_KEY` set and `IMMICH_SYNC_SECS` above 0).
+    /// Whether Immich libraries are followed (`IMMICH_URL` set, and
+    /// `IMMICH_SYNC_SECS` above 0): the service key's (`IMMICH_API_KEY`)
+    /// and those of people who turned `followLibrary` on.
     pub following: bool,
     /// `IMMICH_SYNC_SECS`.
     pub interval_secs: u64,
-    /// Each followed library (one: the service key's).
+    /// The followed libraries the caller may see: a signed-in person their
+    /// own (empty until they turn `followLibrary` on); the operator's
+    /// token every one.
     pub libraries: Vec<Figures>,
-    /// Why the library cannot be read now (the key, Immich unreachable).
+    /// Why the service key's library cannot be read now (the key, Immich
+    /// unreachable); each library's own failure is its `lastError`.
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
     /// Disk used by 3D assets.
@@ -49,19 +54,18 @@ enum SyncStarted {
 }
 
 impl LibraryApi {
-    /// The figures `caller` may see: every library for an operator who is
-    /// not an Immich user, else their own.
+    /// The figures `caller` may see (`access::sharing::sees_library`).
     async fn status(&self, caller: &crate::auth::Caller) -> LibraryStatus {
         let f = &self.state.follower;
         let worker = self.state.worker.status().await;
-        let mine = caller.user_id();
+        let user = caller.user_id();
         LibraryStatus {
             following: f.on(),
             interval_secs: f.interval().as_secs(),
             libraries: f
                 .figures()
                 .into_iter()
-                .filter(|l| mine.is_none_or(|u| l.owner_id == u))
+                .filter(|l| sees_library(user, &l.owner_id))
                 .collect(),
             error: f.error(),
             disk: f.disk(),
@@ -86,20 +90,35 @@ impl LibraryApi {
     /// Read the Immich library now
     ///
     /// Starts a round at once instead of at the next `IMMICH_SYNC_SECS`
-    /// (a round under way finishes first); answers at once.
+    /// (a round under way finishes first); answers at once. A signed-in
+    /// person's own library (409 `following-off` until they turn
+    /// `followLibrary` on); an operator's, every followed library.
+    /// `full=true` reads everything, so photos deleted in Immich without
+    /// passing through the trash are noticed now rather than within a day.
     #[oai(path = "/sync", method = "post", operation_id = "syncLibrary")]
-    async fn sync(&self, op: Operator) -> Result<SyncStarted, ApiError> {
-        self.state.follower.sync_now()?;
-        Ok(SyncStarted::Accepted(Json(self.status(&op.0).await)))
+    async fn sync(&self, auth: Authed, full: Query<Option<bool>>) -> Result<SyncStarted, ApiError> {
+        let follower = &self.state.follower;
+        let full = full.0.unwrap_or(false);
+        match library_scope(&auth.0) {
+            Some(owner) => {
+                if !follower.follows(owner).await? {
+                    let off = if follower.on() {
+                        FollowError::NotFollowed
+                    } else {
+                        FollowError::Off
+                    };
+                    return Err(off.into());
+                }
+                follower.sync_now(Some(owner), full)?;
+            }
+            None => follower.sync_now(None, full)?,
+        }
+        Ok(SyncStarted::Accepted(Json(self.status(&auth.0).await)))
     }
 }
 
 /// What each operation answers besides the errors every one can (`http::spec`).
 pub const ERRORS: &[OpErrors] = &[
     op("getLibrary", Storage::None, &[]),
-    op(
-        "syncLibrary",
-        Storage::None,
-        &[E::OperatorOnly, E::FollowingOff],
-    ),
+    op("syncLibrary", Storage::Reads, &[E::FollowingOff]),
 ];

@@ -1,5 +1,7 @@
-//! The follower's two tasks: reading the library every
-//! `IMMICH_SYNC_SECS` (or at once when asked), and keeping its figures,
+//! The follower's two tasks: reading each followed library every
+//! `IMMICH_SYNC_SECS` (or at once when asked), one after the other, a
+//! failure recorded in that library's figures and never stopping the
+//! others; and keeping their figures,
 //! the disk the 3D assets use and the disk budget current (at most once
 //! a second, after whatever changed them).
 
@@ -18,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use super::{
     budget,
     figures::{self, Disk},
+    libraries::{self, Requests},
     settings_for, store,
     sync::Round,
     Figures, FollowError,
 };
 use crate::{
-    catalog::Catalog, config::Config, events::Event, immich::ImmichClient, media,
+    auth::Auth, catalog::Catalog, config::Config, events::Event, immich::ImmichClient, media,
     timestamp::Timestamp, worker::Worker,
 };
 
@@ -36,14 +39,22 @@ const REFRESH: Duration = Duration::from_secs(30);
 struct Latest {
     figures: Vec<Figures>,
     disk: Disk,
-    syncing: bool,
-    /// Why the library cannot be read (the key, Immich unreachable).
+    /// The library being read now.
+    syncing: Option<String>,
+    /// Why the service key's library cannot be read (the key, Immich
+    /// unreachable); each library's own failure is in its figures.
     error: Option<String>,
+    /// The service key's user, once its key answered.
+    service: Option<String>,
+    /// Libraries to read now.
+    requests: Requests,
 }
 
 pub struct Follower {
     catalog: Catalog,
     client: Option<ImmichClient>,
+    /// The keys held for signed-in people (their libraries).
+    auth: Arc<Auth>,
     worker: Worker,
     interval: Duration,
     grace: Duration,
@@ -58,12 +69,14 @@ impl Follower {
         config: &Config,
         catalog: Catalog,
         client: Option<ImmichClient>,
+        auth: Arc<Auth>,
         worker: Worker,
     ) -> Arc<Self> {
         let bg = &config.background;
         Arc::new(Follower {
             catalog,
             client,
+            auth,
             worker,
             interval: Duration::from_secs(bg.immich_sync_secs),
             grace: Duration::from_secs(bg.immich_delete_grace_secs),
@@ -78,9 +91,10 @@ impl Follower {
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the library is followed (Immich configured, interval above 0).
+    /// Whether libraries are followed: Immich configured (the service
+    /// key, or people signing in with their accounts), interval above 0.
     pub fn on(&self) -> bool {
-        self.client.is_some() && !self.interval.is_zero()
+        (self.client.is_some() || self.auth.immich_sign_in()) && !self.interval.is_zero()
     }
 
     pub fn interval(&self) -> Duration {
@@ -101,13 +115,35 @@ impl Follower {
         self.latest().error.clone()
     }
 
-    /// Reads the library now rather than at the next interval.
-    pub fn sync_now(&self) -> Result<(), FollowError> {
+    /// Reads a library now (`owner`; `None`: every one) rather than at
+    /// the next interval; `full`: everything, so deletions are noticed now
+    /// rather than within a day.
+    pub fn sync_now(&self, owner: Option<&str>, full: bool) -> Result<(), FollowError> {
         if !self.on() {
             return Err(FollowError::Off);
         }
+        self.latest().requests.add(owner, full);
         self.sync_now.notify_one();
         Ok(())
+    }
+
+    /// Whether `owner`'s library is followed: the service key's, or that
+    /// of a signed-in person who turned `followLibrary` on.
+    pub async fn follows(&self, owner: &str) -> Result<bool, FollowError> {
+        if !self.on() {
+            return Ok(false);
+        }
+        let service = self.latest().service.clone();
+        if service.as_deref() != Some(owner) && self.auth.user(owner).is_none() {
+            return Ok(false);
+        }
+        let id = owner.to_string();
+        Ok(self
+            .catalog
+            .store()
+            .read(move |txn| settings_for(txn, &id, true, service.as_deref()))
+            .await?
+            .follow)
     }
 
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
@@ -124,52 +160,82 @@ impl Follower {
     }
 
     async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        let client = self.client.clone().expect("on() checked it");
+        // Every library at start-up, then every interval; in between,
+        // those asked for.
+        let mut due = tokio::time::Instant::now();
         loop {
-            let me = match client.me().await {
-                Ok(me) => Some(me),
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {
+                    self.latest().requests.all = true;
+                    due = tokio::time::Instant::now() + self.interval;
+                }
+                _ = self.sync_now.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+            let asked = std::mem::take(&mut self.latest().requests);
+            let found = match libraries::find(
+                self.catalog.store(),
+                &self.auth,
+                self.client.as_ref(),
+                true,
+            )
+            .await
+            {
+                Ok(f) => f,
                 Err(e) => {
-                    let why = format!(
-                        "cannot tell whose library the key reads (GET /users/me; the key needs the user.read permission): {e}"
-                    );
-                    tracing::warn!("following Immich waits: {why}");
-                    self.latest().error = Some(why);
-                    None
+                    tracing::warn!(error = %e, "following Immich: who is followed could not be read");
+                    continue;
                 }
             };
-            if let Some(me) = me {
-                {
-                    let mut l = self.latest();
-                    l.syncing = true;
-                    l.error = None;
+            if let Some(why) = &found.error {
+                tracing::warn!("following Immich waits: {why}");
+            }
+            {
+                let mut l = self.latest();
+                l.error = found.error.clone();
+                if found.service.is_some() {
+                    l.service = found.service.clone();
                 }
+            }
+            match libraries::stopped(self.catalog.store(), &found).await {
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::info!(
+                        libraries = ids.len(),
+                        "following Immich: no longer followed (signed out, or turned off); what was made stays"
+                    );
+                    if let Err(e) = self.catalog.follow_stopped(ids).await {
+                        tracing::warn!(error = %e, "following Immich: the end of following not stored");
+                    }
+                    // Their figures are no longer shown.
+                    self.changed.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "following Immich: libraries not read"),
+            }
+            for lib in found.libraries.iter().filter(|l| asked.wants(&l.owner_id)) {
+                self.latest().syncing = Some(lib.owner_id.clone());
                 self.changed.notify_one();
                 let round = Round {
                     catalog: &self.catalog,
-                    client: &client,
-                    owner_id: &me.id,
-                    owner_name: &me.name,
+                    client: &lib.client,
+                    owner_id: &lib.owner_id,
+                    owner_name: &lib.owner_name,
                     sync_on: true,
+                    service: found.service.as_deref(),
                     grace: self.grace,
-                    full: false,
+                    full: asked.full,
                 };
                 let r = tokio::select! {
                     r = round.run() => r,
                     _ = stop.cancelled() => return,
                 };
+                // Kept in the library's own figures (`lastError`); the
+                // next library is read all the same.
                 if let Err(e) = &r {
-                    tracing::warn!(error = %e, "following Immich: the round stopped; the next one resumes it");
+                    tracing::warn!(owner = %lib.owner_id, error = %e, "following Immich: the round stopped; the next one resumes it");
                 }
-                let mut l = self.latest();
-                l.syncing = false;
-                l.error = r.err();
-                drop(l);
+                self.latest().syncing = None;
                 self.changed.notify_one();
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = self.sync_now.notified() => {}
-                _ = stop.cancelled() => return,
             }
         }
     }
@@ -213,14 +279,15 @@ impl Follower {
     async fn refresh(&self) -> Result<(), crate::catalog::CatalogError> {
         let budget = self.budget;
         let sync_on = self.on();
+        let service = self.latest().service.clone();
         let (mut figures, disk, rows) = self
             .catalog
             .store()
             .read(move |txn| {
                 let mut out = Vec::new();
                 for o in store::owners(txn)? {
-                    let s = settings_for(txn, &o.owner_id, sync_on)?;
-                    if s.follow {
+                    let s = settings_for(txn, &o.owner_id, sync_on, service.as_deref())?;
+                    if s.follow && o.stopped_at.is_none() {
                         out.push(figures::library(txn, &o, &s.depth_model)?);
                     }
                 }
@@ -241,9 +308,9 @@ impl Follower {
             })
             .await?;
         let rate = self.worker.rate();
-        let syncing = self.latest().syncing;
+        let syncing = self.latest().syncing.clone();
         for f in &mut figures {
-            f.syncing |= syncing;
+            f.syncing |= syncing.as_deref() == Some(f.owner_id.as_str());
             f.eta_seconds = match rate {
                 Some(r) if f.left > 0 && r > 0.0 => Some((f.left as f64 / r).ceil() as u64),
                 _ => None,

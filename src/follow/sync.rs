@@ -32,6 +32,8 @@ pub(super) struct Round<'a> {
     pub owner_id: &'a str,
     pub owner_name: &'a str,
     pub sync_on: bool,
+    /// The service key's user (followed whatever their settings say).
+    pub service: Option<&'a str>,
     pub grace: Duration,
     /// Read everything, whatever the cursor says.
     pub full: bool,
@@ -51,12 +53,16 @@ fn store_err(e: impl std::fmt::Display) -> Failed {
 impl Round<'_> {
     async fn owner(&self) -> Result<(OwnerState, String), Failed> {
         let (id, name, sync_on) = (self.owner_id.to_string(), self.owner_name, self.sync_on);
+        let service = self.service.map(str::to_string);
         let (owner, settings) = self
             .catalog
             .store()
             .read(move |txn| {
                 let o = store::owner(txn, &id)?;
-                Ok::<_, crate::storage::StorageError>((o, settings_for(txn, &id, sync_on)?))
+                Ok::<_, crate::storage::StorageError>((
+                    o,
+                    settings_for(txn, &id, sync_on, service.as_deref())?,
+                ))
             })
             .await
             .map_err(store_err)?;
@@ -65,6 +71,8 @@ impl Round<'_> {
             ..Default::default()
         });
         owner.name = name.to_string();
+        // Followed again (signed in again, turned it back on).
+        owner.stopped_at = None;
         Ok((owner, settings.depth_model))
     }
 

@@ -352,7 +352,7 @@ impl From<crate::follow::FollowError> for ApiError {
         let message = e.to_string();
         let code = match e {
             FollowError::Storage(s) => return s.into(),
-            FollowError::Off => ErrorCode::FollowingOff,
+            FollowError::Off | FollowError::NotFollowed => ErrorCode::FollowingOff,
         };
         ApiError::new(code, message)
     }

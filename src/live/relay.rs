@@ -194,7 +194,7 @@ pub async fn queue_update(state: &AppState, viewer: &Viewer) -> Result<QueueUpda
             .follower
             .figures()
             .into_iter()
-            .find(|f| viewer.user_id().is_none_or(|u| f.owner_id == u)),
+            .find(|f| viewer.sees_library(&f.owner_id)),
         background_paused_reason: state.worker.status().await.background_paused_reason,
     })
 }

@@ -27,6 +27,13 @@ pub struct Settings {
     /// The app generates a 3D view as soon as a photo is opened.
     pub auto_generate_on_enter: bool,
     pub disable_auto_quality: bool,
+    /// Follow my Immich library: each new photo gets its depth map of
+    /// `defaultDepthModel` in the background, before the app asks (a
+    /// signed-in person's own choice; the global row's value is the
+    /// default for those who have not made theirs). The service key's
+    /// library is followed whatever it says.
+    #[serde(default)]
+    pub follow_library: bool,
     pub updated_at: Timestamp,
 }
 
@@ -36,6 +43,7 @@ impl Default for Settings {
             default_depth_model: "small".into(),
             auto_generate_on_enter: false,
             disable_auto_quality: false,
+            follow_library: false,
             updated_at: Timestamp::now(),
         }
     }
@@ -138,7 +146,7 @@ pub fn order(key: &str) -> usize {
 /// failure is shared behind an `Arc`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SettingsError {
-    #[error("No settings provided to update: send defaultDepthModel, autoGenerateOnEnter or disableAutoQuality")]
+    #[error("No settings provided to update: send defaultDepthModel, autoGenerateOnEnter, disableAutoQuality or followLibrary")]
     NoSettings,
     /// The model, and the catalogue's depth models (the only ones a
     /// default for bulk depth maps can name).

@@ -24,7 +24,7 @@ pub struct SettingsApi {
     pub state: Arc<AppState>,
 }
 
-/// `PUT /api/settings`: any of the three keys (the app sends one at a time).
+/// `PUT /api/settings`: any of the keys (the app sends one at a time).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct SettingsPatch {
@@ -33,6 +33,9 @@ pub struct SettingsPatch {
     pub default_depth_model: Option<Text>,
     pub auto_generate_on_enter: Option<bool>,
     pub disable_auto_quality: Option<bool>,
+    /// Make each new photo of my Immich library in 3D in the background
+    /// (while `IMMICH_SYNC_SECS` is above 0).
+    pub follow_library: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -178,7 +181,7 @@ impl SettingsApi {
         Ok(Json(s))
     }
 
-    /// Change settings: any of the three keys; a model that is not a depth model is a 400
+    /// Change settings: any of the keys; a model that is not a depth model is a 400
     ///
     /// A signed-in person changes their own (starting from the global
     /// ones); the operator's token changes the global ones, which everyone
@@ -192,11 +195,20 @@ impl SettingsApi {
         let user = auth.0.user_id().map(str::to_string);
         let p = body.0;
         let model = p.default_depth_model.map(|t| t.0);
-        if model.is_none() && p.auto_generate_on_enter.is_none() && p.disable_auto_quality.is_none()
+        if model.is_none()
+            && p.auto_generate_on_enter.is_none()
+            && p.disable_auto_quality.is_none()
+            && p.follow_library.is_none()
         {
             return Err(SettingsError::NoSettings.into());
         }
-        let (auto, quality) = (p.auto_generate_on_enter, p.disable_auto_quality);
+        let (auto, quality, follow) = (
+            p.auto_generate_on_enter,
+            p.disable_auto_quality,
+            p.follow_library,
+        );
+        let who = user.clone();
+        let model_given = model.is_some();
         let saved = self
             .state
             .catalog
@@ -215,11 +227,19 @@ impl SettingsApi {
                 if let Some(q) = quality {
                     s.disable_auto_quality = q;
                 }
+                if let Some(f) = follow {
+                    s.follow_library = f;
+                }
                 s.updated_at = Timestamp::now();
                 store::put_settings_of(txn, user.as_deref(), &s)?;
                 Ok(s)
             })
             .await?;
+        // Turned on (or the model changed): the person's library is read
+        // now, not at the next interval (following off: nothing to do).
+        if saved.follow_library && (follow == Some(true) || model_given) {
+            let _ = self.state.follower.sync_now(who.as_deref(), false);
+        }
         Ok(Json(SettingsSaved {
             success: true,
             settings: saved,

@@ -450,6 +450,29 @@ test('each person hears only of their own photos, and of a partner\'s once they 
   }
 });
 
+test("queue:update's library reaches only its owner: Alice, who follows hers, sees it; Bob sees none", async () => {
+  const s = await startServer(env({ IMMICH_SYNC_SECS: '1', SHARING_CACHE_SECS: '1' }));
+  try {
+    await sync(s.url);
+    const aliceCookie = await alice(s.url);
+    const r = await fetch(`${s.url}/api/settings`, { method: 'PUT', headers: { Cookie: aliceCookie, 'content-type': 'application/json' }, body: JSON.stringify({ followLibrary: true }) });
+    assert.equal(r.status, 200);
+    const a = as(s.url, aliceCookie);
+    const b = as(s.url, await bob(s.url));
+    const op = connect(s.url);
+    const hers = await a.next('queue:update', (u) => u.library && u.library.ready >= 1, 30000);
+    assert.equal(hers.library.ownerName, 'Alice');
+    // The operator sees a library too (the service key's); Bob, none.
+    await op.next('queue:update', (u) => !!u.library, 30000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const his = b.seen.filter((e) => e.name === 'queue:update');
+    assert.ok(his.length > 0, 'Bob gets queue:update');
+    assert.deepEqual(his.filter((e) => e.data.library), [], 'Bob was shown a library');
+    assert.ok(a.seen.filter((e) => e.name === 'queue:update' && e.data.library).every((e) => e.data.library.ownerName === 'Alice'));
+    a.socket.close(); b.socket.close(); op.socket.close();
+  } finally { s.stop(); }
+});
+
 test("a person's sign-out closes the sockets of that sign-in within a second; their other device and other people stay", async () => {
   const s = await startServer(env());
   try {

@@ -25,7 +25,7 @@ function duration(secs) {
   return `${Math.round(secs / 86400)} days`;
 }
 
-function figures(lib) {
+function figures(lib, several) {
   const pct = lib.photos ? Math.floor((lib.ready * 100) / lib.photos) : 100;
   const left = [];
   if (lib.left) {
@@ -40,6 +40,8 @@ function figures(lib) {
     h('ul.plain', {}, ...g.examples.map((e) => h('li', {},
       h('code', {}, e.fileName || e.assetId), e.error ? h('span.err', {}, ` — ${e.error}`) : null)))));
   return h('div.library', { dataset: { owner: lib.ownerId } },
+    // Several people's libraries (the operator sees each): say whose.
+    several ? h('h3.owner', {}, `${lib.ownerName || lib.ownerId}'s library`) : null,
     h('p.ready', {}, h('strong', {}, `Ready for 3D: ${n(lib.ready)} of ${n(lib.photos)} photos`), ` (model ${lib.model})`),
     h('progress', { max: 100, value: pct, 'aria-label': 'Photos ready for 3D' }),
     h('p.muted.left', {}, `${left.join(' · ')}.`),
@@ -75,9 +77,11 @@ function render(s) {
   const parts = [];
   if (!s.following) {
     parts.push(h('p', {}, 'Following is off: new photos in Immich are made in 3D only when the app asks. Set IMMICH_URL, IMMICH_API_KEY and IMMICH_SYNC_SECS (above 0) to have every new photo ready before the headset goes on.'));
+  } else if (!s.libraries.length) {
+    parts.push(h('p', {}, 'No library of yours is followed: turn on "Follow my library" (followLibrary in your settings) to have your new photos made in 3D before the headset goes on.'));
   }
   if (s.error) parts.push(h('p.error-text', {}, s.error));
-  for (const lib of s.libraries) parts.push(figures(lib));
+  for (const lib of s.libraries) parts.push(figures(lib, s.libraries.length > 1));
   parts.push(h('p.muted.background', {}, s.backgroundPausedReason
     ? `Background work waits: ${s.backgroundPausedReason}. The app's own requests are served.`
     : 'Background work runs; the app\'s own requests always go first.'));
