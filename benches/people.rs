@@ -50,20 +50,7 @@ impl As {
 }
 
 async fn sign_in(s: &TestServer, body: Value) -> String {
-    let r = anonymous()
-        .post(s.at("/api/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    common::sign_in_with(&s.url, body).await
 }
 
 async fn generate(c: &reqwest::Client, s: &TestServer, who: &As, id: &str) -> reqwest::Response {

@@ -203,20 +203,7 @@ async fn ask(s: &TestServer, who: &Who, op: &str, path: &str) -> Answer {
 }
 
 async fn sign_in(s: &TestServer, email: &str, password: &str) -> String {
-    let r = anonymous()
-        .post(s.at("/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    common::sign_in_with(&s.url, json!({"email": email, "password": password})).await
 }
 
 /// Every operation of the served spec, as `METHOD /path/{param}`.

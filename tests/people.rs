@@ -97,15 +97,7 @@ async fn login(s: &TestServer, body: Value) -> reqwest::Response {
 }
 
 async fn sign_in(s: &TestServer, email: &str, password: &str) -> Person {
-    let r = login(s, json!({"email": email, "password": password})).await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::sign_in_with(&s.url, json!({"email": email, "password": password})).await;
     Person {
         base: s.url.clone(),
         cookie,

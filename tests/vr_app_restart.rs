@@ -140,13 +140,7 @@ async fn browser_sessions_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::cookie_of(&r);
     let with_cookie = |b: &Binary| {
         common::anonymous()
             .get(b.at("/api/settings"))

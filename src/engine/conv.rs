@@ -169,16 +169,7 @@ mod tests {
                 .broadcast_add(&bias.reshape((1, cout, 1, 1)).unwrap())
                 .unwrap();
             assert_eq!(ours.dims(), want.dims());
-            let err: f32 = (ours - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let err = super::super::ops::max_abs_diff(&ours, &want);
             assert!(err < 1e-4, "{cin}->{cout} k{k} p{p} s{s}: {err}");
         }
     }

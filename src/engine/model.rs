@@ -562,16 +562,7 @@ mod tests {
             .reshape((1, n, d))
             .unwrap();
         let want = layer.proj.forward(&o).unwrap();
-        let err: f32 = (ours - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let err = ops::max_abs_diff(&ours, &want);
         assert!(err < 1e-5, "{err}");
     }
 }

@@ -132,6 +132,15 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&Softmax)
 }
 
+/// The largest absolute difference of two tensors of one shape (the unit
+/// tests' measure against candle's own operations).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar())
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,18 +173,7 @@ mod tests {
             .unwrap()
             .reshape((3, 1000))
             .unwrap();
-        let diff = |a: Tensor, b: Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
+        let diff = |a: Tensor, b: Tensor| max_abs_diff(&a, &b);
         let s = diff(
             softmax_last_dim(&x).unwrap(),
             candle_nn::ops::softmax_last_dim(&x).unwrap(),

@@ -118,6 +118,31 @@ pub fn anonymous() -> reqwest::Client {
     immichvr::tls::client_builder().build().unwrap()
 }
 
+/// Signs in at `url` as a browser would (`POST /api/auth/login` with
+/// `body`, no other credentials) and returns the session cookie it set,
+/// as `name=value` for a `Cookie` header.
+pub async fn sign_in_with(url: &str, body: serde_json::Value) -> String {
+    let r = anonymous()
+        .post(format!("{url}/api/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "sign-in with {body}");
+    cookie_of(&r)
+}
+
+/// The `name=value` of the cookie an answer sets.
+pub fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// A real PNG of the given size.
 pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
