@@ -56,10 +56,10 @@ for bin in "$GLIBC" "$STATIC"; do
     out=$(MODEL_DIR=$MODELS BUILTIN_THREADS=$threads DATA_DIR=$WORK/data /usr/bin/time -f 'maxrss_kib=%M' \
       "$bin" models depth "$PHOTO" --runs $((RUNS + 1)) --json 2>"$WORK/time.txt")
     rss=$(sed -n 's/^maxrss_kib=//p' "$WORK/time.txt")
-    photo=$(echo "$out" | tail -n +2 | python3 -c 'import sys,json; [print(json.loads(l)["photo_s"]) for l in sys.stdin]' | median)
-    model=$(echo "$out" | tail -n +2 | python3 -c 'import sys,json; [print(json.loads(l)["model_s"]) for l in sys.stdin]' | median)
+    photo=$(echo "$out" | grep "^{" | tail -n +2 | python3 -c 'import sys,json; [print(json.loads(l)["photo_s"]) for l in sys.stdin]' | median)
+    model=$(echo "$out" | grep "^{" | tail -n +2 | python3 -c 'import sys,json; [print(json.loads(l)["model_s"]) for l in sys.stdin]' | median)
     echo "immichvr $(basename "$(dirname "$(dirname "$bin")")") threads=$threads photo_s=$photo model_s=$model peak_rss_mib=$((rss / 1024))"
-    echo "$out" | tail -1
+    echo "$out" | grep "^{" | tail -1
   done
 done
 echo "## PyTorch (same weights, same photo, the AI service's path)"
