@@ -12,13 +12,7 @@
 
 mod common;
 
-use common::{
-    ai_standin::{AiStandin, Mode},
-    anonymous,
-    immich_standin::{library, owned_photos, ImmichStandin, KEY},
-    immich_users::{ALICE, BOB},
-    jpeg, Api, TestServer, TOKEN,
-};
+use common::{anonymous, jpeg, Api, TestServer, TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -223,19 +217,7 @@ async fn operations(s: &TestServer) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_each_caller_as_its_class_says() {
-    let ai = AiStandin::start(Mode::Ok).await;
-    let mut assets = library(2);
-    assets.extend(owned_photos(ALICE, "a1", 1));
-    assets.extend(owned_photos(BOB, "b0", 2));
-    let im = ImmichStandin::start(assets).await;
-    let url = im.url();
-    let s = common::start_with_ai(&ai.url(), move |c| {
-        c.immich_url = Some(url);
-        c.immich_api_key = Some(KEY.parse().unwrap());
-        c.sharing_cache_secs = 1;
-    })
-    .await;
-    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
+    let common::Household { ai: _ai, im, s } = common::household((2, 1, 2), |_| {}).await;
 
     let alice = sign_in(&s, "alice@example.org", "alice-password").await;
     let bob = sign_in(&s, "bob@example.org", "bob-password").await;

@@ -11,9 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    ai_standin::{AiStandin, Mode},
     anonymous,
-    immich_standin::{library, owned_photos, ImmichStandin, KEY},
+    immich_standin::{owned_photos, ImmichStandin},
     immich_users::{ADMIN, ALICE, BOB, CAROL},
     Api, TestServer,
 };
@@ -24,28 +23,10 @@ const B1: &str = "b0000000-0000-4000-8000-000000000001";
 const B2: &str = "b0000000-0000-4000-8000-000000000002";
 const PHOTO: &str = "00000000-0000-4000-8000-000000000001";
 
-struct World {
-    _ai: AiStandin,
-    im: ImmichStandin,
-    s: TestServer,
-}
+type World = common::Household;
 
 async fn world(tweak: impl FnOnce(&mut immichvr::Config)) -> World {
-    let ai = AiStandin::start(Mode::Ok).await;
-    let mut assets = library(3);
-    assets.extend(owned_photos(ALICE, "a1", 2));
-    assets.extend(owned_photos(BOB, "b0", 2));
-    let im = ImmichStandin::start(assets).await;
-    let url = im.url();
-    let s = common::start_with_ai(&ai.url(), move |c| {
-        c.immich_url = Some(url);
-        c.immich_api_key = Some(KEY.parse().unwrap());
-        c.sharing_cache_secs = 1;
-        tweak(c);
-    })
-    .await;
-    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
-    World { _ai: ai, im, s }
+    common::household((3, 2, 2), tweak).await
 }
 
 /// A signed-in browser: its cookie on every request, nothing else.
@@ -68,6 +49,13 @@ impl Person {
 
     async fn json(&self, path: &str) -> Value {
         self.get(path).await.json().await.unwrap()
+    }
+
+    async fn delete(&self, path: &str) -> reqwest::Response {
+        self.req(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -282,14 +270,7 @@ async fn each_person_sees_their_own_and_what_is_shared_with_them_nothing_else() 
         .await;
     assert_eq!(r.status(), 404);
     assert_eq!(code(r).await, "file-not-found");
-    let r = alice
-        .req(
-            reqwest::Method::DELETE,
-            &format!("/api/assets/{B1}/files/{fid}"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = alice.delete(&format!("/api/assets/{B1}/files/{fid}")).await;
     assert_eq!(r.status(), 404);
     assert_eq!(
         bob.get(&format!("/api/assets/{B1}/files/{fid}/download"))
@@ -367,14 +348,7 @@ async fn each_person_sees_their_own_and_what_is_shared_with_them_nothing_else() 
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-asset-cache"], "hit");
     // ... but may not delete his files: they are his.
-    let r = alice
-        .req(
-            reqwest::Method::DELETE,
-            &format!("/api/assets/{B1}/files/{fid}"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = alice.delete(&format!("/api/assets/{B1}/files/{fid}")).await;
     assert_eq!(r.status(), 403);
     // The share ends: so does her access.
     w.im.inner.people.unshare(BOB, ALICE);
@@ -722,25 +696,13 @@ async fn sessions_are_listed_and_ended_and_the_last_sign_out_deletes_the_key() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = bob
-        .req(
-            reqwest::Method::DELETE,
-            &format!("/api/auth/sessions/{phone_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = bob.delete(&format!("/api/auth/sessions/{phone_id}")).await;
     assert_eq!(r.status(), 404);
     assert_eq!(code(r).await, "session-not-found");
     // She ends the phone's session from the headset; the key stays.
     let r = headset
-        .req(
-            reqwest::Method::DELETE,
-            &format!("/api/auth/sessions/{phone_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete(&format!("/api/auth/sessions/{phone_id}"))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(phone.get("/api/settings").await.status(), 401);
     assert_eq!(w.im.inner.people.keys_of(ALICE).len(), 1);

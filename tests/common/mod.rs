@@ -272,6 +272,38 @@ pub async fn start_with_ai(ai_urls: &str, tweak: impl FnOnce(&mut Config)) -> Te
     TestServer::start_with(c, Some(tmp)).await
 }
 
+/// A household's server: the Immich stand-in with `admin` photos of the
+/// service key's user (its admin), `alice` of Alice's and `bob` of Bob's
+/// (ids `a1…`, `b0…`), the AI stand-in, Immich's sharing answers kept
+/// 1 s, the model catalogue synced.
+pub struct Household {
+    pub ai: ai_standin::AiStandin,
+    pub im: immich_standin::ImmichStandin,
+    pub s: TestServer,
+}
+
+pub async fn household(
+    (admin, alice, bob): (usize, usize, usize),
+    tweak: impl FnOnce(&mut Config),
+) -> Household {
+    use immich_users::{ALICE, BOB};
+    let ai = ai_standin::AiStandin::start(ai_standin::Mode::Ok).await;
+    let mut assets = immich_standin::library(admin);
+    assets.extend(immich_standin::owned_photos(ALICE, "a1", alice));
+    assets.extend(immich_standin::owned_photos(BOB, "b0", bob));
+    let im = immich_standin::ImmichStandin::start(assets).await;
+    let url = im.url();
+    let s = start_with_ai(&ai.url(), move |c| {
+        c.immich_url = Some(url);
+        c.immich_api_key = Some(immich_standin::KEY.parse().unwrap());
+        c.sharing_cache_secs = 1;
+        tweak(c);
+    })
+    .await;
+    assert_eq!(s.post("/api/settings/models/sync").await.status(), 200);
+    Household { ai, im, s }
+}
+
 /// A server following the library of `im` (a round at start, then only
 /// when asked: the interval is an hour), worker on against `ai`, the
 /// model catalogue read from the AI.
