@@ -102,6 +102,9 @@ test('a person who is not an operator: her name and role, the operator controls 
 
     // Uploading is hers to do.
     await page.tap('#tab-upload');
+    // The view is shown after the tap is handled: wait for it (a loaded
+    // machine took longer than isVisible's single look).
+    await page.locator('#dropzone').waitFor({ state: 'visible', timeout: 5000 });
     assert.equal(await page.locator('#dropzone').isVisible(), true);
     assert.deepEqual(refused, [], 'the page asked for nothing it may not have');
     assert.deepEqual(problems.console, []);
