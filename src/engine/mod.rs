@@ -10,6 +10,8 @@
 //! computed on the async executor.
 
 pub mod arch;
+mod backbone;
+mod clock;
 mod conv;
 pub mod download;
 pub mod files;
