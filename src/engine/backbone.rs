@@ -8,6 +8,7 @@ use candle_nn::{LayerNorm, VarBuilder};
 
 use super::{
     arch::Arch,
+    attention,
     clock::Clock,
     conv::Conv,
     ops::{self, Per},
@@ -21,10 +22,6 @@ pub(super) fn layer_norm(vb: VarBuilder, d: usize, eps: f64) -> Result<LayerNorm
         eps,
     ))
 }
-
-/// Queries whose attention is computed together (a 256 x n block of
-/// scores is 1.8 MB at 518x686).
-const QUERY_BLOCK: usize = 256;
 
 /// A linear layer whose bias is added in place to its product's output.
 struct Dense {
@@ -107,35 +104,7 @@ impl Layer {
 
     /// Attention, through the output projection and layer scale.
     fn attention(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let hd = d / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, n, 3, self.heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let kt = qkv.get(1)?.transpose(2, 3)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        // One head and QUERY_BLOCK queries at a time: the scores of all
-        // heads at once would be heads x n x n floats (80 MB for Small on a
-        // 12 MP photo); a block's stay in the cache, and the softmax
-        // rewrites them in place.
-        let mut out = Vec::with_capacity(self.heads);
-        for h in 0..self.heads {
-            let (q, kt, v) = (q.narrow(1, h, 1)?, kt.narrow(1, h, 1)?, v.narrow(1, h, 1)?);
-            let mut blocks = Vec::with_capacity(n.div_ceil(QUERY_BLOCK));
-            let mut r = 0;
-            while r < n {
-                let len = QUERY_BLOCK.min(n - r);
-                let scores = q.narrow(2, r, len)?.matmul(&kt)?;
-                ops::softmax_in_place(&scores)?;
-                blocks.push(scores.matmul(&v)?);
-                r += len;
-            }
-            out.push(Tensor::cat(&blocks, 2)?);
-        }
-        let o = Tensor::cat(&out, 1)?.transpose(1, 2)?.reshape((b, n, d))?;
+        let o = attention::attention(&self.qkv.forward(x)?, self.heads)?;
         self.proj.forward(&o)
     }
 
@@ -269,7 +238,7 @@ mod tests {
     #[test]
     fn a_layer_is_the_reference_layer() {
         let dev = Device::Cpu;
-        let (n, d, heads) = (QUERY_BLOCK * 2 + 37, 24, 2);
+        let (n, d, heads) = (549, 24, 2);
         let a = Arch {
             hidden: d,
             heads,

@@ -10,6 +10,7 @@
 //! computed on the async executor.
 
 pub mod arch;
+mod attention;
 mod backbone;
 mod clock;
 mod conv;
