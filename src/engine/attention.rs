@@ -135,21 +135,29 @@ impl WithSimd for Scores<'_> {
     fn with_simd<S: Simd>(self, simd: S) {
         let Scores { q, kt, out, hd, np } = self;
         let w = 2 * S::F32_LANES;
-        for r0 in (0..ROWS).step_by(4) {
+        for (r0, out) in (0..ROWS).step_by(4).zip(out.chunks_exact_mut(4 * np)) {
+            let (q0, q1, q2, q3) = (
+                &q[r0 * hd..(r0 + 1) * hd],
+                &q[(r0 + 1) * hd..(r0 + 2) * hd],
+                &q[(r0 + 2) * hd..(r0 + 3) * hd],
+                &q[(r0 + 3) * hd..(r0 + 4) * hd],
+            );
             for j in (0..np).step_by(w) {
                 let mut acc = [simd.splat_f32s(0.0); 8];
-                for c in 0..hd {
-                    let (k, _) = S::as_simd_f32s(&kt[c * np + j..c * np + j + w]);
+                let rows = kt
+                    .chunks_exact(np)
+                    .zip(q0.iter().zip(q1).zip(q2.iter().zip(q3)));
+                for (k, ((&a, &b), (&c, &d))) in rows {
+                    let (k, _) = S::as_simd_f32s(&k[j..j + w]);
                     let (k0, k1) = (k[0], k[1]);
-                    for r in 0..4 {
-                        let x = simd.splat_f32s(q[(r0 + r) * hd + c]);
+                    for (r, x) in [a, b, c, d].into_iter().enumerate() {
+                        let x = simd.splat_f32s(x);
                         acc[2 * r] = simd.mul_add_e_f32s(x, k0, acc[2 * r]);
                         acc[2 * r + 1] = simd.mul_add_e_f32s(x, k1, acc[2 * r + 1]);
                     }
                 }
-                for r in 0..4 {
-                    let at = (r0 + r) * np + j;
-                    let (o, _) = S::as_mut_simd_f32s(&mut out[at..at + w]);
+                for (r, out) in out.chunks_exact_mut(np).enumerate() {
+                    let (o, _) = S::as_mut_simd_f32s(&mut out[j..j + w]);
                     o[0] = acc[2 * r];
                     o[1] = acc[2 * r + 1];
                 }
@@ -183,21 +191,29 @@ impl WithSimd for Weighted<'_> {
             hdp,
         } = self;
         let w = 2 * S::F32_LANES;
-        for r0 in (0..ROWS).step_by(4) {
+        for (p, out) in p.chunks_exact(4 * np).zip(out.chunks_exact_mut(4 * hdp)) {
+            let (p0, p1, p2, p3) = (
+                &p[..n],
+                &p[np..np + n],
+                &p[2 * np..2 * np + n],
+                &p[3 * np..3 * np + n],
+            );
             for c in (0..hdp).step_by(w) {
                 let mut acc = [simd.splat_f32s(0.0); 8];
-                for j in 0..n {
-                    let (v, _) = S::as_simd_f32s(&vs[j * hdp + c..j * hdp + c + w]);
+                let rows = vs
+                    .chunks_exact(hdp)
+                    .zip(p0.iter().zip(p1).zip(p2.iter().zip(p3)));
+                for (v, ((&a, &b), (&e, &f))) in rows {
+                    let (v, _) = S::as_simd_f32s(&v[c..c + w]);
                     let (v0, v1) = (v[0], v[1]);
-                    for r in 0..4 {
-                        let x = simd.splat_f32s(p[(r0 + r) * np + j]);
+                    for (r, x) in [a, b, e, f].into_iter().enumerate() {
+                        let x = simd.splat_f32s(x);
                         acc[2 * r] = simd.mul_add_e_f32s(x, v0, acc[2 * r]);
                         acc[2 * r + 1] = simd.mul_add_e_f32s(x, v1, acc[2 * r + 1]);
                     }
                 }
-                for r in 0..4 {
-                    let at = (r0 + r) * hdp + c;
-                    let (o, _) = S::as_mut_simd_f32s(&mut out[at..at + w]);
+                for (r, out) in out.chunks_exact_mut(hdp).enumerate() {
+                    let (o, _) = S::as_mut_simd_f32s(&mut out[c..c + w]);
                     o[0] = acc[2 * r];
                     o[1] = acc[2 * r + 1];
                 }
