@@ -25,6 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::stats::{env_or, median, pct};
 use common::{
     ai_standin::{AiStandin, Mode},
     bin::{Binary, Launch},
@@ -37,15 +38,6 @@ use serde_json::json;
 const T: Duration = Duration::from_millis(50);
 const IMMICH_MS: u64 = 30;
 const PHOTOS: usize = 1000;
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn photo(k: usize) -> String {
     format!("00000000-0000-4000-8000-f{:011}", k + 1)
@@ -278,10 +270,7 @@ fn bin(var: &str, default: Option<PathBuf>) -> Option<PathBuf> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let runs: usize = env_or("RUNS", 1);
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let cand = bin(
         "CANDIDATE_BIN",

@@ -19,20 +19,12 @@ use std::time::Instant;
 use common::ai_standin::{AiStandin, Mode};
 use common::immich_standin::{library, owned_photos, ImmichStandin, KEY};
 use common::immich_users::{ALICE, BOB};
+use common::stats::{env_or, median, pct};
 use common::{anonymous, client, TestServer};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 const PHOTO: &str = "00000000-0000-4000-8000-000000000001";
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// Who asks: a cookie, or the operator's token (`None`).
 #[derive(Clone)]
@@ -401,14 +393,8 @@ async fn sign_in_time(runs: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let photos: usize = std::env::var("MAP_PHOTOS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let runs: usize = env_or("RUNS", 3);
+    let photos: usize = env_or("MAP_PHOTOS", 10_000);
     println!("| figure | value |\n|---|---|");
     cached_hit(runs).await;
     map_of(photos / 2, runs).await;

@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ai_standin::{AiStandin, Mode};
+use common::stats::{env_or, pct};
 use common::{client, get_text, json, start_with_ai, upload};
 
 const MIB: usize = 1024 * 1024;
@@ -25,11 +26,6 @@ fn photo(i: u32) -> Vec<u8> {
     }
     v.truncate(MIB);
     v
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 /// User + system CPU time of this process (server, stand-in and client).
@@ -74,10 +70,7 @@ async fn wait_completed(url: &str, n: u64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = env_or("RUNS", 3);
     let mut delays_all = Vec::new();
     let mut starts_all = Vec::new();
     let mut rates = Vec::new();

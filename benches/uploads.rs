@@ -24,15 +24,10 @@ use bytes::Bytes;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::stats::env_or;
+
 const MIB: usize = 1024 * 1024;
 const BOUNDARY: &str = "benchBOUNDARY";
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Server {
     child: Child,
@@ -196,8 +191,12 @@ async fn run_once(
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let bin = std::env::var("BIN").unwrap_or_else(|_| "target/release/immichvr".into());
-    let (conns, secs, runs) = (env("CONNS", 8), env("SECS", 10), env("RUNS", 3));
-    let (count, size) = (env("COUNT", u64::MAX), env("SIZE", MIB as u64) as usize);
+    let (conns, secs, runs) = (
+        env_or("CONNS", 8u64),
+        env_or("SECS", 10u64),
+        env_or("RUNS", 3u64),
+    );
+    let (count, size) = (env_or("COUNT", u64::MAX), env_or("SIZE", MIB));
     let external = std::env::var("URL").ok();
     let mut rates = Vec::new();
     for run in 1..=runs {

@@ -11,20 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::ai_standin::{AiStandin, Mode};
 use common::immich_standin::{library, ImmichStandin, KEY};
+use common::stats::{env_or, median, pct};
 use common::{client, TestServer};
 use futures_util::StreamExt;
 use serde_json::json;
 
 const PHOTO: &str = "00000000-0000-4000-8000-000000000001";
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// p50 and p99 in ms of `n` sequential GETs of `url` (answer read whole).
 async fn latency(url: &str, headers: &[(&str, &str)], n: usize) -> (f64, f64) {
@@ -210,14 +202,8 @@ fn ksplat(n: usize, runs: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let photos: usize = std::env::var("MAP_PHOTOS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let runs: usize = env_or("RUNS", 3);
+    let photos: usize = env_or("MAP_PHOTOS", 10_000);
     println!("| figure | value |\n|---|---|");
     cached_hit(runs).await;
     timeline_overhead(runs).await;

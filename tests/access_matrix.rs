@@ -234,16 +234,16 @@ async fn every_route_answers_each_caller_as_its_class_says() {
     assert_eq!(gen(&bob, B1).await.unwrap().status(), 200);
     assert_eq!(gen(&alice, A1).await.unwrap().status(), 200);
     let part = reqwest::multipart::Part::bytes(jpeg(40, 30, 9)).file_name("bob-private.jpg");
-    let up: Value = anonymous()
-        .post(s.at("/api/media/upload"))
-        .header("cookie", &bob)
-        .multipart(reqwest::multipart::Form::new().part("media", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let up = common::json(
+        anonymous()
+            .post(s.at("/api/media/upload"))
+            .header("cookie", &bob)
+            .multipart(reqwest::multipart::Form::new().part("media", part))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let upload = up["mediaItemId"]
         .as_str()
         .expect("Bob's upload")

@@ -93,6 +93,16 @@ impl Person {
     }
 }
 
+/// The owners of the libraries in a `GET /api/library` answer.
+fn owners(answer: &Value) -> Vec<&str> {
+    answer["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ownerId"].as_str().unwrap())
+        .collect()
+}
+
 fn depth(map: &Value, id: &str) -> Value {
     map["map"][id]["depth"].clone()
 }
@@ -224,24 +234,13 @@ async fn a_person_who_turns_following_on_gets_their_photos_made_in_their_model_o
     );
     assert_eq!(bob.json("/api/library").await["libraries"], json!([]));
     let mine = alice.json("/api/library").await;
-    let owners: Vec<&Value> = mine["libraries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["ownerId"])
-        .collect();
-    assert_eq!(owners, [ALICE], "her own only, not the admin's");
+    assert_eq!(owners(&mine), [ALICE], "her own only, not the admin's");
     let all = s.get_json("/api/library").await;
-    let mut owners: Vec<&str> = all["libraries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["ownerId"].as_str().unwrap())
-        .collect();
-    owners.sort();
+    let mut every = owners(&all);
+    every.sort();
     let mut expected = vec![ADMIN, ALICE];
     expected.sort();
-    assert_eq!(owners, expected, "the operator's token sees every library");
+    assert_eq!(every, expected, "the operator's token sees every library");
 
     // The event stream: her library reaches her, no one's reaches Bob.
     let hers = library_events(&alice, 2).await;
@@ -346,14 +345,8 @@ async fn a_partners_photo_followed_by_two_is_made_once_and_kept_while_either_has
     alice
         .wait_library("a round", |l| l["lastSyncAt"] != before)
         .await;
-    let owners = s.get_json("/api/library").await["libraries"].clone();
-    let owners: Vec<&Value> = owners
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["ownerId"])
-        .collect();
-    assert_eq!(owners, [ALICE], "Bob's library is no longer shown");
+    let all = s.get_json("/api/library").await;
+    assert_eq!(owners(&all), [ALICE], "Bob's library is no longer shown");
     let map = s.get_json("/api/assets/map").await;
     assert_eq!(depth(&map, B2), json!(["small"]), "made for him, kept");
     assert!(map["map"]

@@ -530,14 +530,7 @@ async fn closed_by_default_only_health_and_the_sign_in_answer_strangers() {
         );
     }
     // Health says nothing of the library.
-    let h: Value = nr
-        .get(w.s.at("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = common::json(nr.get(w.s.at("/health")).send().await.unwrap()).await;
     let text = h.to_string();
     for secret in [PHOTO, A1, "IMG_", "alice"] {
         assert!(!text.contains(secret), "{text}");

@@ -8,9 +8,9 @@
 //! fresh 1.8 MB tensor per block (musl's allocator maps and zeroes each
 //! anew: 0.9 GB of page faults per photo) and re-packed the keys for every
 //! block. Here a task's scores (16 rows) stay under musl's 128 KiB and in
-//! the cache, the keys and values are laid out once per layer, and the two
-//! products are small register-tiled kernels written with `pulp`'s safe
-//! SIMD (AVX-512, AVX2+FMA or plain, chosen at run time).
+//! the cache, the keys and values are laid out once per layer, and both
+//! products go through one small register-tiled kernel written with
+//! `pulp`'s safe SIMD (AVX-512, AVX2+FMA or plain, chosen at run time).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use pulp::{Simd, WithSimd};
@@ -48,7 +48,7 @@ impl CustomOp1 for Attention {
         };
         let (batch, n, d3) = l.shape().dims3()?;
         let heads = self.heads;
-        if batch != 1 || d3 % (3 * heads.max(1)) != 0 || heads == 0 || n == 0 {
+        if heads == 0 || batch != 1 || n == 0 || d3 % (3 * heads) != 0 {
             candle_core::bail!("attention: {:?} with {heads} heads", l.dims());
         }
         let qkv = &v[a..b];
@@ -88,25 +88,26 @@ impl CustomOp1 for Attention {
                     }
                     let kt = &kt[h * hd * np..(h + 1) * hd * np];
                     let vs = &vs[h * np * hdp..(h + 1) * np * hdp];
-                    arch.dispatch(Scores {
-                        q: &q,
-                        kt,
+                    arch.dispatch(Product {
+                        a: &q,
+                        a_stride: hd,
+                        k: hd,
+                        b: kt,
+                        cols: np,
                         out: &mut scores,
-                        hd,
-                        np,
                     });
                     arch.dispatch(|| {
                         for r in 0..rows {
                             softmax_row(&mut scores[r * np..r * np + n]);
                         }
                     });
-                    arch.dispatch(Weighted {
-                        p: &scores,
-                        vs,
+                    arch.dispatch(Product {
+                        a: &scores,
+                        a_stride: np,
+                        k: n,
+                        b: vs,
+                        cols: hdp,
                         out: &mut o,
-                        n,
-                        np,
-                        hdp,
                     });
                     for r in 0..rows {
                         out[r * d + h * hd..r * d + (h + 1) * hd]
@@ -118,101 +119,56 @@ impl CustomOp1 for Attention {
     }
 }
 
-/// `out[r][j] = q[r] . k[j]` for `ROWS` rows and all `np` keys; four rows
-/// by two vectors of keys per step (eight accumulators).
-struct Scores<'a> {
-    q: &'a [f32],
-    kt: &'a [f32],
+/// `out = a x b` for the rows of `a` (a multiple of 4; row stride `a_stride`, `k`
+/// columns read) and `b` of `k` rows by `cols` columns (`cols` a multiple
+/// of `PAD`; also `out`'s row stride). Both products of attention are
+/// this: the scores (queries by transposed keys) and the weighted sum
+/// (probabilities by values). Four rows by two vectors of columns per
+/// step: eight accumulators.
+struct Product<'a> {
+    a: &'a [f32],
+    a_stride: usize,
+    k: usize,
+    b: &'a [f32],
+    cols: usize,
     out: &'a mut [f32],
-    hd: usize,
-    np: usize,
 }
 
-impl WithSimd for Scores<'_> {
+impl WithSimd for Product<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Scores { q, kt, out, hd, np } = self;
-        let w = 2 * S::F32_LANES;
-        for (r0, out) in (0..ROWS).step_by(4).zip(out.chunks_exact_mut(4 * np)) {
-            let (q0, q1, q2, q3) = (
-                &q[r0 * hd..(r0 + 1) * hd],
-                &q[(r0 + 1) * hd..(r0 + 2) * hd],
-                &q[(r0 + 2) * hd..(r0 + 3) * hd],
-                &q[(r0 + 3) * hd..(r0 + 4) * hd],
-            );
-            for j in (0..np).step_by(w) {
-                let mut acc = [simd.splat_f32s(0.0); 8];
-                let rows = kt
-                    .chunks_exact(np)
-                    .zip(q0.iter().zip(q1).zip(q2.iter().zip(q3)));
-                for (k, ((&a, &b), (&c, &d))) in rows {
-                    let (k, _) = S::as_simd_f32s(&k[j..j + w]);
-                    let (k0, k1) = (k[0], k[1]);
-                    for (r, x) in [a, b, c, d].into_iter().enumerate() {
-                        let x = simd.splat_f32s(x);
-                        acc[2 * r] = simd.mul_add_e_f32s(x, k0, acc[2 * r]);
-                        acc[2 * r + 1] = simd.mul_add_e_f32s(x, k1, acc[2 * r + 1]);
-                    }
-                }
-                for (r, out) in out.chunks_exact_mut(np).enumerate() {
-                    let (o, _) = S::as_mut_simd_f32s(&mut out[j..j + w]);
-                    o[0] = acc[2 * r];
-                    o[1] = acc[2 * r + 1];
-                }
-            }
-        }
-    }
-}
-
-/// `out[r] = sum over j < n of p[r][j] v[j]`, four rows by two vectors of
-/// value columns per step.
-struct Weighted<'a> {
-    p: &'a [f32],
-    vs: &'a [f32],
-    out: &'a mut [f32],
-    n: usize,
-    np: usize,
-    hdp: usize,
-}
-
-impl WithSimd for Weighted<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let Weighted {
-            p,
-            vs,
+        let Product {
+            a,
+            a_stride,
+            k,
+            b,
+            cols,
             out,
-            n,
-            np,
-            hdp,
         } = self;
         let w = 2 * S::F32_LANES;
-        for (p, out) in p.chunks_exact(4 * np).zip(out.chunks_exact_mut(4 * hdp)) {
-            let (p0, p1, p2, p3) = (
-                &p[..n],
-                &p[np..np + n],
-                &p[2 * np..2 * np + n],
-                &p[3 * np..3 * np + n],
-            );
-            for c in (0..hdp).step_by(w) {
+        for (a, out) in a
+            .chunks_exact(4 * a_stride)
+            .zip(out.chunks_exact_mut(4 * cols))
+        {
+            let row = |r: usize| &a[r * a_stride..r * a_stride + k];
+            let (a0, a1, a2, a3) = (row(0), row(1), row(2), row(3));
+            for c in (0..cols).step_by(w) {
                 let mut acc = [simd.splat_f32s(0.0); 8];
-                let rows = vs
-                    .chunks_exact(hdp)
-                    .zip(p0.iter().zip(p1).zip(p2.iter().zip(p3)));
-                for (v, ((&a, &b), (&e, &f))) in rows {
-                    let (v, _) = S::as_simd_f32s(&v[c..c + w]);
+                let terms = b
+                    .chunks_exact(cols)
+                    .zip(a0.iter().zip(a1).zip(a2.iter().zip(a3)));
+                for (b, ((&x0, &x1), (&x2, &x3))) in terms {
+                    let (v, _) = S::as_simd_f32s(&b[c..c + w]);
                     let (v0, v1) = (v[0], v[1]);
-                    for (r, x) in [a, b, e, f].into_iter().enumerate() {
+                    for (r, x) in [x0, x1, x2, x3].into_iter().enumerate() {
                         let x = simd.splat_f32s(x);
                         acc[2 * r] = simd.mul_add_e_f32s(x, v0, acc[2 * r]);
                         acc[2 * r + 1] = simd.mul_add_e_f32s(x, v1, acc[2 * r + 1]);
                     }
                 }
-                for (r, out) in out.chunks_exact_mut(hdp).enumerate() {
+                for (r, out) in out.chunks_exact_mut(cols).enumerate() {
                     let (o, _) = S::as_mut_simd_f32s(&mut out[c..c + w]);
                     o[0] = acc[2 * r];
                     o[1] = acc[2 * r + 1];

@@ -1,4 +1,4 @@
-//! Where a forward pass spends its time.
+//! The forward pass's stage timer.
 
 /// Where a forward pass spends its time, summed per stage, logged at debug
 /// level (`RUST_LOG=immichvr::engine=debug`); free when that is off.

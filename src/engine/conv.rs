@@ -18,8 +18,8 @@ const BAND: usize = 2 << 20;
 pub struct Conv {
     /// `cout x (cin * k * k)`.
     weight: Tensor,
-    /// One value per output channel.
-    bias: Option<Vec<f32>>,
+    /// One value per output channel (zeros for a convolution without).
+    bias: Vec<f32>,
     cin: usize,
     cout: usize,
     k: usize,
@@ -45,9 +45,9 @@ impl Conv {
             .get((cout, cin, k, k), "weight")?
             .reshape((cout, cin * k * k))?;
         let bias = if bias {
-            Some(vb.get(cout, "bias")?.to_dtype(DType::F32)?.to_vec1()?)
+            vb.get(cout, "bias")?.to_dtype(DType::F32)?.to_vec1()?
         } else {
-            None
+            vec![0.0; cout]
         };
         Ok(Conv {
             weight,
@@ -113,11 +113,7 @@ impl Conv {
                 Tensor::cat(&bands, 1)?
             }
         };
-        match &self.bias {
-            Some(bias) => ops::add_bias_in_place(&y, bias, Per::Row, relu_out)?,
-            None if relu_out => ops::add_bias_in_place(&y, &vec![0.0; self.cout], Per::Row, true)?,
-            None => {}
-        }
+        ops::add_bias_in_place(&y, &self.bias, Per::Row, relu_out)?;
         y.reshape((1, self.cout, oh, ow))
     }
 }

@@ -16,6 +16,7 @@ pub mod openapi_check;
 pub mod raw;
 pub mod snapshot;
 pub mod spec_shape;
+pub mod stats;
 
 use std::{io::Cursor, path::PathBuf, time::Duration};
 
