@@ -372,3 +372,22 @@ async fn json_logs_have_one_line_per_request_without_query_strings() {
     let all = lines.iter().map(|l| l.to_string()).collect::<String>();
     assert!(!all.contains("query-secret-42"));
 }
+
+/// The harness tells its binary's port from one another process holds: a
+/// port taken by a parallel test between picking and binding is not
+/// mistaken for the binary answering (the binary is started again).
+#[tokio::test]
+async fn the_test_harness_knows_whose_port_answers() {
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = other.local_addr().unwrap().port();
+    assert!(bin::listens(std::process::id(), taken));
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bin::Launch::new(&tmp.path().join("data")).start().await;
+    assert!(bin::listens(b.pid(), b.port));
+    assert!(
+        !bin::listens(b.pid(), taken),
+        "the other's socket is not its"
+    );
+    assert!(!bin::listens(std::process::id(), b.port));
+    b.terminate().await;
+}

@@ -114,28 +114,63 @@ impl Launch {
 
     /// Starts the binary on a free port and waits until `/health` answers
     /// (any status: a test may start it on a broken data dir on purpose).
-    pub async fn start(self) -> Binary {
-        let port = free_port();
-        // Beside the test, not the data: a test may fill the data's disk.
-        let log =
-            std::env::temp_dir().join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command(port)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("the binary starts");
-        let mut b = Binary {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            data: self.data,
-            log,
-            child: Some(child),
-        };
-        b.wait_answering().await;
-        b
+    /// Starts the binary on a free port and waits until it answers there.
+    /// A port picked as free can be taken by a parallel test before the
+    /// binary binds it (it then exits, and the other test's server would
+    /// answer in its place): that start is retried on another port.
+    pub async fn start(mut self) -> Binary {
+        for _ in 0..5 {
+            let port = free_port();
+            // Beside the test, not the data: a test may fill the data's disk.
+            let log = std::env::temp_dir()
+                .join(format!("immichvr-test-{port}-{}.log", uuid::Uuid::new_v4()));
+            let out = std::fs::File::create(&log).unwrap();
+            let child = self
+                .command(port)
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .expect("the binary starts");
+            let mut b = Binary {
+                url: format!("http://127.0.0.1:{port}"),
+                port,
+                data: std::mem::take(&mut self.data),
+                log,
+                child: Some(child),
+            };
+            if b.wait_answering().await {
+                return b;
+            }
+            self.data = std::mem::take(&mut b.data);
+        }
+        panic!("no free port held for the binary in 5 tries");
     }
+}
+
+/// Whether process `pid` holds a listening TCP socket on `port`
+/// (`/proc/net/tcp*` for the socket, the process's descriptors for its
+/// owner).
+pub fn listens(pid: u32, port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| {
+            t.lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() > 9 && f[1].ends_with(&hex) && f[3] == "0A")
+                        .then(|| format!("socket:[{}]", f[9]))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
 }
 
 impl Binary {
@@ -147,9 +182,10 @@ impl Binary {
         self.child.as_ref().expect("running").id()
     }
 
-    async fn wait_answering(&mut self) {
+    /// True once this process answers on its port (over HTTP or HTTPS,
+    /// self-signed); false if it exited because the port was taken.
+    async fn wait_answering(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        // Any answer will do, over HTTP or HTTPS (self-signed).
         let probe = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(true)
@@ -157,13 +193,18 @@ impl Binary {
             .unwrap();
         let https = self.at("/health").replacen("http:", "https:", 1);
         loop {
-            if probe.get(self.at("/health")).send().await.is_ok()
-                || probe.get(&https).send().await.is_ok()
-            {
-                return;
-            }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("the binary exited with {status}; log:\n{}", self.log_text());
+                let log = self.log_text();
+                if log.contains("Address already in use") {
+                    self.child = None;
+                    return false;
+                }
+                panic!("the binary exited with {status}; log:\n{log}");
+            }
+            let answered = probe.get(self.at("/health")).send().await.is_ok()
+                || probe.get(&https).send().await.is_ok();
+            if answered && listens(self.pid(), self.port) {
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
